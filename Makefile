@@ -1,0 +1,30 @@
+# One entry point for humans and CI. Only python3 is assumed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: demo test test-fault bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hive-actors run examples/research_assistant --scripted --storage .demo-storage
+
+test: $(STAMP)
+	$(PYTEST) -q -p no:cacheprovider
+
+test-fault: $(STAMP)
+	$(PYTEST) -q -p no:cacheprovider -m slow tests/fault
+
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,compare,plot]'
+	$(BIN)/hive-actors bench --out benchmarks/results/latest.json
+
+clean:
+	rm -rf $(VENV) .demo-storage build dist

@@ -1,0 +1,91 @@
+"""ExecutionResult and the versioned session_state that resumes an execution."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import cattrs
+
+from hive_actors.errors import SessionStateError
+from hive_actors.serde import converter
+
+SESSION_STATE_VERSION = 1
+
+
+@attrs.frozen
+class SessionState:
+    """Everything needed to continue an execution. Stored as JSON in checkpoints.
+
+    ``next_nodes`` are the nodes to run next (several after a fan-out); ``resume_after`` names
+    a pause node whose outgoing edges still have to be followed; ``waiting_input`` names a
+    client-facing node that was waiting for the user when the execution paused.
+    """
+
+    session_id: str = ""
+    memory: dict[str, Any] = attrs.field(factory=dict)
+    execution_path: tuple[str, ...] = ()
+    node_visit_counts: dict[str, int] = attrs.field(factory=dict)
+    next_nodes: tuple[str, ...] = ()
+    paused_at: str | None = None
+    resume_after: str | None = None
+    waiting_input: str | None = None
+    # node id (isolated mode) or "_shared" (continuous mode) -> OpenAI-style messages
+    conversations: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    steps_executed: int = 0
+    total_tokens: int = 0
+    total_retries: int = 0
+    version: int = SESSION_STATE_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return converter.unstructure(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SessionState:
+        """Validate and build; raises SessionStateError saying which field is wrong."""
+        if isinstance(data, SessionState):
+            return data
+        if isinstance(data, (str, bytes)):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise SessionStateError(f"session_state is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SessionStateError(
+                f"session_state must be a dict, got {type(data).__name__}"
+            )
+        version = data.get("version", SESSION_STATE_VERSION)
+        if version != SESSION_STATE_VERSION:
+            raise SessionStateError(
+                f"session_state version {version!r} is not supported "
+                f"(this hive_actors reads version {SESSION_STATE_VERSION})"
+            )
+        # Accept Hive's key names too.
+        data = dict(data)
+        if "memory" not in data and "data_buffer" in data:
+            data["memory"] = data.pop("data_buffer")
+        try:
+            return converter.structure(data, cls)
+        except cattrs.ClassValidationError as exc:
+            msgs = "; ".join(cattrs.transform_error(exc, path="session_state"))
+            raise SessionStateError(f"malformed session_state: {msgs}") from None
+
+
+@attrs.frozen
+class ExecutionResult:
+    success: bool
+    output: dict[str, Any] = attrs.field(factory=dict)
+    error: str | None = None
+    paused_at: str | None = None
+    session_state: dict[str, Any] | None = None
+    path: tuple[str, ...] = ()
+    steps_executed: int = 0
+    total_tokens: int = 0
+    total_latency_ms: float = 0.0
+    node_visit_counts: dict[str, int] = attrs.field(factory=dict)
+    total_retries: int = 0
+    execution_quality: str = "clean"  # "clean" | "degraded" | "failed"
+    session_id: str = ""
+    # "completed" | "failed" | "paused" | "cancelled"
+    status: str = "completed"

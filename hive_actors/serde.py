@@ -1,0 +1,30 @@
+"""The one cattrs converter through which every record goes to and from JSON-able data."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.preconf.json import make_converter
+
+T = TypeVar("T")
+
+converter: cattrs.Converter = make_converter(forbid_extra_keys=True)
+converter.register_unstructure_hook(_dt.datetime, lambda d: d.isoformat())
+converter.register_structure_hook(_dt.datetime, lambda v, _: _dt.datetime.fromisoformat(v))
+
+
+def to_data(obj: Any) -> Any:
+    """A record as plain JSON-able data (dicts, lists, str, numbers)."""
+    return converter.unstructure(obj)
+
+
+def from_data(data: Any, cls: type[T]) -> T:
+    """Build a record of type ``cls`` from plain data; raises cattrs' ClassValidationError."""
+    return converter.structure(data, cls)
+
+
+def dumps(obj: Any, **kw: Any) -> str:
+    return json.dumps(to_data(obj), ensure_ascii=False, **kw)
