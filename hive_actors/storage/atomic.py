@@ -1,0 +1,133 @@
+"""Atomic, durable file replacement.
+
+A file written here is, after a crash at any instant, either the old file or the new one,
+never a mix, and once the call returns the new file survives a power cut:
+
+1. write the bytes to a unique temp file in the same directory (``.{name}.{random}.tmp``),
+2. ``fsync`` it,
+3. ``os.replace`` it onto the target,
+4. ``fsync`` the directory so the rename itself is on disk.
+
+Missing parent directories are created, and each one's own parent is synced. On any error the
+temp file is removed and `StorageError` (with ``path`` and ``errno``) is raised.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import trio
+
+from hive_actors.errors import StorageError
+from hive_actors.storage.fs import REAL_FS, FileSystem
+
+TEMP_SUFFIX = ".tmp"
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def temp_path_for(path: Path) -> Path:
+    """A fresh temp name next to ``path``; readers skip it (see `is_temp_name`)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for names of temp files left by an interrupted write (dot files, ``*.tmp``)."""
+    return name.startswith(".") or name.endswith(TEMP_SUFFIX)
+
+
+def storage_error(action: str, path: Path, exc: OSError) -> StorageError:
+    """A `StorageError` saying what failed where; carries ``path`` and ``errno``."""
+    reason = exc.strerror or str(exc)
+    err = StorageError(f"{path}: could not {action}: {reason} (errno {exc.errno})")
+    err.path = str(path)  # type: ignore[attr-defined]
+    err.errno = exc.errno  # type: ignore[attr-defined]
+    return err
+
+
+def ensure_dir(path: Path, fs: FileSystem = REAL_FS) -> None:
+    """Create ``path`` and missing parents; sync each new directory's parent. Raises OSError."""
+    missing: list[Path] = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            fs.mkdir(d)
+        except FileExistsError:
+            continue  # created by someone else meanwhile; they sync it
+        fs.fsync_dir(d.parent)
+
+
+def write_all(fd: int, data: bytes, fs: FileSystem) -> None:
+    view = memoryview(data)
+    while view:
+        n = fs.write(fd, view)  # type: ignore[arg-type]
+        view = view[n:]
+
+
+def write_temp(path: Path, data: bytes, fs: FileSystem, *, sync: bool) -> Path:
+    """Write ``data`` to a new temp file next to ``path`` (fsync'd if ``sync``); return it.
+
+    On error the temp file is removed and the ``OSError`` propagates.
+    """
+    tmp = temp_path_for(path)
+    fd = fs.open(tmp, _WRITE_FLAGS, 0o644)
+    try:
+        try:
+            write_all(fd, data, fs)
+            if sync:
+                fs.fsync(fd)
+        finally:
+            fs.close(fd)
+    except BaseException:
+        remove_quietly(tmp, fs)
+        raise
+    return tmp
+
+
+def remove_quietly(path: Path, fs: FileSystem = REAL_FS) -> None:
+    try:
+        fs.unlink(path)
+    except OSError:
+        pass
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, fs: FileSystem = REAL_FS) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see the module docstring).
+
+    Blocking; call it from a thread (`write_atomic` does). Raises `StorageError`.
+    """
+    path = Path(path)
+    try:
+        ensure_dir(path.parent, fs)
+    except OSError as exc:
+        raise storage_error("create directory", path.parent, exc) from exc
+    try:
+        tmp = write_temp(path, data, fs, sync=True)
+    except OSError as exc:
+        raise storage_error("write temp file for", path, exc) from exc
+    try:
+        fs.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp, fs)
+        raise storage_error("rename temp file onto", path, exc) from exc
+    try:
+        fs.fsync_dir(path.parent)
+    except OSError as exc:
+        # The new file is in place but its directory entry may not be durable yet.
+        raise storage_error("sync directory of", path, exc) from exc
+
+
+async def write_atomic(path: Path, data: bytes, *, fs: FileSystem = REAL_FS) -> None:
+    """`atomic_write_bytes` in a worker thread, inside a shielded cancel scope.
+
+    Once called, the write always runs to its end, even if the caller is cancelled meanwhile
+    (the cancellation is then delivered at the caller's next checkpoint). Raises `StorageError`.
+    """
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(lambda: atomic_write_bytes(path, data, fs=fs))

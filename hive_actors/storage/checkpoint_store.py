@@ -1,0 +1,211 @@
+"""Numbered, atomically written checkpoints of one session.
+
+Files live in ``{session_dir}/checkpoints/`` and are named ``cp_{seq:06d}_{kind}.json``
+(wider numbers once ``seq`` passes 999999; order is by the parsed number, never by name).
+There is no index file to get out of step: the directory listing *is* the index, and each
+file appears whole or not at all (atomic rename). Temp files of interrupted writes are ignored.
+
+Sequence numbers continue after reopening a folder, and stores of the same folder in one
+process share one counter, so two checkpoints never get the same file. One process owns a
+session at a time (see ``SessionRecord.owner``); two processes writing checkpoints into one
+folder are not supported.
+
+Damaged files: reading one raises `CorruptFileError` naming it. ``latest(skip_damaged=True)``
+and ``load_all(skip_damaged=True)`` instead skip damaged files (falling back to the newest
+intact checkpoint); recovery code uses that and reports what it skipped via `damaged_files()`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from hive_actors.errors import CorruptFileError, SessionStateError
+from hive_actors.graph.result import SessionState
+from hive_actors.serde import converter
+from hive_actors.storage.atomic import is_temp_name, write_atomic
+
+if TYPE_CHECKING:
+    from hive_actors.storage.writer import StorageWriter
+
+CHECKPOINT_SCHEMA_VERSION = 1
+_KIND = re.compile(r"^[a-z][a-z0-9_]*$")
+_FILE = re.compile(r"^cp_(\d{6,})_([a-z][a-z0-9_]*)\.json$")
+
+
+def _aware(_inst: Any, attribute: attrs.Attribute, value: dt.datetime) -> None:  # type: ignore[type-arg]
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{attribute.name} must be timezone-aware, got {value.isoformat()}")
+
+
+def _kind(_inst: Any, _attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+    if not _KIND.match(value):
+        raise ValueError(f"checkpoint kind must match [a-z][a-z0-9_]*, got {value!r}")
+
+
+@attrs.frozen
+class Checkpoint:
+    """One saved point of an execution: everything needed to continue from it.
+
+    ``kind`` is ``node_start``, ``node_complete``, ``pause``, ``final``... ``node_id`` is the
+    node at whose boundary it was taken (None for whole-execution points).
+    """
+
+    seq: int
+    kind: str = attrs.field(validator=_kind)
+    node_id: str | None
+    created_at: dt.datetime = attrs.field(validator=_aware)
+    state: SessionState
+
+
+def checkpoint_file_name(seq: int, kind: str) -> str:
+    return f"cp_{seq:06d}_{kind}.json"
+
+
+def encode_checkpoint(cp: Checkpoint) -> bytes:
+    data = {"schema_version": CHECKPOINT_SCHEMA_VERSION, **converter.unstructure(cp)}
+    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:
+    """Parse one checkpoint file's bytes; raises `CorruptFileError` naming ``path``."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CorruptFileError(str(path), f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CorruptFileError(str(path), "not a JSON object")
+    version = data.pop("schema_version", None)
+    if version != CHECKPOINT_SCHEMA_VERSION:
+        raise CorruptFileError(str(path), f"unsupported schema_version {version!r}")
+    try:
+        state = SessionState.from_dict(data.pop("state"))
+        cp = Checkpoint(
+            seq=int(data.pop("seq")),
+            kind=str(data.pop("kind")),
+            node_id=data.pop("node_id"),
+            created_at=dt.datetime.fromisoformat(data.pop("created_at")),
+            state=state,
+        )
+    except (KeyError, TypeError, ValueError, SessionStateError) as exc:
+        raise CorruptFileError(str(path), f"malformed checkpoint: {exc}") from None
+    if data:
+        raise CorruptFileError(str(path), f"unexpected keys {sorted(data)}")
+    return cp
+
+
+# resolved checkpoints dir -> next sequence number, shared by all stores in this process
+_next_seq: dict[str, int] = {}
+_seq_lock = threading.Lock()
+
+
+class CheckpointStore:
+    """Saves and reads the checkpoints of one session folder.
+
+    With a `StorageWriter` the files go through it (group commit); without one each save is
+    its own `write_atomic`. Either way `save` returns only once the file is durable.
+    """
+
+    def __init__(self, session_dir: Path, writer: StorageWriter | None = None) -> None:
+        self.session_dir = Path(session_dir)
+        self.dir = self.session_dir / "checkpoints"
+        self._writer = writer
+        self._key = str(self.dir.resolve())
+        scanned = max((seq for seq, _ in self._entries()), default=0) + 1
+        with _seq_lock:
+            _next_seq[self._key] = max(_next_seq.get(self._key, 1), scanned)
+
+    def _allocate_seq(self) -> int:
+        with _seq_lock:
+            seq = _next_seq[self._key]
+            _next_seq[self._key] = seq + 1
+            return seq
+
+    def _entries(self) -> list[tuple[int, Path]]:
+        """(seq, path) of every checkpoint file, ascending; temp and foreign files skipped."""
+        try:
+            names = [p.name for p in self.dir.iterdir()]
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            if is_temp_name(name):
+                continue
+            m = _FILE.match(name)
+            if m:
+                found.append((int(m.group(1)), self.dir / name))
+        found.sort()
+        return found
+
+    async def save(self, kind: str, node_id: str | None, state: SessionState) -> Checkpoint:
+        """Write the next checkpoint; return it once it is durable.
+
+        The write cannot be torn by cancellation: once started it finishes under a shield.
+        Raises `StorageError` if the disk refuses it (nothing saved before is touched).
+        """
+        cp = Checkpoint(
+            seq=self._allocate_seq(),
+            kind=kind,
+            node_id=node_id,
+            created_at=dt.datetime.now(dt.timezone.utc),
+            state=state,
+        )
+        path = self.dir / checkpoint_file_name(cp.seq, kind)
+        data = encode_checkpoint(cp)
+        if self._writer is not None:
+            await self._writer.write(path, data)
+        else:
+            await write_atomic(path, data)
+        return cp
+
+    def _read(self, path: Path, seq: int) -> Checkpoint:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CorruptFileError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        cp = decode_checkpoint(path, raw)
+        if cp.seq != seq:
+            raise CorruptFileError(str(path), f"holds seq {cp.seq}, its name says {seq}")
+        return cp
+
+    def latest(self, *, skip_damaged: bool = False) -> Checkpoint | None:
+        """The checkpoint with the highest sequence number, or None if there is none.
+
+        Raises `CorruptFileError` if that file is damaged, unless ``skip_damaged`` (then the
+        newest intact one is returned).
+        """
+        for seq, path in reversed(self._entries()):
+            try:
+                return self._read(path, seq)
+            except CorruptFileError:
+                if not skip_damaged:
+                    raise
+        return None
+
+    def load_all(self, *, skip_damaged: bool = False) -> list[Checkpoint]:
+        """Every checkpoint in sequence order. Raises `CorruptFileError` on a damaged file
+        unless ``skip_damaged``."""
+        out = []
+        for seq, path in self._entries():
+            try:
+                out.append(self._read(path, seq))
+            except CorruptFileError:
+                if not skip_damaged:
+                    raise
+        return out
+
+    def damaged_files(self) -> list[Path]:
+        """Checkpoint files that exist but cannot be read back."""
+        bad = []
+        for seq, path in self._entries():
+            try:
+                self._read(path, seq)
+            except CorruptFileError:
+                bad.append(path)
+        return bad
