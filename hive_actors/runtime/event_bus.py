@@ -1,0 +1,461 @@
+"""EventBus: the actor that fans events out to subscribers without letting them slow publishers.
+
+Every published event gets a bus-wide offset (1, 2, 3, ...) and goes into a bounded history
+(``deque(maxlen=...)``: O(1) trimming). Each subscription owns a bounded buffer. A lossy
+subscription drops its oldest buffered events when full and later receives one
+``EVENTS_DROPPED`` marker (``data={"count": n, "subscription_id": id}``) before its next real
+event; a lossless one makes :meth:`EventBus.publish` wait for room instead. Handler
+subscriptions are drained by their own delivery task, a child of :meth:`EventBus.run`, so a slow,
+blocked or raising handler never holds up publishers or other subscribers, and no delivery task
+outlives the bus. One buffer per subscription, drained in order, means every subscriber sees the
+events of an execution in publish order.
+
+Events made by the bus itself (``EVENTS_DROPPED`` markers, ``HANDLER_FAILED``) have ``seq == 0``:
+they are not part of an execution's numbered sequence.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import collections
+import inspect
+import itertools
+import logging
+import math
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from hive_actors.errors import HiveActorsError, RuntimeStateError
+from hive_actors.runtime.event_subscription import (
+    Subscription,
+    SubscriptionStats,
+    TypeSpec,
+    UnknownEventTypeError,
+    normalize_event_types,
+)
+from hive_actors.runtime.events import AgentEvent, EventSink, EventType
+
+__all__ = [
+    "AgentEvent",
+    "BusEmitter",
+    "BusStats",
+    "EventBus",
+    "EventSink",
+    "EventType",
+    "EventWaitTimeout",
+    "Subscription",
+    "SubscriptionStats",
+    "UnknownEventTypeError",
+    "open_event_bus",
+]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AgentEvent], Any]
+
+# Set inside handler delivery tasks: a publish from a handler never waits for room, so handlers
+# that publish (event triggers re-entering the runtime) cannot deadlock the bus (ref. A9, #8).
+_IN_DELIVERY: contextvars.ContextVar[bool] = contextvars.ContextVar("_IN_DELIVERY", default=False)
+
+# Match-cache bound: number of distinct execution ids kept before the cache is dropped.
+_CACHE_EXECUTIONS = 1024
+# A delivery task yields to the scheduler after this many events delivered back to back.
+_DELIVERY_BATCH = 64
+
+
+class EventWaitTimeout(HiveActorsError, trio.TooSlowError):
+    """:meth:`EventBus.wait_for` saw no matching event in time (also a ``trio.TooSlowError``)."""
+
+
+@attrs.frozen
+class BusStats:
+    published: int
+    dropped: int  # total, including subscriptions since removed
+    handler_errors: int
+    history_size: int
+    next_offset: int
+    subscriptions: dict[str, SubscriptionStats]
+
+
+class EventBus:
+    """Fans events out to subscriptions; run it with ``await nursery.start(bus.run)``.
+
+    ``max_history`` bounds the replayable history; ``default_buffer_size`` is each
+    subscription's buffer unless it asks for another.
+    """
+
+    def __init__(self, max_history: int = 10_000, default_buffer_size: int = 1_000) -> None:
+        if max_history < 0 or default_buffer_size < 1:
+            raise ValueError("EventBus: max_history must be >= 0 and default_buffer_size >= 1")
+        self.default_buffer_size = default_buffer_size
+        self._history: collections.deque[tuple[int, AgentEvent]] = collections.deque(
+            maxlen=max_history
+        )
+        self._next_offset = 1
+        self._published = 0
+        self._dropped_gone = 0  # drops counted by subscriptions already removed
+        self._handler_errors = 0
+        self._ids = itertools.count(1)
+        self._subs: dict[str, Subscription] = {}
+        # Subscriptions indexed by their execution filter (None = any execution).
+        self._by_exec: dict[str | None, list[Subscription]] = {None: []}
+        # execution_id -> {(type, stream_id, node_id): (matching subs, lossless ones among them)}
+        self._cache: dict[str, dict[tuple, tuple[tuple[Subscription, ...], tuple]]] = {}
+        self._emitters: weakref.WeakValueDictionary[tuple[str, str], BusEmitter] = (
+            weakref.WeakValueDictionary()
+        )
+        self._nursery: trio.Nursery | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._started = False
+        self._closed = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[EventBus] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the bus until cancelled (or :meth:`stop`); handler delivery tasks are its children.
+
+        Raises RuntimeStateError when run twice. On exit every subscription is closed:
+        iterators end once drained, waiters raise, publishes only record history.
+        """
+        if self._started:
+            raise RuntimeStateError("EventBus.run() called twice; a bus runs once")
+        self._started = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._cancel_scope = nursery.cancel_scope
+                for sub in self._subs.values():
+                    if sub.handler is not None:
+                        nursery.start_soon(self._deliver, sub)
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self._closed = True
+            self._nursery = None
+            for sub in list(self._subs.values()):
+                self._remove(sub, discard=False)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to end (cancels every delivery task). Idempotent."""
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next published event will get (pass it to ``since=`` to miss none)."""
+        return self._next_offset
+
+    # ---- publishing (hot path) --------------------------------------------------------------
+
+    def publish_nowait(self, event: AgentEvent) -> int:
+        """Publish without ever blocking; returns the event's offset.
+
+        A full lossy buffer drops its oldest event; a full lossless one grows past its bound
+        (counted as ``overfilled``) rather than lose the event.
+        """
+        return self._publish(event, None)
+
+    async def publish(self, event: AgentEvent) -> int:
+        """Publish, first waiting for room in full *lossless* matching subscriptions.
+
+        Returns without yielding when nothing is full, so it is safe in cleanup code under a
+        cancelled scope. Inside a handler (or once the bus is closed) it never waits.
+        Raises trio.Cancelled only if cancelled while waiting for room.
+        """
+        await self._wait_for_room(event.type, event.stream_id, event.execution_id, event.node_id)
+        return self._publish(event, None)
+
+    def _publish(self, event: AgentEvent, exclude: Subscription | None) -> int:
+        offset = self._next_offset
+        self._next_offset = offset + 1
+        self._published += 1
+        item = (offset, event)
+        self._history.append(item)
+        if self._closed:
+            return offset
+        for sub in self._match(event.type, event.stream_id, event.execution_id, event.node_id)[0]:
+            buf = sub.buffer
+            if sub is exclude or (len(buf) >= sub.capacity and not sub.make_room()):
+                continue
+            buf.append(item)
+            if sub.waiting:
+                sub.wake()
+        return offset
+
+    async def _wait_for_room(self, type: EventType, stream_id: str, execution_id: str,
+                             node_id: str | None) -> None:
+        while True:
+            lossless = self._match(type, stream_id, execution_id, node_id)[1]
+            full = next((s for s in lossless if len(s.buffer) >= s.capacity), None)
+            if full is None or self._closed or _IN_DELIVERY.get():
+                return
+            await full.wait_for_room()
+
+    def _match(self, type: EventType, stream_id: str, execution_id: str,
+               node_id: str | None) -> tuple[tuple[Subscription, ...], tuple]:
+        per_exec = self._cache.get(execution_id)
+        if per_exec is None:
+            if len(self._cache) >= _CACHE_EXECUTIONS:
+                self._cache.clear()
+            per_exec = self._cache[execution_id] = {}
+        key = (type, stream_id, node_id)
+        hit = per_exec.get(key)
+        if hit is None:
+            candidates = itertools.chain(self._by_exec[None], self._by_exec.get(execution_id, ()))
+            subs = tuple(s for s in candidates if s.matches(type, stream_id, node_id))
+            hit = per_exec[key] = (subs, tuple(s for s in subs if s.lossless))
+        return hit
+
+    # ---- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(self, event_types: TypeSpec, handler: Handler, *, stream_id: str | None = None,
+                  execution_id: str | None = None, node_id: str | None = None,
+                  buffer_size: int | None = None, lossless: bool = False) -> str:
+        """Call ``handler(event)`` (sync or async) for each matching event; returns the id.
+
+        ``event_types=None`` means every type; a filter left ``None`` matches anything.
+        The handler runs in the subscription's own delivery task. A handler that raises is
+        reported as ``HANDLER_FAILED`` (never to itself) and keeps its subscription.
+        Raises UnknownEventTypeError for an unknown type name, RuntimeStateError once closed.
+        """
+        sub = self._add(event_types, stream_id, execution_id, node_id, buffer_size, lossless,
+                        handler=handler)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._deliver, sub)
+        return sub.id
+
+    def unsubscribe(self, sub_id: str) -> bool:
+        """Stop delivery to ``sub_id`` at once (buffered events are discarded, a running
+        handler is cancelled). Returns False if there is no such subscription."""
+        sub = self._subs.get(sub_id)
+        if sub is None:
+            return False
+        self._remove(sub, discard=True)
+        return True
+
+    @asynccontextmanager
+    async def open_subscription(self, event_types: TypeSpec = None, *,
+                                stream_id: str | None = None, execution_id: str | None = None,
+                                node_id: str | None = None, buffer_size: int | None = None,
+                                lossless: bool = False,
+                                since: int | None = None) -> AsyncIterator[Subscription]:
+        """Yield a :class:`Subscription`: ``async for event in sub`` (ends when the bus stops).
+
+        ``since`` first replays matching history from that offset (no gap between replay and
+        live events). Same bounded / drop-oldest semantics as handler subscriptions.
+        """
+        sub = self._add(event_types, stream_id, execution_id, node_id, buffer_size, lossless)
+        try:
+            if since is not None:
+                self._replay_into(sub, since)
+            yield sub
+        finally:
+            self._remove(sub, discard=True)
+
+    async def wait_for(self, event_type: EventType | str, *, timeout: float | None,
+                       since: int | None = None, stream_id: str | None = None,
+                       execution_id: str | None = None, node_id: str | None = None) -> AgentEvent:
+        """Return the first matching event published from now on (or from offset ``since``).
+
+        ``timeout=None`` waits forever; ``0`` only looks at what is already there (history
+        since ``since``). Raises EventWaitTimeout (a trio.TooSlowError) when time runs out,
+        RuntimeStateError if the bus stops first, UnknownEventTypeError for a bad type.
+        """
+        if timeout is not None and (timeout < 0 or math.isnan(timeout)):
+            raise ValueError(f"wait_for({event_type!r}): timeout must be None or >= 0")
+        sub = self._add([event_type], stream_id, execution_id, node_id, 1, False, first_only=True)
+        try:
+            if since is not None:
+                self._replay_into(sub, since)
+            if not sub.buffer and timeout != 0:
+                with trio.move_on_after(math.inf if timeout is None else timeout):
+                    await sub.wait_nonempty()
+            if sub.buffer:
+                return sub.buffer[0][1]
+            if sub.closed:
+                raise RuntimeStateError(f"event bus stopped while waiting for {event_type!r}")
+            raise EventWaitTimeout(
+                f"no {sub.describe()} event within {timeout} s"
+                + (f" (history searched from offset {since})" if since is not None else "")
+            )
+        finally:
+            self._remove(sub, discard=True)
+
+    def has_subscribers(self, event_type: EventType | str, *, stream_id: str = "",
+                        execution_id: str = "", node_id: str | None = None) -> bool:
+        """Whether an event with these fields would reach at least one live subscription."""
+        (etype,) = normalize_event_types([event_type])  # type: ignore[misc]
+        return bool(self._match(etype, stream_id, execution_id, node_id)[0])
+
+    def _add(self, event_types: TypeSpec, stream_id: str | None, execution_id: str | None,
+             node_id: str | None, buffer_size: int | None, lossless: bool, *,
+             handler: Handler | None = None, first_only: bool = False) -> Subscription:
+        if self._closed:
+            raise RuntimeStateError("cannot subscribe: the event bus has stopped")
+        size = self.default_buffer_size if buffer_size is None else buffer_size
+        if size < 1:
+            raise ValueError(f"subscription buffer_size must be >= 1, got {size}")
+        sub = Subscription(
+            id=f"sub_{next(self._ids)}", types=normalize_event_types(event_types),
+            stream_id=stream_id, execution_id=execution_id, node_id=node_id, capacity=size,
+            lossless=lossless, first_only=first_only, handler=handler,
+        )
+        self._subs[sub.id] = sub
+        self._by_exec.setdefault(execution_id, []).append(sub)
+        self._invalidate(execution_id)
+        return sub
+
+    def _remove(self, sub: Subscription, *, discard: bool) -> None:
+        if self._subs.pop(sub.id, None) is None:
+            return
+        peers = self._by_exec[sub.execution_id]
+        peers.remove(sub)
+        if not peers and sub.execution_id is not None:
+            del self._by_exec[sub.execution_id]
+        self._invalidate(sub.execution_id)
+        self._dropped_gone += sub.dropped
+        sub.close(discard=discard)
+
+    def _invalidate(self, execution_id: str | None) -> None:
+        if execution_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(execution_id, None)
+
+    def _replay_into(self, sub: Subscription, since: int) -> None:
+        for item in self._history_items(since):
+            _, event = item
+            if sub.matches(event.type, event.stream_id, event.node_id) and (
+                sub.execution_id is None or sub.execution_id == event.execution_id
+            ):
+                if len(sub.buffer) >= sub.capacity and not sub.make_room():
+                    continue
+                sub.buffer.append(item)
+
+    # ---- delivery -----------------------------------------------------------------------------
+
+    async def _deliver(self, sub: Subscription) -> None:
+        _IN_DELIVERY.set(True)  # this task's own context copy
+        handler = sub.handler
+        assert handler is not None
+        with sub.cancel_scope:
+            delivered = 0
+            while (event := await sub.receive_or_none()) is not None:
+                try:
+                    result = handler(event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:  # isolate the handler; the bus keeps running
+                    self._report_failure(sub, event, exc)
+                delivered += 1
+                if delivered % _DELIVERY_BATCH == 0:
+                    await trio.lowlevel.checkpoint()
+
+    def _report_failure(self, sub: Subscription, event: AgentEvent, exc: Exception) -> None:
+        self._handler_errors += 1
+        sub.errors += 1
+        log.warning("event handler of %s failed on %s", sub.id, event.type.value, exc_info=exc)
+        if event.type is EventType.HANDLER_FAILED:
+            return  # never report failures about failure reports: no ping-pong between handlers
+        self._publish(
+            AgentEvent(
+                type=EventType.HANDLER_FAILED, stream_id=event.stream_id,
+                execution_id=event.execution_id, node_id=event.node_id,
+                data={"subscription_id": sub.id, "event_type": event.type.value,
+                      "error_type": type(exc).__name__, "error": str(exc)},
+            ),
+            exclude=sub,
+        )
+
+    # ---- history, stats, emitters -----------------------------------------------------------
+
+    def _history_items(self, since: int) -> Iterable[tuple[int, AgentEvent]]:
+        if not self._history:
+            return ()
+        first = self._history[0][0]
+        return itertools.islice(self._history, max(0, since - first), None)
+
+    def history(self, since: int = 0, *, event_types: TypeSpec = None, stream_id: str | None = None,
+                execution_id: str | None = None, node_id: str | None = None,
+                limit: int | None = None) -> list[tuple[int, AgentEvent]]:
+        """Retained ``(offset, event)`` pairs with offset >= ``since``, oldest first, filtered;
+        ``limit`` keeps the oldest ``limit`` of them."""
+        types = normalize_event_types(event_types)
+        out = []
+        for item in self._history_items(since):
+            e = item[1]
+            if ((types is None or e.type in types)
+                    and (stream_id is None or e.stream_id == stream_id)
+                    and (execution_id is None or e.execution_id == execution_id)
+                    and (node_id is None or e.node_id == node_id)):
+                out.append(item)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def stats(self) -> BusStats:
+        subs = {sid: s.stats() for sid, s in self._subs.items()}
+        return BusStats(
+            published=self._published,
+            dropped=self._dropped_gone + sum(s.dropped for s in self._subs.values()),
+            handler_errors=self._handler_errors, history_size=len(self._history),
+            next_offset=self._next_offset, subscriptions=subs,
+        )
+
+    def emitter(self, stream_id: str, execution_id: str) -> BusEmitter:
+        """The :class:`EventSink` of one execution; the same object while anyone holds it, so
+        the stream and the executor share one sequence."""
+        key = (stream_id, execution_id)
+        em = self._emitters.get(key)
+        if em is None:
+            em = self._emitters[key] = BusEmitter(self, stream_id, execution_id)
+        return em
+
+
+class BusEmitter:
+    """Publishes one execution's events with ``seq`` 1, 2, 3, ... in publish order."""
+
+    def __init__(self, bus: EventBus, stream_id: str, execution_id: str) -> None:
+        self.bus = bus
+        self.stream_id = stream_id
+        self.execution_id = execution_id
+        self._seq = 0
+
+    async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
+        """Build the event and publish it (waits only for full lossless subscribers)."""
+        await self.bus._wait_for_room(type, self.stream_id, self.execution_id, node_id)
+        self.emit_nowait(type, node_id, **data)
+
+    def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
+        """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`)."""
+        # seq is taken right before publishing, with no await in between: seq order is
+        # publish order even when several tasks of one execution emit concurrently.
+        self._seq += 1
+        return self.bus._publish(
+            AgentEvent(type=type, stream_id=self.stream_id, execution_id=self.execution_id,
+                       node_id=node_id, data=data, seq=self._seq),
+            None,
+        )
+
+
+@asynccontextmanager
+async def open_event_bus(max_history: int = 10_000,
+                         default_buffer_size: int = 1_000) -> AsyncIterator[EventBus]:
+    """Run an :class:`EventBus` for the duration of the block; stops it (and every delivery
+    task) on exit."""
+    bus = EventBus(max_history=max_history, default_buffer_size=default_buffer_size)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bus.run)
+        try:
+            yield bus
+        finally:
+            bus.stop()
