@@ -131,3 +131,50 @@ async def write_atomic(path: Path, data: bytes, *, fs: FileSystem = REAL_FS) -> 
     """
     with trio.CancelScope(shield=True):
         await trio.to_thread.run_sync(lambda: atomic_write_bytes(path, data, fs=fs))
+
+
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_for_append(path: Path, fs: FileSystem) -> tuple[int, int, bool]:
+    """Open ``path`` for appending (creating it and its parents); returns (fd, size, created)."""
+    ensure_dir(path.parent, fs)
+    created = not path.exists()
+    fd = fs.open(path, _APPEND_FLAGS, 0o644)
+    return fd, os.fstat(fd).st_size, created
+
+
+def append_staged(fd: int, size: int, data: bytes, fs: FileSystem) -> None:
+    """Append ``data`` to an fd from `open_for_append`; on error cut the file back to ``size``
+    so no partial record is left behind (best effort), then re-raise."""
+    try:
+        write_all(fd, data, fs)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise
+
+
+def append_bytes(path: Path, data: bytes, *, durable: bool = True, fs: FileSystem = REAL_FS) -> None:
+    """Append ``data`` to ``path``; if ``durable``, fsync it (and its directory when the file
+    is new) before returning. Blocking. Raises `StorageError`."""
+    path = Path(path)
+    try:
+        fd, size, created = open_for_append(path, fs)
+    except OSError as exc:
+        raise storage_error("open for append", path, exc) from exc
+    try:
+        append_staged(fd, size, data, fs)
+        if durable:
+            fs.fsync(fd)
+    except OSError as exc:
+        raise storage_error("append to", path, exc) from exc
+    finally:
+        fs.close(fd)
+    if durable and created:
+        try:
+            fs.fsync_dir(path.parent)
+        except OSError as exc:
+            raise storage_error("sync directory of", path, exc) from exc

@@ -1,0 +1,319 @@
+"""Session folders: state.json, logs and the layout under a storage path.
+
+    {storage}/sessions/session_YYYYMMDD_HHMMSS_{8 hex}/
+        state.json             SessionRecord (versioned)
+        checkpoints/           CheckpointStore files
+        logs/summary.json      written whole, atomically
+        logs/details.jsonl     one JSON object per line, durable appends
+        logs/tool_logs.jsonl   one JSON object per line, appends that may lose their tail
+    {storage}/runtime_logs/
+
+Whole files are replaced atomically and durably (through the `StorageWriter` when one is
+given). Reads are small and synchronous; async callers with many of them use
+``trio.to_thread``. See docs/storage.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import trio
+
+from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionError
+from hive_actors.serde import converter
+from hive_actors.storage.atomic import append_bytes, write_atomic
+from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
+from hive_actors.storage.writer import StorageWriter
+
+SESSION_SCHEMA_VERSION = 1
+STATUSES = ("running", "completed", "failed", "paused", "cancelled")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+class InvalidSessionIdError(StorageError, ValueError):
+    """A session id that could escape the sessions folder or is not a plain name."""
+
+
+def _aware(_inst: Any, attribute: attrs.Attribute, value: dt.datetime | None) -> None:  # type: ignore[type-arg]
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{attribute.name} must be timezone-aware, got {value.isoformat()}")
+
+
+def _status(_inst: Any, _attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+    if value not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {value!r}")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@attrs.frozen
+class SessionRecord:
+    """The contents of ``state.json``: where one session stands.
+
+    ``checkpoint_seq`` is the sequence number of its latest durable checkpoint (None before
+    the first); ``owner`` is the process running it, so a later process can tell a session
+    left ``running`` by a dead one (`SessionStore.find_orphaned`).
+    """
+
+    session_id: str
+    created_at: dt.datetime = attrs.field(validator=_aware)
+    updated_at: dt.datetime = attrs.field(validator=_aware)
+    agent_name: str = ""
+    entry_point: str = "default"
+    status: str = attrs.field(default="running", validator=_status)
+    current_node: str | None = None
+    paused_at: str | None = None
+    input_data: dict[str, Any] = attrs.field(factory=dict)
+    output: dict[str, Any] = attrs.field(factory=dict)
+    error: str | None = None
+    checkpoint_seq: int | None = None
+    idempotency_key: str | None = None
+    owner: OwnerInfo | None = None
+    schema_version: int = SESSION_SCHEMA_VERSION
+
+    @classmethod
+    def new(cls, session_id: str, **fields: Any) -> SessionRecord:
+        """A ``running`` record owned by this process, created and updated now."""
+        now = utc_now()
+        fields.setdefault("owner", current_owner())
+        return cls(session_id=session_id, created_at=now, updated_at=now, **fields)
+
+    def evolve(self, **changes: Any) -> SessionRecord:
+        """A copy with ``changes`` and ``updated_at`` set to now."""
+        changes.setdefault("updated_at", utc_now())
+        return attrs.evolve(self, **changes)
+
+
+def new_session_id(now: dt.datetime | None = None) -> str:
+    """``session_YYYYMMDD_HHMMSS_{8 hex}`` from the UTC time (``now`` must be tz-aware)."""
+    now = (now or utc_now()).astimezone(dt.timezone.utc)
+    return f"session_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(4)}"
+
+
+def check_session_id(session_id: str) -> str:
+    """Return ``session_id`` if it is a plain folder name; raise `InvalidSessionIdError`."""
+    if (
+        not isinstance(session_id, str)
+        or not _SAFE_ID.match(session_id)
+        or ".." in session_id
+    ):
+        raise InvalidSessionIdError(
+            f"invalid session id {session_id!r}: use letters, digits, '_', '-', '.' "
+            "(no path separators, no '..', not starting with '.')"
+        )
+    return session_id
+
+
+def encode_record(record: SessionRecord) -> bytes:
+    return json.dumps(converter.unstructure(record), ensure_ascii=False, indent=1).encode()
+
+
+def decode_record(path: Path, raw: bytes) -> SessionRecord:
+    """Parse a state.json; raises `CorruptFileError` naming ``path``."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CorruptFileError(str(path), f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CorruptFileError(str(path), "not a JSON object")
+    version = data.get("schema_version")
+    if version != SESSION_SCHEMA_VERSION:
+        raise CorruptFileError(
+            str(path), f"schema_version {version!r} (this hive_actors reads {SESSION_SCHEMA_VERSION})"
+        )
+    try:
+        return converter.structure(data, SessionRecord)
+    except cattrs.ClassValidationError as exc:
+        msgs = "; ".join(cattrs.transform_error(exc, path="state"))
+        raise CorruptFileError(str(path), f"malformed state: {msgs}") from None
+    except (TypeError, ValueError) as exc:
+        raise CorruptFileError(str(path), f"malformed state: {exc}") from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSONL log. A last line without its newline (a crash mid-append) is
+    ignored; any other bad line raises `CorruptFileError`. A missing file reads as []."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = raw.split(b"\n")
+    lines.pop()  # "" after a final newline, or a torn tail
+    out = []
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append(json.loads(line))
+        except ValueError as exc:
+            raise CorruptFileError(f"{path}:{n}", f"not valid JSON ({exc})") from None
+    return out
+
+
+class SessionStore:
+    """Reads and writes the session folders under ``storage_path``."""
+
+    def __init__(self, storage_path: Path, writer: StorageWriter | None = None) -> None:
+        self.storage_path = Path(storage_path)
+        self.sessions_dir = self.storage_path / "sessions"
+        self.runtime_logs_dir = self.storage_path / "runtime_logs"
+        self._writer = writer
+        self._locks: dict[str, trio.Lock] = {}
+
+    def session_dir(self, session_id: str) -> Path:
+        """The folder of ``session_id``; raises `InvalidSessionIdError` for unsafe ids."""
+        return self.sessions_dir / check_session_id(session_id)
+
+    def state_path(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "state.json"
+
+    def logs_dir(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "logs"
+
+    # ---- writes ------------------------------------------------------------------------
+
+    async def _write(self, path: Path, data: bytes) -> None:
+        if self._writer is not None:
+            await self._writer.write(path, data)
+        else:
+            await write_atomic(path, data)
+
+    async def _append(self, path: Path, data: bytes, durable: bool) -> None:
+        if self._writer is not None:
+            await self._writer.append(path, data, durable=durable)
+        else:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(lambda: append_bytes(path, data, durable=durable))
+
+    async def write_state(self, record: SessionRecord) -> None:
+        """Replace the session's state.json with ``record``; durable on return.
+
+        Writes of one session are applied in call order (a later call never loses to an
+        earlier one). Raises `StorageError`, `InvalidSessionIdError`.
+        """
+        path = self.state_path(record.session_id)
+        lock = self._locks.setdefault(record.session_id, trio.Lock())
+        try:
+            async with lock:
+                await self._write(path, encode_record(record))
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(record.session_id, None)
+
+    async def write_summary(self, session_id: str, summary: dict[str, Any]) -> None:
+        """Replace ``logs/summary.json``; durable on return."""
+        data = json.dumps(converter.unstructure(summary), ensure_ascii=False, indent=1)
+        await self._write(self.logs_dir(session_id) / "summary.json", data.encode())
+
+    async def append_details(self, session_id: str, record: dict[str, Any]) -> None:
+        """Append one line to ``logs/details.jsonl``; durable on return (node-level, rare)."""
+        await self._append(self.logs_dir(session_id) / "details.jsonl", _line(record), True)
+
+    async def append_tool_log(self, session_id: str, record: dict[str, Any]) -> None:
+        """Append one line to ``logs/tool_logs.jsonl``. Not synced on its own (tool calls are
+        frequent): a crash may lose the last lines, never corrupt earlier ones."""
+        await self._append(self.logs_dir(session_id) / "tool_logs.jsonl", _line(record), False)
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def read_state(self, session_id: str) -> SessionRecord:
+        """The session's record. Raises `UnknownSessionError` (no state.json),
+        `CorruptFileError` (damaged), `InvalidSessionIdError`."""
+        path = self.state_path(session_id)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise UnknownSessionError(
+                f"no session {session_id!r} in {self.sessions_dir}"
+            ) from None
+        except OSError as exc:
+            raise CorruptFileError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        record = decode_record(path, raw)
+        if record.session_id != session_id:
+            raise CorruptFileError(str(path), f"holds session id {record.session_id!r}")
+        return record
+
+    def session_ids(self) -> list[str]:
+        try:
+            names = [p.name for p in self.sessions_dir.iterdir() if p.is_dir()]
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if _SAFE_ID.match(n) and ".." not in n)
+
+    def list_sessions(
+        self, *, status: str | None = None, skip_damaged: bool = True
+    ) -> list[SessionRecord]:
+        """Every session with a state.json, oldest ``created_at`` first (compared as aware
+        datetimes). Damaged state files are skipped, or raise `CorruptFileError` if
+        ``skip_damaged`` is False."""
+        records = []
+        for sid in self.session_ids():
+            try:
+                rec = self.read_state(sid)
+            except UnknownSessionError:
+                continue  # folder created, state not written yet
+            except CorruptFileError:
+                if not skip_damaged:
+                    raise
+                continue
+            if status is None or rec.status == status:
+                records.append(rec)
+        records.sort(key=lambda r: (r.created_at, r.session_id))
+        return records
+
+    def read_details(self, session_id: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.logs_dir(session_id) / "details.jsonl")
+
+    def read_tool_logs(self, session_id: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.logs_dir(session_id) / "tool_logs.jsonl")
+
+    def read_summary(self, session_id: str) -> dict[str, Any] | None:
+        path = self.logs_dir(session_id) / "summary.json"
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise CorruptFileError(str(path), f"not valid JSON ({exc})") from None
+
+    def find_orphaned(
+        self, is_alive: Callable[[OwnerInfo], bool] = owner_is_alive
+    ) -> list[SessionRecord]:
+        """Sessions whose state says ``running`` but whose owner process is gone (or unknown).
+
+        ``is_alive`` decides per owner; the default checks this host's processes and treats
+        owners on other hosts as alive.
+        """
+        return [
+            r
+            for r in self.list_sessions(status="running")
+            if r.owner is None or not is_alive(r.owner)
+        ]
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    text = json.dumps(converter.unstructure(record), ensure_ascii=False, default=str)
+    if "\n" in text:  # json.dumps escapes newlines in strings; this is a safety net
+        raise StorageError("a JSONL record must serialise to one line")
+    return text.encode() + b"\n"
+
+
+__all__ = [
+    "InvalidSessionIdError",
+    "OwnerInfo",
+    "SessionRecord",
+    "SessionStore",
+    "check_session_id",
+    "current_owner",
+    "new_session_id",
+    "owner_is_alive",
+    "read_jsonl",
+]
