@@ -16,7 +16,6 @@ they are not part of an execution's numbered sequence.
 
 from __future__ import annotations
 
-import contextvars
 import collections
 import inspect
 import itertools
@@ -57,10 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AgentEvent], Any]
-
-# Set inside handler delivery tasks: a publish from a handler never waits for room, so handlers
-# that publish (event triggers re-entering the runtime) cannot deadlock the bus (ref. A9, #8).
-_IN_DELIVERY: contextvars.ContextVar[bool] = contextvars.ContextVar("_IN_DELIVERY", default=False)
 
 # Match-cache bound: number of distinct execution ids kept before the cache is dropped.
 _CACHE_EXECUTIONS = 1024
@@ -109,6 +104,9 @@ class EventBus:
         self._emitters: weakref.WeakValueDictionary[tuple[str, str], BusEmitter] = (
             weakref.WeakValueDictionary()
         )
+        # Handler delivery tasks: a publish from one of them never waits for room, so handlers
+        # that publish (event triggers re-entering the runtime) cannot deadlock the bus.
+        self._delivery_tasks: set[trio.lowlevel.Task] = set()
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._started = False
@@ -116,7 +114,9 @@ class EventBus:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[EventBus] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[EventBus] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run the bus until cancelled (or :meth:`stop`); handler delivery tasks are its children.
 
         Raises RuntimeStateError when run twice. On exit every subscription is closed:
@@ -196,7 +196,8 @@ class EventBus:
         while True:
             lossless = self._match(type, stream_id, execution_id, node_id)[1]
             full = next((s for s in lossless if len(s.buffer) >= s.capacity), None)
-            if full is None or self._closed or _IN_DELIVERY.get():
+            if (full is None or self._closed
+                    or trio.lowlevel.current_task() in self._delivery_tasks):
                 return
             await full.wait_for_room()
 
@@ -344,21 +345,25 @@ class EventBus:
     # ---- delivery -----------------------------------------------------------------------------
 
     async def _deliver(self, sub: Subscription) -> None:
-        _IN_DELIVERY.set(True)  # this task's own context copy
         handler = sub.handler
         assert handler is not None
-        with sub.cancel_scope:
-            delivered = 0
-            while (event := await sub.receive_or_none()) is not None:
-                try:
-                    result = handler(event)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception as exc:  # isolate the handler; the bus keeps running
-                    self._report_failure(sub, event, exc)
-                delivered += 1
-                if delivered % _DELIVERY_BATCH == 0:
-                    await trio.lowlevel.checkpoint()
+        task = trio.lowlevel.current_task()
+        self._delivery_tasks.add(task)
+        try:
+            with sub.cancel_scope:
+                delivered = 0
+                while (event := await sub.receive_or_none()) is not None:
+                    try:
+                        result = handler(event)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception as exc:  # isolate the handler; the bus keeps running
+                        self._report_failure(sub, event, exc)
+                    delivered += 1
+                    if delivered % _DELIVERY_BATCH == 0:
+                        await trio.lowlevel.checkpoint()
+        finally:
+            self._delivery_tasks.discard(task)
 
     def _report_failure(self, sub: Subscription, event: AgentEvent, exc: Exception) -> None:
         self._handler_errors += 1

@@ -30,7 +30,8 @@ from hive_actors.serde import to_data
 DEFAULT_REQUIRED_RATE = 0.8
 _EVIDENCE_KEPT = 5
 _THRESHOLD = re.compile(
-    r"^\s*(?P<op>>=|<=|==|=|>|<)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?:(?P<pct>%)|/\s*(?P<den>\d+(?:\.\d+)?))?\s*$"
+    r"^\s*(?P<op>>=|<=|==|=|>|<)?\s*(?P<num>\d+(?:\.\d+)?)\s*"
+    r"(?:(?P<pct>%)|/\s*(?P<den>\d+(?:\.\d+)?))?\s*$"
 )
 
 
@@ -75,7 +76,9 @@ class ConstraintViolation:
 class _CriterionTally:
     judged: int = 0
     met: int = 0
-    evidence: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=_EVIDENCE_KEPT))
+    evidence: collections.deque[str] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_EVIDENCE_KEPT)
+    )
 
 
 def _threshold(target: Any) -> tuple[str, float, float | None] | None:
@@ -129,7 +132,9 @@ class OutcomeAggregator:
         self._constraints = {c.id: c for c in goal.constraints}
         self.recent_outcomes: collections.deque[Outcome] = collections.deque(maxlen=max_recent)
         self.recent_decisions: collections.deque[Decision] = collections.deque(maxlen=max_recent)
-        self.violations: collections.deque[ConstraintViolation] = collections.deque(maxlen=max_recent)
+        self.violations: collections.deque[ConstraintViolation] = collections.deque(
+            maxlen=max_recent
+        )
         self.counts = collections.Counter[str]()
         self.streams: set[str] = set()
 
