@@ -1,0 +1,192 @@
+"""The feed server actor: accepts websocket clients (trio-websocket) and serves each one.
+
+``serve_feed`` runs until cancelled and follows trio's ``nursery.start`` protocol;
+``open_event_feed`` runs it (and optionally the dashboard page) inside the caller's trio app
+for the duration of an ``async with`` block.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import trio
+from trio_websocket import WebSocketRequest, serve_websocket
+
+from hive_actors.errors import ConfigurationError
+from hive_actors.feed.config import TOKEN_ENV, FeedConfig, is_loopback
+from hive_actors.feed.connection import Connection
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class FeedInfo:
+    """Where a running feed listens. ``dashboard_url`` is None without a dashboard."""
+
+    host: str
+    port: int
+    url: str
+    dashboard_port: int | None = None
+    dashboard_url: str | None = None
+
+
+def resolve_config(config: FeedConfig) -> FeedConfig:
+    """Fill the token from the environment and check the binding is safe.
+
+    Raises ConfigurationError when a non-loopback host has no token.
+    """
+    token = config.token or os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(config.host) and not token:
+        raise ConfigurationError(
+            f"feed: binding {config.host!r} exposes the runtime beyond this machine; "
+            f"give a token (--token or the {TOKEN_ENV} environment variable)"
+        )
+    return attrs.evolve(config, token=token)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _header(request: WebSocketRequest, name: str) -> str | None:
+    wanted = name.lower().encode()
+    for key, value in request.headers:
+        if key.lower() == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+def _offered_token(request: WebSocketRequest) -> str | None:
+    """The token from ``?token=`` or an ``Authorization: Bearer`` header."""
+    values = parse_qs(urlsplit(request.path).query).get("token")
+    if values:
+        return values[0]
+    auth = _header(request, "authorization")
+    if auth and auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+def check_request(request: WebSocketRequest, config: FeedConfig,
+                  origins: frozenset[str]) -> tuple[int, str] | None:
+    """None if the handshake may be accepted, else the (HTTP status, reason) to reject it.
+
+    With a token, the offered token must match (constant-time compare). Without one (loopback
+    only), browser pages from other origins are refused, so a random web page cannot drive the
+    runtime through the user's browser.
+    """
+    if config.token is not None:
+        offered = _offered_token(request) or ""
+        if not hmac.compare_digest(offered.encode(), config.token.encode()):
+            return 401, "missing or wrong token"
+        return None
+    origin = _header(request, "origin")
+    if origin is not None and origin not in origins:
+        return 403, f"origin {origin} is not allowed"
+    return None
+
+
+class FeedServer:
+    """Accepts websocket clients and runs one Connection per client."""
+
+    def __init__(self, runtime: Any, config: FeedConfig) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.connections = 0
+        self._origins = frozenset(config.allowed_origins)
+
+    def allow_origin(self, origin: str) -> None:
+        self._origins = self._origins | {origin}
+
+    async def handle(self, request: WebSocketRequest) -> None:
+        refusal = check_request(request, self.config, self._origins)
+        if refusal is None and self.connections >= self.config.max_connections:
+            refusal = 503, "too many connections"
+        if refusal is not None:
+            status, reason = refusal
+            log.info("feed: refused a connection: %s", reason)
+            await request.reject(status, body=reason.encode())
+            return
+        ws = await request.accept()
+        self.connections += 1
+        try:
+            await Connection(ws, self.runtime, self.config).serve()
+        finally:
+            self.connections -= 1
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen until cancelled; ``task_status.started`` gets the bound port."""
+
+        async def listen(task_status: Any) -> None:
+            await serve_websocket(
+                self.handle, self.config.host, self.config.port, None,
+                max_message_size=self.config.max_message_size, task_status=task_status,
+            )
+
+        async with trio.open_nursery() as nursery:
+            ws_server = await nursery.start(listen)
+            task_status.started(ws_server.port)
+
+
+async def serve_feed(runtime: Any, host: str | None = None, port: int | None = None,
+                     token: str | None = None, *, config: FeedConfig | None = None,
+                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the event feed (and the dashboard if ``config.dashboard_port`` is set) until
+    cancelled. ``await nursery.start(serve_feed, runtime, ...)`` returns a FeedInfo.
+
+    ``host``/``port``/``token`` override ``config``; the token also comes from the
+    HIVE_ACTORS_FEED_TOKEN environment variable. Raises ConfigurationError for a
+    non-loopback host without a token, OSError when a port cannot be bound.
+    """
+    config = config or FeedConfig()
+    config = resolve_config(attrs.evolve(
+        config,
+        host=config.host if host is None else host,
+        port=config.port if port is None else port,
+        token=config.token if token is None else token,
+    ))
+    server = FeedServer(runtime, config)
+    async with trio.open_nursery() as nursery:
+        feed_port = await nursery.start(server.run)
+        host_part = _url_host(config.host)
+        info = FeedInfo(host=config.host, port=feed_port, url=f"ws://{host_part}:{feed_port}/")
+        if config.dashboard_port is not None:
+            from hive_actors.feed.http import serve_dashboard
+
+            wanted = feed_port + 1 if config.dashboard_port == -1 else config.dashboard_port
+            dash_port = await nursery.start(
+                serve_dashboard, config.host, wanted, feed_port, config.token is not None
+            )
+            for name in {host_part, "localhost", "127.0.0.1"} if is_loopback(config.host) else {host_part}:
+                server.allow_origin(f"http://{name}:{dash_port}")
+            info = attrs.evolve(info, dashboard_port=dash_port,
+                                dashboard_url=f"http://{host_part}:{dash_port}/")
+        log.info("feed: listening on %s", info.url)
+        task_status.started(info)
+
+
+@asynccontextmanager
+async def open_event_feed(runtime: Any, host: str | None = None, port: int | None = None,
+                          token: str | None = None, *,
+                          config: FeedConfig | None = None) -> AsyncIterator[FeedInfo]:
+    """Run the feed beside the caller's own tasks for the duration of the block.
+
+    Yields the FeedInfo (bound port, URLs); leaving the block stops the server and closes
+    every client connection. Raises as :func:`serve_feed`.
+    """
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(
+            lambda task_status: serve_feed(runtime, host, port, token, config=config,
+                                           task_status=task_status)
+        )
+        try:
+            yield info
+        finally:
+            nursery.cancel_scope.cancel()
