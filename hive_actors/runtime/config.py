@@ -1,0 +1,41 @@
+"""RuntimeConfig: every knob of an AgentRuntime, with documented defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+QUEUE_FULL_POLICIES = ("error", "wait")
+
+
+@attrs.frozen
+class RuntimeConfig:
+    """How an `AgentRuntime` behaves. All fields have defaults; pass only what you change.
+
+    Client input: an execution that needs user input waits ``client_input_timeout`` seconds
+    (None = forever) when a live client subscribed to ``CLIENT_INPUT_REQUESTED`` for it, and
+    pauses at once otherwise.
+    """
+
+    client_input_timeout: float | None = None
+    # A full entry-point queue: "error" raises QueueFullError, "wait" blocks trigger().
+    queue_full: str = attrs.field(default="error", validator=attrs.validators.in_(QUEUE_FULL_POLICIES))
+    # Idempotency keys are remembered this long (seconds) and at most this many (oldest go first).
+    idempotency_ttl_seconds: float = 300.0
+    idempotency_max_keys: int = 10_000
+    # Finished results kept per stream for trigger_and_wait / get_result.
+    result_retention_max: int = 1000
+    # On start, continue sessions a dead process left `running`.
+    resume_interrupted: bool = False
+    # Write state.json at every node boundary (besides accept and end).
+    state_on_node_boundaries: bool = True
+    # An actor (bus, writer, stream, trigger) that crashes is restarted up to this many times
+    # within ``restart_window_seconds``; one more crash fails the runtime.
+    max_actor_restarts: int = 3
+    restart_window_seconds: float = 60.0
+    # Base ExecutorConfig of every execution (its input_timeout is replaced by the client
+    # input policy above); None = ExecutorConfig().
+    executor_config: Any = None
+    # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
+    shutdown_event_grace_seconds: float = 5.0

@@ -1,0 +1,340 @@
+"""ExecutionStream: the actor that runs the executions of one entry point.
+
+Up to ``spec.max_concurrent`` executions run at once, each as its own task in the stream's
+nursery; the rest wait in a bounded FIFO queue (``spec.max_queued``). A new trigger never
+cancels a running execution. An execution that crashes ends ``failed``; the stream goes on.
+When the stream is cancelled (runtime ``stop()``), every running and queued execution ends
+``cancelled``: its final ``state.json`` is written under a shield and its last checkpoint is
+left intact, so ``resume()`` can continue it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from hive_actors.errors import QueueFullError, RuntimeStateError
+from hive_actors.graph.result import ExecutionResult
+from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.runtime.events import EventType
+from hive_actors.runtime.session_recorder import NullRecorder, SessionRecorder, new_session_id
+
+if TYPE_CHECKING:
+    from hive_actors.runtime.agent_runtime import RuntimeServices
+
+__all__ = ["EntryPointSpec", "Execution", "ExecutionStream", "StreamStats"]
+
+log = logging.getLogger(__name__)
+
+_TERMINAL_EVENTS = {
+    "completed": EventType.EXECUTION_COMPLETED,
+    "failed": EventType.EXECUTION_FAILED,
+    "paused": EventType.EXECUTION_PAUSED,
+    "cancelled": EventType.EXECUTION_CANCELLED,
+}
+
+
+@attrs.define(eq=False)
+class Execution:
+    """One accepted execution: its inputs, its completion event and, once done, its result."""
+
+    id: str
+    stream_id: str
+    input_data: dict[str, Any]
+    session_state: Any = None
+    resumed: bool = False
+    idempotency_key: str | None = None
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: ExecutionResult | None = None
+    executor: Any = None
+    cancel_scope: trio.CancelScope | None = None
+    recorder: Any = None
+
+    async def wait(self) -> ExecutionResult:
+        """The result, once the execution has ended (completed, failed, paused or cancelled)."""
+        await self.done.wait()
+        assert self.result is not None
+        return self.result
+
+
+@attrs.define
+class StreamStats:
+    running: int = 0
+    queued: int = 0
+    completed: int = 0
+    failed: int = 0
+    paused: int = 0
+    cancelled: int = 0
+
+
+def status_of(result: ExecutionResult) -> str:
+    """The session status a result ends in: completed, failed, paused or cancelled."""
+    if result.status in ("cancelled", "paused"):
+        return result.status
+    if result.paused_at:
+        return "paused"
+    return "completed" if result.success else "failed"
+
+
+def cancelled_result(ex: Execution) -> ExecutionResult:
+    return ExecutionResult(
+        success=False, error="Execution cancelled", session_id=ex.id, status="cancelled",
+        execution_quality="failed",
+    )
+
+
+class ExecutionStream:
+    """Runs the executions of one entry point. Start with ``await nursery.start(stream.run)``."""
+
+    def __init__(self, spec: EntryPointSpec, services: RuntimeServices) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self._svc = services
+        self._nursery: trio.Nursery | None = None
+        self._running: dict[str, Execution] = {}
+        self._queue: collections.deque[Execution] = collections.deque()
+        self._admitting = 0
+        self._space = trio.lowlevel.ParkingLot()
+        self._results: collections.OrderedDict[str, ExecutionResult] = collections.OrderedDict()
+        self.stats = StreamStats()
+
+    # ---- actor ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; then end every queued execution as cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._space.unpark_all()
+            with trio.CancelScope(shield=True):
+                while self._queue:
+                    ex = self._queue.popleft()
+                    await self._finish(ex, cancelled_result(ex))
+
+    @property
+    def accepting(self) -> bool:
+        return self._nursery is not None
+
+    # ---- caller side ---------------------------------------------------------------------
+
+    async def submit(
+        self,
+        input_data: dict[str, Any],
+        session_state: Any = None,
+        *,
+        execution_id: str | None = None,
+        resumed: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Execution:
+        """Accept an execution: durable ``state.json`` (status running) first, then run or queue.
+
+        Returns once accepted. Raises `QueueFullError` when the queue is full (or waits, with
+        ``queue_full="wait"``), `RuntimeStateError` if the stream is not running, and
+        `StorageError` if ``state.json`` cannot be written (then nothing runs).
+        """
+        await self._reserve()
+        ex = Execution(
+            id=execution_id or new_session_id(),
+            stream_id=self.id,
+            input_data=input_data,
+            session_state=session_state,
+            resumed=resumed,
+            idempotency_key=idempotency_key,
+        )
+        try:
+            ex.recorder = self._make_recorder(ex)
+            await ex.recorder.accepted()
+        except BaseException:
+            self._admitting -= 1
+            self._space.unpark()
+            raise
+        self._admitting -= 1
+        if not self.accepting:  # stopped while state.json was being written
+            with trio.CancelScope(shield=True):
+                await self._finish(ex, cancelled_result(ex))
+            raise RuntimeStateError(f"entry point {self.id!r} stopped while accepting {ex.id}")
+        if len(self._running) < self.spec.max_concurrent:
+            self._start(ex)
+        else:
+            self._queue.append(ex)
+        return ex
+
+    async def _reserve(self) -> None:
+        while True:
+            if not self.accepting:
+                raise RuntimeStateError(f"entry point {self.id!r} is not running")
+            capacity = self.spec.max_concurrent + self.spec.max_queued
+            if len(self._running) + len(self._queue) + self._admitting < capacity:
+                self._admitting += 1
+                return
+            if self._svc.config.queue_full != "wait":
+                raise QueueFullError(
+                    f"entry point {self.id!r}: {len(self._running)} running and "
+                    f"{len(self._queue)} queued (max_concurrent={self.spec.max_concurrent}, "
+                    f"max_queued={self.spec.max_queued})"
+                )
+            await self._space.park()
+
+    def find(self, execution_id: str) -> Execution | None:
+        """A running or queued execution by id."""
+        ex = self._running.get(execution_id)
+        if ex is None:
+            ex = next((q for q in self._queue if q.id == execution_id), None)
+        return ex
+
+    def result(self, execution_id: str) -> ExecutionResult | None:
+        """A retained result of a finished execution, or None."""
+        return self._results.get(execution_id)
+
+    def cancel(self, execution_id: str) -> bool:
+        """Cancel one running execution (it ends ``cancelled``); False if it is not running."""
+        ex = self._running.get(execution_id)
+        if ex is None or ex.cancel_scope is None:
+            return False
+        ex.cancel_scope.cancel()
+        return True
+
+    async def inject_input(self, node_id: str, content: str, execution_id: str | None = None) -> bool:
+        """Hand user input to a waiting node of a running execution; True if one took it."""
+        if execution_id is not None:
+            targets = [self._running[execution_id]] if execution_id in self._running else []
+        else:
+            targets = list(self._running.values())
+        for ex in targets:
+            if ex.executor is not None and await ex.executor.inject_input(node_id, content):
+                return True
+        return False
+
+    def get_stats(self) -> dict[str, int]:
+        s = self.stats
+        return {
+            "running": len(self._running),
+            "queued": len(self._queue),
+            "completed": s.completed,
+            "failed": s.failed,
+            "paused": s.paused,
+            "cancelled": s.cancelled,
+            "max_concurrent": self.spec.max_concurrent,
+        }
+
+    @property
+    def active_execution_ids(self) -> list[str]:
+        return list(self._running) + [q.id for q in self._queue]
+
+    # ---- execution tasks -----------------------------------------------------------------
+
+    def _make_recorder(self, ex: Execution) -> Any:
+        svc = self._svc
+        if svc.sessions is None:
+            return NullRecorder(ex, self.spec, svc)
+        return SessionRecorder(ex, self.spec, svc)
+
+    def _start(self, ex: Execution) -> None:
+        self._running[ex.id] = ex
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_one, ex, name=f"execution {ex.id}")
+
+    def _start_next(self) -> None:
+        while self._queue and len(self._running) < self.spec.max_concurrent and self.accepting:
+            self._start(self._queue.popleft())
+        self._space.unpark()
+
+    async def _run_one(self, ex: Execution) -> None:
+        try:
+            result: ExecutionResult | None = None
+            with trio.CancelScope() as ex.cancel_scope:
+                try:
+                    result = await self._execute(ex)
+                except trio.Cancelled:
+                    with trio.CancelScope(shield=True):
+                        await self._finish(ex, cancelled_result(ex))
+                    raise
+            with trio.CancelScope(shield=True):
+                await self._finish(ex, result if result is not None else cancelled_result(ex))
+        finally:
+            del self._running[ex.id]
+            ex.executor = None
+            self._svc.release(ex)
+            self._start_next()
+
+    async def _execute(self, ex: Execution) -> ExecutionResult:
+        """Run the graph; any exception of the execution becomes a failed result."""
+        svc = self._svc
+        sink = ex.recorder.sink
+        try:
+            ex.executor = svc.make_executor(ex, self.spec, sink)
+            await sink.emit(
+                EventType.EXECUTION_RESUMED if ex.resumed else EventType.EXECUTION_STARTED,
+                self.spec.entry_node,
+                input=ex.input_data,
+            )
+            return await ex.executor.execute(
+                svc.graph,
+                svc.goal,
+                ex.input_data,
+                ex.session_state,
+                svc.checkpoint_config,
+                session_id=ex.id,
+                # a session_state says where to continue; otherwise start at this entry point
+                entry_node=self.spec.entry_node if ex.session_state is None else None,
+            )
+        except Exception as exc:
+            log.exception("execution %s of entry point %s crashed", ex.id, self.id)
+            return ExecutionResult(
+                success=False,
+                error=f"{type(exc).__name__}: {exc}",
+                session_id=ex.id,
+                status="failed",
+                execution_quality="failed",
+            )
+
+    async def _finish(self, ex: Execution, result: ExecutionResult) -> None:
+        """Record the end of an execution (files, event, stats) and wake its waiters.
+
+        Always runs to its end; a failing write is logged and the result still delivered.
+        """
+        status = status_of(result)
+        if result.status != status:
+            result = attrs.evolve(result, status=status)
+        if not result.session_id:
+            result = attrs.evolve(result, session_id=ex.id)
+        try:
+            await ex.recorder.finished(result)
+        except Exception:
+            log.exception("could not record the end of execution %s", ex.id)
+        setattr(self.stats, status, getattr(self.stats, status) + 1)
+        ex.result = result
+        self._retain(ex.id, result)
+        # Bounded: a lossless subscriber that stopped reading must not hold up stop().
+        with trio.move_on_after(self._svc.config.shutdown_event_grace_seconds):
+            try:
+                await ex.recorder.sink.emit(
+                    _TERMINAL_EVENTS[status], result.paused_at, **_terminal_data(result)
+                )
+            except Exception:
+                log.exception("could not publish the end of execution %s", ex.id)
+        ex.done.set()
+
+    def _retain(self, execution_id: str, result: ExecutionResult) -> None:
+        self._results[execution_id] = result
+        while len(self._results) > self._svc.config.result_retention_max:
+            self._results.popitem(last=False)
+
+
+def _terminal_data(result: ExecutionResult) -> dict[str, Any]:
+    status = result.status
+    if status == "completed":
+        return {"output": result.output}
+    if status == "paused":
+        return {"paused_at": result.paused_at, "reason": result.error or "paused"}
+    if status == "cancelled":
+        return {"reason": result.error or "cancelled"}
+    return {"error": result.error}

@@ -1,0 +1,196 @@
+"""What an execution leaves on disk: state.json, logs/summary.json, details.jsonl, tool_logs.jsonl.
+
+A `SessionRecorder` belongs to one execution. ``accepted()`` writes ``state.json`` (status
+``running``) before the trigger returns; its ``sink`` forwards every event to the bus and, for
+the few event types that matter, records node boundaries, node details, tool calls and token
+usage; ``finished()`` writes the final ``state.json`` and ``logs/summary.json``.
+`NullRecorder` is the lean path when the runtime has no storage: the bus emitter itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from hive_actors.errors import CorruptFileError, UnknownSessionError
+from hive_actors.graph.result import ExecutionResult
+from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.runtime.events import EventType
+from hive_actors.storage.session_store import SessionRecord, new_session_id
+
+if TYPE_CHECKING:
+    from hive_actors.runtime.agent_runtime import RuntimeServices
+    from hive_actors.runtime.execution_stream import Execution
+
+
+class NullRecorder:
+    """No storage: events go straight to the bus; nothing is written."""
+
+    def __init__(self, ex: Execution, spec: EntryPointSpec, svc: RuntimeServices) -> None:
+        self.sink = svc.bus.emitter(spec.id, ex.id)
+        self.session_dir = None
+
+    async def accepted(self) -> None:
+        return None
+
+    async def finished(self, result: ExecutionResult) -> None:
+        return None
+
+
+class SessionRecorder:
+    """Writes one execution's session files through the runtime's SessionStore."""
+
+    def __init__(self, ex: Execution, spec: EntryPointSpec, svc: RuntimeServices) -> None:
+        self.ex = ex
+        self.spec = spec
+        self.svc = svc
+        self.store = svc.sessions
+        self.session_dir = self.store.session_dir(ex.id)
+        self.sink = _RecordingSink(svc.bus.emitter(spec.id, ex.id), self)
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.tool_calls = 0
+        self.record: SessionRecord | None = None
+        if ex.resumed:
+            try:
+                self.record = self.store.read_state(ex.id)
+            except (UnknownSessionError, CorruptFileError):
+                self.record = None
+        if self.record is None:
+            self.record = SessionRecord.new(
+                ex.id,
+                agent_name=svc.agent_name,
+                entry_point=spec.id,
+                input_data=ex.input_data,
+                idempotency_key=ex.idempotency_key,
+                owner=svc.owner,
+            )
+
+    async def _write(self, **changes: Any) -> None:
+        assert self.record is not None
+        self.record = self.record.evolve(**changes)
+        await self.store.write_state(self.record)
+
+    async def accepted(self) -> None:
+        """state.json says ``running`` (owned by this process) once this returns."""
+        await self._write(status="running", owner=self.svc.owner, error=None, paused_at=None)
+
+    async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
+        await self.store.append_details(
+            self.ex.id,
+            {
+                "node_id": node_id,
+                "success": ok,
+                **{k: _jsonable(v) for k, v in data.items()},
+                "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+            },
+        )
+        if self.svc.config.state_on_node_boundaries:
+            await self._write(current_node=node_id)
+
+    def checkpoint_saved(self, data: dict[str, Any]) -> None:
+        seq = data.get("seq")
+        if isinstance(seq, int) and self.record is not None:
+            self.record = attrs.evolve(self.record, checkpoint_seq=seq)
+
+    async def tool_call(self, node_id: str | None, data: dict[str, Any]) -> None:
+        self.tool_calls += 1
+        await self.store.append_tool_log(
+            self.ex.id,
+            {
+                "node_id": node_id,
+                **{k: _jsonable(v) for k, v in data.items()},
+                "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+            },
+        )
+
+    def usage(self, data: dict[str, Any]) -> None:
+        self.input_tokens += int(data.get("input_tokens") or 0)
+        self.output_tokens += int(data.get("output_tokens") or 0)
+
+    async def finished(self, result: ExecutionResult) -> None:
+        """Final state.json (completed, failed, paused or cancelled), then logs/summary.json."""
+        now = dt.datetime.now(dt.timezone.utc)
+        await self._write(
+            status=result.status,
+            paused_at=result.paused_at,
+            error=result.error,
+            output=result.output,
+            current_node=result.paused_at or (result.path[-1] if result.path else None),
+        )
+        await self.store.write_summary(
+            self.ex.id,
+            {
+                "session_id": self.ex.id,
+                "agent_name": self.svc.agent_name,
+                "goal_id": self.svc.goal.id,
+                "entry_point": self.spec.id,
+                "status": result.status,
+                "success": result.success,
+                "error": result.error,
+                "paused_at": result.paused_at,
+                "path": list(result.path),
+                "steps_executed": result.steps_executed,
+                "execution_quality": result.execution_quality,
+                "total_retries": result.total_retries,
+                "tool_calls": self.tool_calls,
+                "usage": {
+                    "input_tokens": self.input_tokens,
+                    "output_tokens": self.output_tokens,
+                    "total_tokens": max(result.total_tokens, self.input_tokens + self.output_tokens),
+                },
+                "total_latency_ms": result.total_latency_ms,
+                "started_at": self.started_at.isoformat(),
+                "ended_at": now.isoformat(),
+                "duration_ms": (now - self.started_at).total_seconds() * 1000.0,
+            },
+        )
+
+
+class _RecordingSink:
+    """An EventSink that publishes through the bus emitter, then records what matters."""
+
+    __slots__ = ("_inner", "_rec")
+
+    def __init__(self, inner: Any, recorder: SessionRecorder) -> None:
+        self._inner = inner
+        self._rec = recorder
+
+    async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
+        await self._inner.emit(type, node_id, **data)
+        if type not in _RECORDED:
+            return
+        rec = self._rec
+        if type is EventType.NODE_COMPLETED:
+            await rec.node_boundary(node_id, data, True)
+        elif type is EventType.NODE_FAILED:
+            await rec.node_boundary(node_id, data, False)
+        elif type is EventType.TOOL_CALL_COMPLETED:
+            await rec.tool_call(node_id, data)
+        elif type is EventType.LLM_TURN_COMPLETED:
+            rec.usage(data)
+        elif type is EventType.CHECKPOINT_SAVED:
+            rec.checkpoint_saved(data)
+
+    def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
+        return self._inner.emit_nowait(type, node_id, **data)
+
+
+_RECORDED = frozenset(
+    {
+        EventType.NODE_COMPLETED,
+        EventType.NODE_FAILED,
+        EventType.TOOL_CALL_COMPLETED,
+        EventType.LLM_TURN_COMPLETED,
+        EventType.CHECKPOINT_SAVED,
+    }
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)

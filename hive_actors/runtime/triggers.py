@@ -1,0 +1,145 @@
+"""Trigger actors: timer and event entry points.
+
+A trigger is a child actor of the runtime that calls ``runtime.trigger(entry point, input)``.
+It never cancels anything: a firing while executions run simply queues another execution (or is
+skipped and logged when the queue is full).
+
+- ``timer``: ``trigger_config = {"interval_seconds": 60}`` (or ``interval_minutes``), optional
+  ``run_immediately: true``. Fires on a fixed schedule (missed ticks are skipped, not bunched).
+  ``cron`` needs the ``croniter`` package, which is not a dependency: it is a clear error.
+- ``event``: ``trigger_config = {"event_types": ["execution_completed", ...]}`` plus optional
+  filters ``stream_id``, ``node_id``, ``execution_id`` (``filter_stream``... accepted too).
+  The actor reads its own bus subscription in its own task, so a firing never runs inside
+  ``publish()`` and never blocks the execution that published. Events of its own entry point
+  are ignored unless ``include_own_stream: true`` (that would loop). Input of a firing:
+  ``{"event": <the event as JSON data>}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from hive_actors.errors import ConfigurationError, HiveActorsError
+from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.runtime.event_subscription import normalize_event_types
+from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.serde import converter
+
+if TYPE_CHECKING:
+    from hive_actors.runtime.agent_runtime import AgentRuntime
+
+log = logging.getLogger(__name__)
+
+
+def make_trigger(spec: EntryPointSpec, runtime: AgentRuntime) -> TimerTrigger | EventTrigger | None:
+    """The trigger actor of an entry point (None for ``manual``); raises ConfigurationError
+    for a bad trigger_config."""
+    if spec.trigger_type == "timer":
+        return TimerTrigger(spec, runtime)
+    if spec.trigger_type == "event":
+        return EventTrigger(spec, runtime)
+    return None
+
+
+class _Firing:
+    def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.fired = 0
+        self.skipped = 0
+
+    async def fire(self, input_data: dict[str, Any]) -> None:
+        try:
+            await self.runtime.trigger(self.spec.id, input_data)
+            self.fired += 1
+        except HiveActorsError as exc:  # queue full, stopping, storage trouble
+            self.skipped += 1
+            log.warning("entry point %s: firing skipped: %s", self.spec.id, exc)
+
+
+class TimerTrigger(_Firing):
+    """Fires every ``interval_seconds``; ``next_fire`` is the trio time of the next firing."""
+
+    def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
+        super().__init__(spec, runtime)
+        cfg = spec.trigger_config
+        if "cron" in cfg:
+            raise ConfigurationError(
+                f"entry point {spec.id!r}: cron schedules need the 'croniter' package, which "
+                "hive_actors does not install; use trigger_config={'interval_seconds': N}"
+            )
+        interval = cfg.get("interval_seconds")
+        if interval is None and cfg.get("interval_minutes") is not None:
+            interval = float(cfg["interval_minutes"]) * 60.0
+        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
+            raise ConfigurationError(
+                f"entry point {spec.id!r}: timer needs trigger_config 'interval_seconds' > 0 "
+                f"(got {cfg!r})"
+            )
+        self.interval = float(interval)
+        self.run_immediately = bool(cfg.get("run_immediately", False))
+        self.next_fire: float | None = None
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        now = trio.current_time()
+        self.next_fire = now if self.run_immediately else now + self.interval
+        task_status.started(self)
+        try:
+            while True:
+                await trio.sleep_until(self.next_fire)
+                await self.fire({"event": {
+                    "source": "timer",
+                    "entry_point": self.spec.id,
+                    "fired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                }})
+                # next slot on the fixed grid, skipping slots already past
+                now = trio.current_time()
+                self.next_fire += self.interval
+                if self.next_fire <= now:
+                    missed = int((now - self.next_fire) // self.interval) + 1
+                    self.next_fire += missed * self.interval
+        finally:
+            self.next_fire = None
+
+
+class EventTrigger(_Firing):
+    """Fires once per bus event matching the entry point's filter."""
+
+    def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
+        super().__init__(spec, runtime)
+        cfg = dict(spec.trigger_config)
+        types = cfg.get("event_types")
+        if not types or not isinstance(types, (list, tuple)):
+            raise ConfigurationError(
+                f"entry point {spec.id!r}: event trigger needs trigger_config 'event_types' "
+                f"(a list of event type names), got {cfg!r}"
+            )
+        self.event_types = normalize_event_types(list(types))  # unknown names fail here
+        self.filters = {
+            key: cfg.get(key, cfg.get(alias))
+            for key, alias in (("stream_id", "filter_stream"), ("node_id", "filter_node"),
+                               ("execution_id", "filter_execution"))
+        }
+        self.include_own = bool(cfg.get("include_own_stream", False))
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        bus = self.runtime.event_bus
+        async with bus.open_subscription(self.event_types, **self.filters) as sub:
+            task_status.started(self)
+            async for event in sub:
+                if event.type is EventType.EVENTS_DROPPED:
+                    log.warning("entry point %s missed %s events (subscriber too slow)",
+                                self.spec.id, event.data.get("count"))
+                    continue
+                if event.stream_id == self.spec.id and not self.include_own:
+                    continue
+                await self.fire({"event": event_data(event)})
+
+
+def event_data(event: AgentEvent) -> dict[str, Any]:
+    """An event as plain JSON-able data."""
+    return converter.unstructure(event)
