@@ -318,13 +318,16 @@ def _condition(out: Normalised, d: dict[str, Any], path: str, compile_expression
     names = ", ".join(CONDITIONS)
     if re.fullmatch(r"[A-Za-z_]\w*", text):
         out.error(where, f"unknown edge condition {text!r}; expected one of {names}")
+        del d["condition"]  # reported once; the rest of the edge is still checked
         return
     expr, reason = _as_expression(text, compile_expression)
     if expr is None:
         out.error(where, f"condition {text!r} is neither one of {names} nor a valid "
                          f"expression: {reason}")
+        del d["condition"]
     elif d.get("condition_expr"):
         out.error(where, f"condition {text!r} is an expression, but condition_expr is set too")
+        del d["condition"]
     else:
         d["condition"], d["condition_expr"] = EdgeCondition.CONDITIONAL.value, expr
         out.warn(where, f"condition {text!r} is an expression, not a condition name; read as "

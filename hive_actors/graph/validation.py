@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.v import format_exception
 
 from hive_actors.errors import Problem
 from hive_actors.graph.spec import LEGACY_NODE_TYPES, NODE_TYPES, EdgeCondition, GraphSpec
@@ -123,6 +124,11 @@ def check_record(data: Mapping[str, Any], cls: type, path: str, file: str) -> li
     return problems
 
 
+def _format(exc: BaseException, tp: type | None) -> str:
+    message = format_exception(exc, tp)
+    return f"{message}: {exc}" if message == "invalid value" else message
+
+
 def build_record(data: Mapping[str, Any], cls: type, path: str, file: str) -> tuple[Any, list[Problem]]:
     """``cls`` built from ``data`` with the shared converter, or None and the problems found."""
     problems = check_record(data, cls, path, file)
@@ -132,7 +138,7 @@ def build_record(data: Mapping[str, Any], cls: type, path: str, file: str) -> tu
         return converter.structure(dict(data), cls), []
     except cattrs.BaseValidationError as exc:
         out = []
-        for line in cattrs.transform_error(exc, path=path or "$"):
+        for line in cattrs.transform_error(exc, path=path or "$", format_exception=_format):
             message, _, where = line.rpartition(" @ ")
             out.append(Problem(file, where, message or line))
         return None, out

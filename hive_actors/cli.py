@@ -1,0 +1,150 @@
+"""The ``hive-actors`` command line.
+
+Each subcommand is one function registered with :func:`command`; it receives the parsed
+arguments and returns the exit code. Commands import what they need inside their body, so
+``hive-actors validate`` starts without importing the LLM or websocket stacks. To add one:
+
+    @command("run", "run an agent", arg("path"), arg("--input", default="{}"))
+    def _run(args: argparse.Namespace) -> int:
+        from hive_actors.runner import ...
+        return 0
+
+Exit codes: 0 success, 1 failure (invalid agent, failed run), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+# name -> (help, argument specs, handler), in registration order
+COMMANDS: dict[str, tuple[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...], Handler]] = {}
+
+
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One ``add_argument`` call of a command, e.g. ``arg("--json", action="store_true")``."""
+    return flags, options
+
+
+def command(name: str, help: str, *args: tuple[tuple[str, ...], dict[str, Any]]) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as subcommand ``name`` with the given :func:`arg` specs."""
+
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (help, args, fn)
+        return fn
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hive-actors", description="Run and inspect Hive-style agent graphs."
+    )
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, specs, fn) in COMMANDS.items():
+        sub = subs.add_parser(name, help=help_text, description=help_text)
+        for flags, options in specs:
+            sub.add_argument(*flags, **options)
+        sub.set_defaults(handler=fn)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse usage errors give 2)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------- validate
+
+
+@command(
+    "validate",
+    "check agent definitions (folders, agent.json/agent.py or .json files) and report every problem",
+    arg("paths", nargs="+", metavar="PATH"),
+    arg("-q", "--quiet", action="store_true", help="report errors only, not warnings"),
+)
+def _validate(args: argparse.Namespace) -> int:
+    from hive_actors.graph.loader import validate_agent
+
+    invalid = warnings = 0
+    for path in args.paths:
+        problems = validate_agent(path)
+        errors = [p for p in problems if p.severity == "error"]
+        warnings += len(problems) - len(errors)
+        invalid += bool(errors)
+        for p in problems:
+            if p.severity == "error" or not args.quiet:
+                print(p)
+    total = len(args.paths)
+    print(f"{total - invalid} of {total} valid, {invalid} invalid, {warnings} warning(s)")
+    return EXIT_FAILED if invalid else EXIT_OK
+
+
+# ---------------------------------------------------------------- info
+
+
+@command("info", "show an agent's nodes, edges, entry points and tools", arg("path", metavar="PATH"))
+def _info(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hive_actors.errors import AgentDefinitionError
+    from hive_actors.graph.loader import load_agent
+
+    try:
+        agent = load_agent(args.path)
+    except AgentDefinitionError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return EXIT_FAILED
+    console = Console()
+    graph = agent.graph
+    console.print(f"[bold]{agent.name}[/bold]  ({agent.source})")
+    console.print(f"goal: {agent.goal.name or agent.goal.id}  entry node: {graph.entry_node}  "
+                  f"terminal: {', '.join(graph.terminal_nodes) or '-'}  "
+                  f"pause: {', '.join(graph.pause_nodes) or '-'}  "
+                  f"conversation: {graph.conversation_mode}  max steps: {graph.max_steps}")
+
+    nodes = Table("id", "type", "client", "inputs", "outputs", "tools", title="Nodes")
+    for n in graph.nodes:
+        kind = n.node_type + (f" ({n.legacy_type})" if n.legacy_type else "")
+        nodes.add_row(n.id, kind, "yes" if n.client_facing else "", ", ".join(n.input_keys),
+                      ", ".join(n.output_keys), ", ".join(n.tools))
+    edges = Table("id", "source", "target", "condition", "priority", title="Edges")
+    for e in graph.edges:
+        cond = e.condition.value + (f": {e.condition_expr}" if e.condition_expr else "")
+        edges.add_row(e.id, e.source, e.target, cond, str(e.priority))
+    for n in graph.nodes:
+        for label, target in n.routes.items():
+            edges.add_row("", n.id, target, f"route {label!r}", "")
+    eps = Table("id", "entry node", "trigger", "isolation", title="Entry points")
+    for ep in agent.entry_points:
+        eps.add_row(ep.id, ep.entry_node, ep.trigger_type, ep.isolation_level)
+    tools = Table("name", "provided by", "description", title="Tools")
+    used = dict.fromkeys([*agent.required_tools, *(t for n in graph.nodes for t in n.tools)])
+    for name in dict.fromkeys([*agent.tools.names(), *used]):
+        tool = agent.tools.get(name)
+        source = "tools.py" if tool else ("tool_executor" if name in agent.tools else "missing (run time?)")
+        tools.add_row(name, source, tool.description if tool else "")
+    for table in (nodes, edges, eps, tools):
+        console.print(table)
+    for w in agent.warnings:
+        console.print(f"[yellow]{w}[/yellow]", highlight=False)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
