@@ -17,6 +17,7 @@ from .provider import (
     TurnEnd,
     Usage,
 )
+from .scripted import Reply, ScriptedLLM, call
 
 if TYPE_CHECKING:
     from .litellm_provider import LiteLLMProvider
@@ -54,6 +55,9 @@ __all__ = [
     "ToolCall",
     "TurnEnd",
     "Usage",
+    "Reply",
+    "ScriptedLLM",
+    "call",
     "make_provider",
     "open_llm_loop",
 ]

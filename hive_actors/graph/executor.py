@@ -1,0 +1,339 @@
+"""GraphExecutor: runs one graph execution to completion, pause or failure.
+
+The walk is sequential in the execution's task; a fan-out runs its branches as child tasks of a
+nursery and continues at their join node once all have finished. Routing decisions come from
+the pure `routing` module; a node attempt (with retries and buffer writes) from `node_runner`.
+Cancelling ``execute()`` propagates `trio.Cancelled`; the last checkpoint written before it is
+complete, and resuming from it runs the node that was in flight again from its start.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from hive_actors.graph.checkpoint_config import CheckpointConfig
+from hive_actors.graph.client_input import InputHub
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.node_runner import NodeRunner, Paused, StopRun
+from hive_actors.graph.nodes import implementation_for
+from hive_actors.graph.preflight import preflight_error
+from hive_actors.graph.result import ExecutionResult, SessionState
+from hive_actors.graph.routing import routing_table
+from hive_actors.graph.run_state import Lane, RunState
+from hive_actors.graph.services import Services, as_registry
+from hive_actors.graph.spec import Goal, GraphSpec
+from hive_actors.runtime.events import EventSink, EventType, NullSink
+
+__all__ = ["ExecutorConfig", "GraphExecutor"]
+
+
+class GraphExecutor:
+    """Runs graphs. One execution at a time per instance (``inject_input`` and
+    ``current_node_id`` refer to the execution in progress); instances are cheap."""
+
+    def __init__(
+        self,
+        llm: Any = None,
+        tools: Any = None,
+        tool_executor: Any = None,
+        storage_path: str | Path | None = None,
+        events: EventSink | None = None,
+        checkpoint_store: Any = None,
+        scope: Any = None,
+        config: ExecutorConfig | None = None,
+    ) -> None:
+        self.config = config or ExecutorConfig()
+        self.storage_path = Path(storage_path) if storage_path is not None else None
+        self.scope = scope
+        self._checkpoint_store = checkpoint_store
+        self._services = Services(
+            llm=llm,
+            tools=as_registry(tools, tool_executor),
+            config=self.config,
+            events=events if events is not None else NullSink(),
+            inputs=InputHub(),
+            tool_limiter=trio.CapacityLimiter(max(1, self.config.max_concurrent_tools)),
+        )
+        self._run: _Execution | None = None
+
+    @property
+    def current_node_id(self) -> str | None:
+        """The node running now (the first one, when branches run in parallel)."""
+        run = self._run
+        if run is None or not run.state.inflight:
+            return None
+        return next(iter(run.state.inflight.values()))
+
+    async def inject_input(self, node_id: str, content: Any) -> bool:
+        """Give client input to ``node_id``. True when that node is waiting for it or running
+        (then it reads it at its next turn); False when no such node is running."""
+        return self._services.inputs.deliver(node_id, content)
+
+    async def execute(
+        self,
+        graph: GraphSpec,
+        goal: Goal,
+        input_data: dict[str, Any] | None = None,
+        session_state: dict[str, Any] | SessionState | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+        *,
+        session_id: str | None = None,
+        entry_node: str | None = None,
+    ) -> ExecutionResult:
+        """Run ``graph`` towards ``goal`` and return its result (completed, failed or paused).
+
+        ``session_state`` (a previous result's ``session_state`` or a checkpoint's state)
+        continues that execution; it is validated first and `SessionStateError` is raised,
+        before anything runs, when it is malformed. ``input_data`` goes into the buffer; when
+        resuming a node that waited for client input it is that node's reply instead (its
+        ``input`` value when present, else the whole dict as JSON).
+        """
+        previous = SessionState.from_dict(session_state) if session_state is not None else None
+        store = self._store_for(checkpoint_config)
+        sid = session_id or (previous.session_id if previous else "") or (
+            self.storage_path.name if self.storage_path is not None else ""
+        )
+        run = _Execution(self, graph, goal, dict(input_data or {}), previous, store, sid)
+        self._run = run
+        try:
+            return await run.run(entry_node)
+        finally:
+            if self._run is run:
+                self._run = None
+
+    def _store_for(self, cp: CheckpointConfig | None) -> Any:
+        if cp is not None and not cp.enabled:
+            return None
+        if self._checkpoint_store is None and self.storage_path is not None:
+            from hive_actors.storage.checkpoint_store import CheckpointStore
+
+            self._checkpoint_store = CheckpointStore(self.storage_path)
+        if self._checkpoint_store is None:
+            return None
+        return (self._checkpoint_store, cp or CheckpointConfig())
+
+
+class _Execution:
+    """One call of ``execute``: walks the graph and builds the result."""
+
+    def __init__(self, ex: GraphExecutor, graph: GraphSpec, goal: Goal,
+                 input_data: dict[str, Any], previous: SessionState | None, store: Any,
+                 session_id: str) -> None:
+        self.graph = graph
+        self.goal = goal
+        self.input_data = input_data
+        self.previous = previous
+        self.services = ex._services
+        self.events = ex._services.events
+        self.state = RunState(session_id, previous)
+        self.table = None
+        self.runner = NodeRunner(self, ex.scope, store)
+
+    async def run(self, entry_node: str | None) -> ExecutionResult:
+        started = time.perf_counter()
+        error = preflight_error(self.graph, self.services.tools, entry_node)
+        if error is None:
+            try:
+                self.table = routing_table(self.graph)
+            except Exception as exc:  # a malformed condition: nothing has run
+                error = str(exc)
+        if error is not None:
+            return self._result("failed", error, started)
+        state = self.state
+        try:
+            await self._start(entry_node)
+        except Paused as p:
+            state.paused_at = p.node_id
+            state.waiting_input = p.node_id if p.waiting_input else None
+            await self.runner.checkpoint("pause", p.node_id)
+            return self._result("paused", None, started)
+        except StopRun as stop:
+            return self._result("failed", stop.message, started)
+        return self._result("completed", None, started)
+
+    async def _start(self, entry_node: str | None) -> None:
+        prev, state, graph = self.previous, self.state, self.graph
+        root = state.root
+        if prev is not None and prev.waiting_input and entry_node is None:
+            data = self.input_data
+            reply = data["input"] if "input" in data else (data or None)
+            if reply is not None:
+                self.services.inputs.preload(prev.waiting_input, reply)
+            self.runner.resuming = prev.waiting_input
+        elif self.input_data:
+            state.memory.update(self.input_data)
+        if entry_node is not None:
+            start = graph.entry_points.get(entry_node, entry_node)
+            return await self.walk(root, start, None)
+        if prev is not None and prev.resume_after:
+            root.previous = prev.resume_after
+            return await self.walk(root, None, None, after=prev.resume_after)
+        if prev is not None and prev.next_nodes:
+            nodes = tuple(prev.next_nodes)
+            if len(nodes) == 1:
+                return await self.walk(root, nodes[0], None)
+            join = self.table.join_of(nodes)  # type: ignore[union-attr]
+            await self._fan_out(root, nodes, join)
+            if join is not None:
+                await self.walk(root, join, None)
+            return
+        await self.walk(root, graph.entry_node, None)
+
+    async def walk(self, lane: Lane, current: str | None, stop_at: str | None,
+                   after: str | None = None) -> None:
+        """Run nodes along ``lane`` from ``current`` (or route on from ``after``, a pause node
+        already completed) until nothing follows or the lane reaches ``stop_at``. Raises
+        StopRun when the execution fails and Paused when it pauses."""
+        graph, runner, state = self.graph, self.runner, self.state
+        pause_nodes, terminal = graph.pause_nodes, graph.terminal_nodes
+        while True:
+            if after is None:
+                if current == stop_at:
+                    lane.finish()
+                    return
+                node = graph.get_node(current)  # type: ignore[arg-type]
+                if node is None:
+                    raise StopRun(f"an edge leads to node {current!r}, which does not exist")
+                lane.position = node.id
+                outcome = await runner.visit(node, lane)
+                if outcome is None:  # visit limit reached: skipped, route on as a success
+                    succeeded, output, jump = True, _outputs_of(node, state.memory), None
+                else:
+                    if outcome.paused:
+                        raise Paused(node.id, waiting_input=True)
+                    succeeded, output, jump = outcome.success, outcome.output, outcome.next_node
+                    lane.previous = node.id
+                    if succeeded and node.id in pause_nodes:
+                        if lane.parent is None:
+                            lane.position = None
+                            state.resume_after = node.id
+                            raise Paused(node.id)
+                        # inside a branch: route now, resume runs what follows
+                        await self._advance(lane, node.id, True, output, None, stop_at)
+                        raise Paused(node.id)
+                    if succeeded and node.id in terminal:
+                        lane.finish()
+                        await runner.checkpoint("node_complete", node.id)
+                        return
+                source = node.id
+            else:
+                source, succeeded, jump = after, True, None
+                output = _outputs_of(graph.get_node(after), state.memory)
+                after = None
+            targets = await self._advance(lane, source, succeeded, output, jump, stop_at)
+            if not targets:
+                if not succeeded:
+                    raise StopRun(runner.failure_message(source))
+                return
+            if len(targets) == 1:
+                current = targets[0]
+                continue
+            join = lane.join
+            await self._fan_out(lane, targets, join, created=True)
+            if join is None:
+                return
+            current = join
+
+    async def _advance(self, lane: Lane, source: str, succeeded: bool, output: dict[str, Any],
+                       jump: str | None, stop_at: str | None) -> tuple[str, ...]:
+        """Decide where ``lane`` goes after ``source``, move it there, emit EDGE_TRAVERSED and
+        write the node_complete checkpoint. Returns the targets (several = fan-out)."""
+        emit = self.events.emit
+        if jump is not None:
+            targets: tuple[str, ...] = (jump,)
+            await emit(EventType.EDGE_TRAVERSED, source, source_node=source, target_node=jump,
+                       edge_id=None, edge_condition="router")
+        else:
+            verdicts = None
+            if source in self.table.has_llm_decide and succeeded:  # type: ignore[union-attr]
+                from hive_actors.graph.llm_decide import decide_edges
+
+                verdicts = await decide_edges(self, source, output)
+            decision = self.table.decide(  # type: ignore[union-attr]
+                source, succeeded, output, self.state.memory, verdicts
+            )
+            targets = decision.targets
+            for e in decision.edges:
+                await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
+                           target_node=e.target, edge_id=e.id, edge_condition=e.condition.value)
+        if not targets or (len(targets) == 1 and targets[0] == stop_at):
+            lane.finish()
+        elif len(targets) == 1:
+            lane.position = targets[0]
+        else:
+            lane.fork(targets, self.table.join_of(targets))  # type: ignore[union-attr]
+        if succeeded:
+            await self.runner.checkpoint("node_complete", source)
+        return targets
+
+    async def _fan_out(self, lane: Lane, targets: tuple[str, ...], join: str | None,
+                       created: bool = False) -> None:
+        """Run one branch per target concurrently until each reaches ``join`` or ends.
+        Branch failures follow ``graph.parallel.on_branch_failure``."""
+        if not created:
+            lane.fork(targets, join)
+        policy = self.graph.parallel
+        failures: list[str] = []
+        paused: list[Paused] = []
+
+        async def branch(child: Lane, nursery: trio.Nursery) -> None:
+            try:
+                with trio.fail_after(policy.branch_timeout_seconds or float("inf")):
+                    await self.walk(child, child.position, join)
+            except Paused as p:
+                paused.append(p)
+            except (StopRun, trio.TooSlowError, Exception) as exc:
+                failures.append(getattr(exc, "message", None) or f"branch timed out or failed: {exc!r}")
+                self.state.inflight.pop(child, None)
+                child.finish()
+                if policy.on_branch_failure == "fail_all":
+                    nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for child in list(lane.children):
+                nursery.start_soon(branch, child, nursery)
+        if failures and policy.on_branch_failure == "fail_all":
+            raise StopRun("parallel branches failed: " + "; ".join(failures))
+        if failures:
+            self.state.failures += len(failures)
+        if paused:
+            lane.position = None
+            raise paused[0]
+
+    def _result(self, status: str, error: str | None, started: float) -> ExecutionResult:
+        state = self.state
+        snap = state.snapshot()
+        if status == "failed":
+            quality = "failed"
+        else:
+            quality = "degraded" if state.failures else "clean"
+        return ExecutionResult(
+            success=status != "failed",
+            output=snap.memory,
+            error=error,
+            paused_at=state.paused_at,
+            session_state=snap.to_dict(),
+            path=snap.execution_path,
+            steps_executed=snap.steps_executed,
+            total_tokens=state.tokens,
+            total_latency_ms=(time.perf_counter() - started) * 1000.0,
+            node_visit_counts=snap.node_visit_counts,
+            total_retries=state.retries,
+            execution_quality=quality,
+            session_id=state.session_id,
+            status=status,
+        )
+
+
+def _outputs_of(node: Any, memory: dict[str, Any]) -> dict[str, Any]:
+    if node is None:
+        return {}
+    return {k: memory[k] for k in node.output_keys if k in memory}
+
+
+# make sure the built-in node types are registered
+implementation_for  # noqa: B018

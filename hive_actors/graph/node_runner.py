@@ -1,0 +1,193 @@
+"""One visit of a node: visit limits, max_steps, attempts with retries, buffer writes, events
+and checkpoints. Used by the executor's walk; holds no state of its own beyond the run's."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from hive_actors.graph.nodes import NodeContext, NodeOutcome, implementation_for
+from hive_actors.graph.spec import NodeSpec
+from hive_actors.runtime.events import EventType
+
+if TYPE_CHECKING:
+    from hive_actors.graph.executor import _Execution
+    from hive_actors.graph.run_state import Lane
+
+_MISSING = object()
+
+
+class StopRun(Exception):
+    """The execution fails; ``message`` says why."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class Paused(Exception):
+    """The execution pauses at ``node_id`` (a pause node, or a node waiting for input)."""
+
+    def __init__(self, node_id: str, waiting_input: bool = False) -> None:
+        self.node_id = node_id
+        self.waiting_input = waiting_input
+        super().__init__(node_id)
+
+
+class NodeRunner:
+    def __init__(self, run: _Execution, scope: Any, store: Any) -> None:
+        self.run = run
+        self.scope = scope
+        self.store = store  # (CheckpointStore, CheckpointConfig) or None
+        self.resuming: str | None = None  # node to continue with the resume reply
+        self._errors: dict[str, tuple[str, int]] = {}
+
+    async def visit(self, node: NodeSpec, lane: Lane) -> NodeOutcome | None:
+        """Run ``node`` (with its retries). Returns its final outcome, or None when the visit
+        was skipped because ``max_node_visits`` is exhausted. Raises StopRun when
+        ``max_steps`` is used up."""
+        run = self.run
+        state, graph, emit = run.state, run.graph, run.events.emit
+        if state.steps >= graph.max_steps:
+            raise StopRun(
+                f"max_steps ({graph.max_steps}) reached before node {node.id!r} could run: "
+                "the graph kept looping; raise max_steps or bound the loop"
+            )
+        state.steps += 1
+        count = state.visits[node.id] = state.visits.get(node.id, 0) + 1
+        if node.max_node_visits and count > node.max_node_visits:
+            return None
+        if count > 1:  # a stale nullable output must not satisfy a condition again
+            mem = state.memory
+            for k in node.nullable_output_keys:
+                if mem.get(k) is not None:
+                    mem[k] = None
+        impl = implementation_for(node)
+        assert impl is not None  # preflight checked every node's type
+        state.inflight[lane] = node.id
+        if self.store is not None and self.store[1].checkpoint_on_node_start:
+            await self.checkpoint("node_start", node.id)
+        uses_conv = impl.uses_conversation
+        conversation = self._conversation_for(node, lane) if uses_conv else None
+        base = len(conversation) if conversation is not None else 0
+        inputs = self._inputs(node, lane, uses_conv)
+        resuming = self.resuming == node.id
+        if resuming:
+            self.resuming = None
+        hub = run.services.inputs
+        if uses_conv:
+            hub.activate(node.id)
+        attempt = 0
+        try:
+            while True:
+                await emit(EventType.NODE_STARTED, node.id, node_type=node.node_type,
+                           attempt=attempt, visit=count)
+                started = time.perf_counter()
+                ctx = NodeContext(node, graph, run.goal, inputs, state.memory, run.services,
+                                  attempt, count, conversation, lane.previous, resuming)
+                try:
+                    outcome = await impl.run(ctx)
+                except Exception as exc:
+                    outcome = NodeOutcome.fail(f"{type(exc).__name__}: {exc}")
+                state.tokens += outcome.tokens
+                if outcome.paused:
+                    return outcome
+                if outcome.success:
+                    error = await self._apply(node, impl.node_type, outcome.output)
+                    if error is None:
+                        del state.inflight[lane]
+                        state.path.append(node.id)
+                        await emit(EventType.NODE_COMPLETED, node.id, success=True,
+                                   latency_ms=(time.perf_counter() - started) * 1000.0,
+                                   output_keys=list(outcome.output), tokens=outcome.tokens)
+                        return outcome
+                    outcome = NodeOutcome.fail(error, tokens=outcome.tokens)
+                state.failures += 1
+                will_retry = attempt < node.max_retries
+                await emit(EventType.NODE_FAILED, node.id, error=outcome.error,
+                           attempt=attempt, will_retry=will_retry)
+                if not will_retry:
+                    del state.inflight[lane]
+                    state.path.append(node.id)
+                    self._errors[node.id] = (outcome.error or "failed", attempt + 1)
+                    return outcome
+                attempt += 1
+                state.retries += 1
+                delay = self._delay(attempt)
+                await emit(EventType.NODE_RETRY, node.id, retry_count=attempt,
+                           max_retries=node.max_retries, error=outcome.error, delay=delay)
+                await trio.sleep(delay)
+                if conversation is not None:
+                    del conversation[base:]
+                resuming = False
+        finally:
+            if uses_conv:
+                hub.deactivate(node.id)
+
+    def failure_message(self, node_id: str) -> str:
+        error, attempts = self._errors.get(node_id, ("failed", 1))
+        plural = "attempt" if attempts == 1 else "attempts"
+        return f"node {node_id!r} failed after {attempts} {plural}: {error}"
+
+    async def checkpoint(self, kind: str, node_id: str | None) -> None:
+        """Save a checkpoint of the whole execution now (if checkpoints are on)."""
+        if self.store is None:
+            return
+        store, config = self.store
+        if kind == "node_complete" and not config.checkpoint_on_node_complete:
+            return
+        snap = self.run.state.snapshot()
+        cp = await store.save(kind, node_id, snap)
+        await self.run.events.emit(EventType.CHECKPOINT_SAVED, node_id, kind=kind,
+                                   seq=cp.seq, next_nodes=list(snap.next_nodes))
+
+    def _delay(self, attempt: int) -> float:
+        override = self.run.services.config.retry_delay_override
+        if override is not None:
+            return override
+        r = self.run.graph.retry
+        return min(r.base_delay_seconds * r.factor ** (attempt - 1), r.max_delay_seconds)
+
+    def _inputs(self, node: NodeSpec, lane: Lane, uses_conv: bool) -> dict[str, Any]:
+        mem, scope = self.run.state.memory, self.scope
+        inputs: dict[str, Any] = {}
+        for k in node.input_keys:
+            if k in mem:
+                inputs[k] = mem[k]
+            elif scope is not None:
+                v = scope.get(k, _MISSING)
+                if v is not _MISSING:
+                    inputs[k] = v
+        if uses_conv and not node.input_keys and lane.previous is None and lane.parent is None:
+            inputs = dict(self.run.input_data)  # a start node that declares no inputs sees all
+        return inputs
+
+    def _conversation_for(self, node: NodeSpec, lane: Lane) -> list[dict[str, Any]]:
+        convs = self.run.state.conversations
+        if self.run.graph.conversation_mode == "continuous" and lane.parent is None:
+            return convs.setdefault("_shared", [])
+        if self.resuming == node.id and node.id in convs:
+            return convs[node.id]
+        conv: list[dict[str, Any]] = []
+        convs[node.id] = conv
+        return conv
+
+    async def _apply(self, node: NodeSpec, node_type: str, output: dict[str, Any]) -> str | None:
+        """Write a successful attempt's output to the buffer; an error message when the node
+        wrote outside its output keys (or a function node left a required key out)."""
+        keys = node.output_keys
+        for k in output:
+            if k not in keys:
+                return (f"wrote output key {k!r}, which is not one of its output_keys "
+                        f"{list(keys)}")
+        if node_type == "function":
+            missing = [k for k in node.required_output_keys if output.get(k) is None]
+            if missing:
+                return f"did not return required output key(s) {missing}"
+        self.run.state.memory.update(output)
+        if self.scope is not None:
+            for k, v in output.items():
+                await self.scope.write(k, v)
+        return None

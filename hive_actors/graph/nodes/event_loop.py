@@ -1,0 +1,141 @@
+"""event_loop nodes: the LLM turn loop (SEMANTICS §3).
+
+Each iteration is one model turn: stream the reply (text deltas as events), run its tool calls,
+then decide. The node succeeds at the end of a turn after which every required output key is
+set (a node without output keys: at the end of a turn without tool calls). A client-facing
+node that asked (``ask_user``) or replied with text only waits for client input; when none
+comes within the input timeout the node stops with ``paused`` and runs again on resume. Any
+other text-only turn gets a nudge. ``max_iterations`` bounds the turns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hive_actors.graph.nodes.base import NodeContext, NodeImpl, NodeOutcome, register_node_type
+from hive_actors.graph.nodes.conversation import (
+    nudge,
+    opening_message,
+    phase_start,
+    recover_outputs,
+    system_prompt,
+)
+from hive_actors.graph.nodes.llm_tools import (
+    assistant_message,
+    run_tool_calls,
+    tool_message,
+    tool_schemas,
+)
+from hive_actors.llm.provider import LLMRequest, StreamReset, TextDelta, ToolCall, TurnEnd, Usage
+from hive_actors.runtime.events import EventType
+
+
+def max_iterations(ctx: NodeContext) -> int:
+    node_extra = ctx.node.extra
+    for source in (node_extra, node_extra.get("loop_config") or {}, ctx.graph.loop_config):
+        value = source.get("max_iterations") if isinstance(source, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return ctx.services.config.default_max_iterations
+
+
+@register_node_type
+class EventLoopNode(NodeImpl):
+    node_type = "event_loop"
+    uses_conversation = True
+
+    async def run(self, ctx: NodeContext) -> NodeOutcome:
+        node, services = ctx.node, ctx.services
+        if services.llm is None:
+            return NodeOutcome.fail(
+                "this event_loop node needs a model, and the executor has none (pass llm=...)"
+            )
+        conv = ctx.conversation if ctx.conversation is not None else []
+        outputs: dict[str, Any] = {}
+        start = phase_start(conv, node.id) if ctx.resuming else None
+        if start is not None:
+            outputs = recover_outputs(conv, start, node.output_keys)
+        else:
+            previous = ctx.graph.get_node(ctx.previous_node) if ctx.previous_node else None
+            conv.append({"role": "user", "content": opening_message(
+                node, ctx.inputs, previous, continuing=len(conv) > 0)})
+        await _add_inputs(ctx, conv, services.inputs.take_all(node.id))
+        system = system_prompt(ctx.graph, ctx.goal, node)
+        schemas, offered = tool_schemas(ctx)
+        required = node.required_output_keys
+        limit = max_iterations(ctx)
+        tokens = 0
+        missing = [k for k in required if outputs.get(k) is None]
+        for iteration in range(limit):
+            request = LLMRequest(
+                messages=tuple(conv), tools=schemas, system=system,
+                max_tokens=ctx.graph.max_tokens, model=node.model, node_id=node.id,
+                output_keys=tuple(missing), client_facing=node.client_facing,
+            )
+            text, calls, usage, stop = await _stream_turn(ctx, request, iteration)
+            tokens += usage.total_tokens
+            conv.append(assistant_message(text, calls))
+            question = None
+            if calls:
+                results, question = await run_tool_calls(ctx, calls, offered, outputs)
+                conv.extend(tool_message(r) for r in results)
+            await services.events.emit(
+                EventType.LLM_TURN_COMPLETED, node.id, iteration=iteration, stop_reason=stop,
+                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                tool_calls=len(calls),
+            )
+            missing = [k for k in required if outputs.get(k) is None]
+            if question is None and not missing and (node.output_keys or not calls):
+                return NodeOutcome.ok(outputs, tokens=tokens)
+            if question is not None or (not calls and node.client_facing):
+                got = await _wait_for_input(ctx, conv, question or text)
+                if not got:
+                    return NodeOutcome(False, error="waiting for client input", paused=True,
+                                       tokens=tokens)
+            elif not calls:
+                conv.append({"role": "user", "content": nudge(missing)})
+        return NodeOutcome.fail(
+            f"max_iterations ({limit}) reached with required output(s) {missing} still unset",
+            tokens=tokens,
+        )
+
+
+async def _stream_turn(ctx: NodeContext, request: LLMRequest,
+                       iteration: int) -> tuple[str, list[ToolCall], Usage, str]:
+    """One model call: its final text, tool calls, usage and stop reason. A StreamReset
+    discards the text and calls so far and emits a delta with ``reset=True``."""
+    node_id = ctx.node.id
+    emit = ctx.services.events.emit
+    kind = EventType.CLIENT_OUTPUT_DELTA if ctx.node.client_facing else EventType.LLM_TEXT_DELTA
+    snapshot = ""
+    calls: list[ToolCall] = []
+    usage, stop = Usage(), "stop"
+    async for chunk in ctx.services.llm.stream(request):
+        if isinstance(chunk, TextDelta):
+            snapshot += chunk.text
+            await emit(kind, node_id, content=chunk.text, snapshot=snapshot, iteration=iteration)
+        elif isinstance(chunk, ToolCall):
+            calls.append(chunk)
+        elif isinstance(chunk, StreamReset):
+            snapshot = ""
+            calls.clear()
+            await emit(kind, node_id, content="", snapshot="", iteration=iteration,
+                       reset=True, reason=chunk.reason)
+        elif isinstance(chunk, TurnEnd):
+            usage, stop = chunk.usage, chunk.stop_reason
+    return snapshot, calls, usage, stop
+
+
+async def _wait_for_input(ctx: NodeContext, conv: list[dict[str, Any]], prompt: str) -> bool:
+    """Ask the client and wait per the input timeout; True when input arrived."""
+    services = ctx.services
+    await services.events.emit(EventType.CLIENT_INPUT_REQUESTED, ctx.node.id, prompt=prompt)
+    items = await services.inputs.wait(ctx.node.id, services.config.current_input_timeout())
+    await _add_inputs(ctx, conv, items)
+    return bool(items)
+
+
+async def _add_inputs(ctx: NodeContext, conv: list[dict[str, Any]], items: list[str]) -> None:
+    for text in items:
+        conv.append({"role": "user", "content": text})
+        await ctx.services.events.emit(EventType.CLIENT_INPUT_RECEIVED, ctx.node.id, content=text)

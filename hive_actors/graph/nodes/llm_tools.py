@@ -1,0 +1,150 @@
+"""Tools of the LLM loop: the synthetic ``set_output`` / ``ask_user`` and dispatch of one
+turn's tool calls. Real tools of a turn run concurrently; every failure (unknown tool, bad
+JSON arguments, an exception, a timeout) becomes an error result for the model."""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any
+
+import attrs
+import trio
+
+from hive_actors.graph.nodes.base import NodeContext
+from hive_actors.graph.nodes.conversation import decode_value
+from hive_actors.llm.provider import ToolCall
+from hive_actors.runtime.events import EventType
+from hive_actors.tools.registry import result_to_text
+
+SET_OUTPUT = "set_output"
+ASK_USER = "ask_user"
+
+
+def tool_schemas(ctx: NodeContext) -> tuple[tuple[dict[str, Any], ...], frozenset[str]]:
+    """The tool schemas offered to ``ctx.node`` and their names (cached per graph)."""
+    node = ctx.node
+    per_registry = ctx.graph._cache.setdefault("tool_schemas", weakref.WeakKeyDictionary())
+    cache = per_registry.setdefault(ctx.services.tools, {})
+    hit = cache.get(node.id)
+    if hit is not None:
+        return hit
+    schemas = list(ctx.services.tools.schemas(node.tools))
+    if node.output_keys:
+        schemas.append(_schema(
+            SET_OUTPUT, "Set one output of this step. Call once per output key.",
+            {"key": {"type": "string", "enum": list(node.output_keys)},
+             "value": {"type": "string", "description": "the value; JSON is decoded"}},
+            ["key", "value"],
+        ))
+    if node.client_facing:
+        schemas.append(_schema(
+            ASK_USER, "Ask the user a question and wait for the reply.",
+            {"question": {"type": "string"}}, ["question"],
+        ))
+    names = frozenset(s["function"]["name"] for s in schemas)
+    hit = cache[node.id] = (tuple(schemas), names)
+    return hit
+
+
+def _schema(name: str, description: str, props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "function", "function": {
+        "name": name, "description": description,
+        "parameters": {"type": "object", "properties": props, "required": required},
+    }}
+
+
+@attrs.define(slots=True)
+class ToolResult:
+    call: ToolCall
+    content: str
+    is_error: bool = False
+
+
+async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: frozenset[str],
+                         outputs: dict[str, Any]) -> tuple[list[ToolResult], str | None]:
+    """Run one turn's calls; results in call order, and the question if ask_user was called.
+    ``outputs`` is updated by set_output calls."""
+    results: list[ToolResult | None] = [None] * len(calls)
+    question: str | None = None
+    emit = ctx.services.events.emit
+    node_id = ctx.node.id
+    real: list[tuple[int, ToolCall, dict[str, Any]]] = []
+    for i, call in enumerate(calls):
+        await emit(EventType.TOOL_CALL_STARTED, node_id, tool_use_id=call.id,
+                   tool_name=call.name, tool_input=call.arguments)
+        try:
+            args = call.parsed_arguments()
+        except ValueError as exc:
+            results[i] = ToolResult(call, f"ERROR: arguments of {call.name!r} are not a JSON object: {exc}", True)
+            continue
+        if call.name not in offered:
+            results[i] = ToolResult(
+                call, f"ERROR: unknown tool {call.name!r}; available: {sorted(offered)}", True)
+        elif call.name == SET_OUTPUT:
+            results[i] = await _set_output(ctx, call, args, outputs)
+        elif call.name == ASK_USER:
+            question = str(args.get("question", "")) or "Please reply."
+            results[i] = ToolResult(call, "Waiting for the user's reply.")
+        else:
+            real.append((i, call, args))
+    if len(real) == 1:
+        i, call, args = real[0]
+        results[i] = await _call_tool(ctx, call, args)
+    elif real:
+        async def one(i: int, call: ToolCall, args: dict[str, Any]) -> None:
+            results[i] = await _call_tool(ctx, call, args)
+
+        async with trio.open_nursery() as nursery:
+            for i, call, args in real:
+                nursery.start_soon(one, i, call, args)
+    done = [r for r in results if r is not None]
+    for r in done:
+        await emit(EventType.TOOL_CALL_COMPLETED, node_id, tool_use_id=r.call.id,
+                   tool_name=r.call.name, result=r.content, is_error=r.is_error)
+    return done, question
+
+
+async def _set_output(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
+                      outputs: dict[str, Any]) -> ToolResult:
+    key = args.get("key")
+    keys = ctx.node.output_keys
+    if key not in keys:
+        return ToolResult(call, f"ERROR: invalid output key {key!r}; valid keys: {list(keys)}", True)
+    if "value" not in args:
+        return ToolResult(call, f"ERROR: set_output({key!r}) needs a value", True)
+    value = outputs[key] = decode_value(args["value"])
+    await ctx.services.events.emit(EventType.OUTPUT_KEY_SET, ctx.node.id, key=key, value=value)
+    return ToolResult(call, f"Output {key!r} set.")
+
+
+async def _call_tool(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> ToolResult:
+    services = ctx.services
+    timeout = services.config.tool_timeout
+    try:
+        async with services.tool_limiter:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                value = await services.tools.call(call.name, args)
+        if scope.cancelled_caught:
+            return ToolResult(call, f"ERROR: tool {call.name!r} timed out after {timeout}s", True)
+    except Exception as exc:
+        return ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: {exc}", True)
+    return ToolResult(call, result_to_text(value))
+
+
+def assistant_message(text: str, calls: list[ToolCall]) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        msg["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+    return msg
+
+
+def tool_message(result: ToolResult) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": result.call.id, "content": result.content}
+
+
+def json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)

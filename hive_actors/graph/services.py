@@ -1,0 +1,91 @@
+"""Services: what an executor lends its nodes (model, tools, config, events, client input)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from hive_actors.errors import NodeError
+from hive_actors.graph.client_input import InputHub
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.runtime.events import EventSink
+from hive_actors.tools.registry import ToolRegistry
+
+
+@attrs.define(slots=True, eq=False)
+class Services:
+    llm: Any
+    tools: ToolRegistry
+    config: ExecutorConfig
+    events: EventSink
+    inputs: InputHub
+    tool_limiter: trio.CapacityLimiter
+    _functions: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict)
+
+    def resolve_function(self, ref: str, node_id: str) -> tuple[Callable[..., Any], bool]:
+        """The callable a function node names and whether it is async (cached).
+
+        Looks in ``config.functions``, then ``config.function_resolver``, then registered tools
+        of that name, then imports ``module:attr`` (or ``module.attr``) from sys.path. Raises
+        NodeError naming the node and the reference when nothing provides it.
+        """
+        hit = self._functions.get(ref)
+        if hit is not None:
+            return hit
+        fn = self.config.functions.get(ref)
+        if fn is None and self.config.function_resolver is not None:
+            fn = self.config.function_resolver(ref)
+        if fn is None:
+            tool = self.tools.get(ref)
+            fn = tool.fn if tool is not None else None
+        if fn is None:
+            fn = _import(ref, node_id)
+        if not callable(fn):
+            raise NodeError(f"function {ref!r} is not callable", node_id)
+        hit = self._functions[ref] = (fn, _is_async(fn))
+        return hit
+
+
+def _is_async(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)
+    )
+
+
+def _import(ref: str, node_id: str) -> Callable[..., Any]:
+    module_name, sep, attr = ref.partition(":")
+    if not sep:
+        module_name, _, attr = ref.rpartition(".")
+    if not module_name or not attr:
+        raise NodeError(
+            f"cannot resolve function {ref!r}: give it in ExecutorConfig.functions "
+            "or name it as 'module:attr'",
+            node_id,
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise NodeError(f"cannot resolve function {ref!r}: {exc}", node_id) from None
+    return obj
+
+
+def as_registry(tools: Any, tool_executor: Any) -> ToolRegistry:
+    """A ToolRegistry from what the executor was given (registry, list, dict or None)."""
+    if isinstance(tools, ToolRegistry):
+        if tool_executor is None:
+            return tools
+        merged = ToolRegistry(tool_executor=tool_executor)
+        for name in tools.names():
+            merged.register(tools.get(name))  # type: ignore[arg-type]
+        return merged
+    return ToolRegistry(tools, tool_executor)

@@ -1,0 +1,150 @@
+"""ScriptedLLM: an offline LLMProvider that plays scripted replies per node, for tests, demos
+and benchmarks.
+
+    llm = ScriptedLLM({"intake": [Reply("Hello!", [call("set_output", key="topic", value="x")])]},
+                      autopilot=True)
+
+Each node id has a list of replies, played in order, one per model call of that node (the key
+``"*"`` serves any node without its own list). When a node's replies run out (or it has none)
+and ``autopilot`` is on, the reply calls ``set_output`` for every required output key still
+missing (``request.output_keys``) with a plausible value, or says "Done." when nothing is
+missing; without autopilot that is an `LLMError`. Text streams in ``chunk_size`` pieces; each
+call first sleeps ``delay`` seconds (trio.sleep, so MockClock's autojump skips it). Every
+request is recorded in ``requests``.
+
+Script files (JSON): ``{"node_id": [{"text": "...", "tool_calls": [{"name": "set_output",
+"arguments": {"key": "k", "value": "v"}}]}, ...], ...}``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from hive_actors.errors import LLMError
+from hive_actors.llm.provider import (
+    Chunk,
+    LLMRequest,
+    StreamReset,
+    TextDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+
+
+@attrs.frozen
+class ScriptedCall:
+    """A tool call in a script; its id is assigned when played."""
+
+    name: str
+    arguments: Any = attrs.field(factory=dict)  # dict (encoded as JSON) or raw text
+
+
+def call(name: str, /, **arguments: Any) -> ScriptedCall:
+    """A scripted tool call: ``call("set_output", key="x", value="1")``."""
+    return ScriptedCall(name, arguments)
+
+
+@attrs.frozen
+class Reply:
+    """One scripted model turn. ``reset_after`` emits a StreamReset after that many chunks
+    (then plays the turn in full); ``error`` makes the call raise instead."""
+
+    text: str = ""
+    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=tuple)
+    reset_after: int | None = None
+    error: str | None = None
+
+
+def _as_reply(item: Any) -> Reply:
+    if isinstance(item, Reply):
+        return item
+    if isinstance(item, str):
+        return Reply(item)
+    if isinstance(item, Mapping):
+        calls = tuple(
+            c if isinstance(c, ScriptedCall) else ScriptedCall(c["name"], c.get("arguments", {}))
+            for c in item.get("tool_calls", ())
+        )
+        return Reply(item.get("text", ""), calls, item.get("reset_after"), item.get("error"))
+    raise TypeError(f"a scripted reply must be a Reply, str or dict, got {type(item).__name__}")
+
+
+def plausible_value(key: str) -> str:
+    """What autopilot sets for an output key: "false" for yes/no-sounding keys (so feedback
+    loops end), otherwise a short text naming the key."""
+    lowered = key.lower()
+    if lowered.startswith(("is_", "has_", "needs_", "should_", "continue", "retry", "more_")):
+        return "false"
+    return f"autopilot {key}"
+
+
+class ScriptedLLM:
+    def __init__(
+        self,
+        script: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        autopilot: bool = False,
+        delay: float = 0.0,
+        chunk_size: int = 16,
+    ) -> None:
+        self._script = {k: [_as_reply(r) for r in v] for k, v in (script or {}).items()}
+        self._played: dict[str, int] = {}
+        self.autopilot = autopilot
+        self.delay = delay
+        self.chunk_size = max(1, chunk_size)
+        self.requests: list[LLMRequest] = []
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kw: Any) -> ScriptedLLM:
+        """A ScriptedLLM playing the JSON script at ``path`` (see module docs)."""
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")), **kw)
+
+    def calls_for(self, node_id: str) -> list[LLMRequest]:
+        """The requests made for ``node_id`` so far."""
+        return [r for r in self.requests if r.node_id == node_id]
+
+    def _next(self, request: LLMRequest) -> Reply:
+        key = request.node_id if request.node_id in self._script else "*"
+        replies = self._script.get(key, [])
+        n = self._played.get(key, 0)
+        if n < len(replies):
+            self._played[key] = n + 1
+            return replies[n]
+        if not self.autopilot:
+            raise LLMError(f"ScriptedLLM: no scripted reply left for node {request.node_id!r}")
+        if request.output_keys:
+            return Reply("", tuple(call("set_output", key=k, value=plausible_value(k))
+                                   for k in request.output_keys))
+        return Reply("Done.")
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[Chunk]:
+        self.requests.append(request)
+        reply = self._next(request)
+        if self.delay:
+            await trio.sleep(self.delay)
+        if reply.error is not None:
+            raise LLMError(reply.error)
+        text = reply.text
+        size = self.chunk_size
+        pieces = [text[i:i + size] for i in range(0, len(text), size)]
+        if reply.reset_after is not None:
+            for piece in pieces[: reply.reset_after]:
+                yield TextDelta(piece)
+            yield StreamReset("scripted reset")
+        for piece in pieces:
+            yield TextDelta(piece)
+        for c in reply.tool_calls:
+            args = c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments)
+            yield ToolCall(f"call_{next(self._ids)}", c.name, args)
+        usage = Usage(input_tokens=sum(len(str(m.get("content") or "")) for m in request.messages) // 4 + 1,
+                      output_tokens=len(text) // 4 + 1)
+        yield TurnEnd("tool_calls" if reply.tool_calls else "stop", usage)
