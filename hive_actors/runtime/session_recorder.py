@@ -54,6 +54,9 @@ class SessionRecorder:
         self.output_tokens = 0
         self.tool_calls = 0
         self.record: SessionRecord | None = None
+        cp = svc.checkpoint_config
+        self.checkpoints = cp is None or bool(getattr(cp, "enabled", True))
+        self.current_node: str | None = None
         if ex.resumed:
             try:
                 self.record = self.store.read_state(ex.id)
@@ -88,13 +91,21 @@ class SessionRecorder:
                 "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
             },
         )
-        if self.svc.config.state_on_node_boundaries:
+        self.current_node = node_id
+        if self.svc.config.state_on_node_boundaries and not self.checkpoints:
             await self._write(current_node=node_id)
 
-    def checkpoint_saved(self, data: dict[str, Any]) -> None:
+    async def checkpoint_saved(self, node_id: str | None, data: dict[str, Any]) -> None:
+        """A node boundary with a durable checkpoint: state.json points at it."""
         seq = data.get("seq")
-        if isinstance(seq, int) and self.record is not None:
-            self.record = attrs.evolve(self.record, checkpoint_seq=seq)
+        changes: dict[str, Any] = {"current_node": node_id}
+        if isinstance(seq, int):
+            changes["checkpoint_seq"] = seq
+        if self.svc.config.state_on_node_boundaries:
+            await self._write(**changes)
+        else:
+            assert self.record is not None
+            self.record = attrs.evolve(self.record, **changes)
 
     async def tool_call(self, node_id: str | None, data: dict[str, Any]) -> None:
         self.tool_calls += 1
@@ -173,7 +184,7 @@ class _RecordingSink:
         elif type is EventType.LLM_TURN_COMPLETED:
             rec.usage(data)
         elif type is EventType.CHECKPOINT_SAVED:
-            rec.checkpoint_saved(data)
+            await rec.checkpoint_saved(node_id, data)
 
     def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
         return self._inner.emit_nowait(type, node_id, **data)
