@@ -81,8 +81,8 @@ class FakeRuntime:
     def get_stats(self) -> dict[str, Any]:
         return {"published": self.event_bus.stats().published}
 
-    def list_sessions(self) -> list[dict[str, Any]]:
-        return [{"session_id": "s1"}, {"session_id": "s2"}]
+    def list_sessions(self, status: str | None = None) -> list[dict[str, Any]]:
+        return [{"session_id": "s2"}, {"session_id": "s1"}]  # oldest first
 
     def get_entry_points(self) -> list[Any]:
         from hive_actors.runtime.entry_point import EntryPointSpec
@@ -94,3 +94,46 @@ async def run_bus(nursery: trio.Nursery) -> EventBus:
     bus = EventBus()
     await nursery.start(bus.run)
     return bus
+
+
+# -- a small real agent: a client-facing intake node, then a worker -------------------------
+
+
+def interview_graph() -> Any:
+    """intake (client-facing: asks a question, waits for the answer) -> work."""
+    from hive_actors.graph.spec import EdgeSpec, GraphSpec, NodeSpec
+
+    return GraphSpec(
+        id="interview", entry_node="intake",
+        nodes=(NodeSpec(id="intake", client_facing=True, output_keys=("topic",)),
+               NodeSpec(id="work", input_keys=("topic",), output_keys=("answer",))),
+        edges=(EdgeSpec(id="intake_to_work", source="intake", target="work"),),
+        terminal_nodes=("work",),
+    )
+
+
+def interview_llm() -> Any:
+    """Per execution (one at a time): intake asks "Which topic?", then sets its output once
+    answered; autopilot does the rest."""
+    from hive_actors.llm.scripted import Reply, ScriptedLLM, call
+
+    turns = [Reply("Which topic shall I research?"),
+             Reply("Noted.", [call("set_output", key="topic", value="bees")])]
+    return ScriptedLLM({"intake": turns * 20}, autopilot=True)
+
+
+def chatty_graph() -> Any:
+    """One internal node whose single turn streams many text deltas."""
+    from hive_actors.graph.spec import GraphSpec, NodeSpec
+
+    return GraphSpec(id="chatty", entry_node="work",
+                     nodes=(NodeSpec(id="work", output_keys=("answer",)),),
+                     terminal_nodes=("work",))
+
+
+def chatty_llm(executions: int, deltas: int) -> Any:
+    """Each execution streams ``deltas`` one-character text deltas, then sets its output."""
+    from hive_actors.llm.scripted import Reply, ScriptedLLM, call
+
+    reply = Reply("x" * deltas, [call("set_output", key="answer", value="ok")])
+    return ScriptedLLM({"work": [reply] * executions}, chunk_size=1)

@@ -10,6 +10,8 @@ import inspect
 import logging
 from typing import Any
 
+import trio
+
 from hive_actors.errors import (
     HiveActorsError,
     UnknownEntryPointError,
@@ -44,14 +46,28 @@ async def call_runtime(runtime: Any, request: p.Request) -> Any:
     if isinstance(request, p.GetStats):
         return to_data(await _maybe_await(runtime.get_stats()))
     if isinstance(request, p.ListSessions):
-        sessions = await _maybe_await(runtime.list_sessions())
-        sessions = list(sessions)
+        sessions = await _list_sessions(runtime, request.status)
+        sessions.reverse()  # newest first
         if request.limit is not None:
             sessions = sessions[: request.limit]
         return {"sessions": to_data(sessions)}
     if isinstance(request, p.ListEntryPoints):
         return {"entry_points": to_data(list(runtime.get_entry_points()))}
     raise TypeError(f"call_runtime: {type(request).__name__} is not a runtime request")
+
+
+async def _list_sessions(runtime: Any, status: str | None) -> list[Any]:
+    """Stored sessions, oldest first: the runtime's own listing, else its storage folder."""
+    own = getattr(runtime, "list_sessions", None)
+    if own is not None:
+        return list(await _maybe_await(own(status=status)))
+    storage_path = getattr(runtime, "storage_path", None)
+    if storage_path is None:
+        return []
+    from hive_actors.storage.session_store import SessionStore
+
+    store = SessionStore(storage_path)
+    return await trio.to_thread.run_sync(lambda: store.list_sessions(status=status))
 
 
 def error_for(request_id: p.RequestId | None, kind: str, exc: BaseException) -> p.Error:

@@ -79,8 +79,11 @@ class GetStats:
 
 @attrs.frozen
 class ListSessions:
+    """Stored sessions, newest first; ``status`` filters (running, completed, paused...)."""
+
     id: RequestId
     limit: int | None = None
+    status: str | None = None
 
 
 @attrs.frozen
