@@ -33,14 +33,20 @@ async def server(nursery):
     return fake
 
 
+@pytest.fixture(params=["native", "litellm"])
+def transport(request):
+    return request.param
+
+
 @pytest.fixture
 async def loop():
     async with open_llm_loop() as aio_loop:
         yield aio_loop
 
 
-def provider(server: FakeOpenAI, model: str = "openai/gpt-4o-mini", **kw) -> LiteLLMProvider:
+def provider(server: FakeOpenAI, transport: str, model: str = "openai/gpt-4o-mini", **kw) -> LiteLLMProvider:
     kw.setdefault("backoff_base", 0.001)
+    kw["transport"] = transport
     kw.setdefault("timeout", 10.0)
     return LiteLLMProvider(model, api_base=server.base_url, api_key="sk-test", **kw)
 
@@ -60,9 +66,9 @@ def visible_text(chunks: list) -> str:
     return text
 
 
-async def test_text_streams_as_ordered_deltas_then_one_turn_end(server, loop):
+async def test_text_streams_as_ordered_deltas_then_one_turn_end(server, loop, transport):
     server.add("node_a", Reply(text="The quick brown fox jumps.", chunk_chars=4))
-    chunks = await collect(provider(server))
+    chunks = await collect(provider(server, transport))
     deltas = [c.text for c in chunks if isinstance(c, TextDelta)]
     assert len(deltas) == 7 and "".join(deltas) == "The quick brown fox jumps."
     assert isinstance(chunks[-1], TurnEnd) and chunks[-1].stop_reason == "stop"
@@ -72,7 +78,7 @@ async def test_text_streams_as_ordered_deltas_then_one_turn_end(server, loop):
     assert sent["stream"] is True
 
 
-async def test_two_streamed_tool_calls_in_one_turn_are_both_assembled(server, loop):
+async def test_two_streamed_tool_calls_in_one_turn_are_both_assembled(server, loop, transport):
     server.add(
         "node_a",
         Reply(
@@ -85,7 +91,7 @@ async def test_two_streamed_tool_calls_in_one_turn_are_both_assembled(server, lo
         ),
     )
     request = LLMRequest(messages=HELLO.messages, system=HELLO.system, tools=TOOLS)
-    chunks = await collect(provider(server), request)
+    chunks = await collect(provider(server, transport), request)
     calls = [c for c in chunks if isinstance(c, ToolCall)]
     assert calls == [
         ToolCall("call_a", "lookup", '{"city": "Paris", "units": "metric"}'),
@@ -97,10 +103,10 @@ async def test_two_streamed_tool_calls_in_one_turn_are_both_assembled(server, lo
     assert server.requests[0].body["tools"] == list(TOOLS)
 
 
-async def test_rate_limit_is_retried_once_after_retry_after(server, loop):
+async def test_rate_limit_is_retried_once_after_retry_after(server, loop, transport):
     server.add("node_a", Reply(status=429, retry_after="0.05"), Reply(text="ok now"))
     retries = []
-    chunks = await collect(provider(server, on_retry=lambda *a: retries.append(a)))
+    chunks = await collect(provider(server, transport, on_retry=lambda *a: retries.append(a)))
     assert visible_text(chunks) == "ok now"
     assert len(server.requests) == 2
     assert len(retries) == 1
@@ -109,13 +115,13 @@ async def test_rate_limit_is_retried_once_after_retry_after(server, loop):
     assert not any(isinstance(c, StreamReset) for c in chunks)  # nothing was shown yet
 
 
-async def test_dropped_stream_is_retried_with_reset_and_no_duplicated_text(server, loop):
+async def test_dropped_stream_is_retried_with_reset_and_no_duplicated_text(server, loop, transport):
     server.add(
         "node_a",
         Reply(text="Hello there, world", chunk_chars=3, drop_after=4),
         Reply(text="Hello there, world", chunk_chars=3),
     )
-    chunks = await collect(provider(server))
+    chunks = await collect(provider(server, transport))
     resets = [i for i, c in enumerate(chunks) if isinstance(c, StreamReset)]
     assert len(resets) == 1
     before = "".join(c.text for c in chunks[: resets[0]] if isinstance(c, TextDelta))
@@ -124,31 +130,31 @@ async def test_dropped_stream_is_retried_with_reset_and_no_duplicated_text(serve
     assert len(server.requests) == 2
 
 
-async def test_server_errors_give_llm_error_after_the_retries(server, loop):
+async def test_server_errors_give_llm_error_after_the_retries(server, loop, transport):
     server.add("node_a", *[Reply(status=500)] * 3)
     with pytest.raises(LLMError, match="gave up after 3 attempts"):
-        await collect(provider(server, max_retries=2))
+        await collect(provider(server, transport, max_retries=2))
     assert len(server.requests) == 3
 
 
-async def test_client_errors_are_not_retried(server, loop):
+async def test_client_errors_are_not_retried(server, loop, transport):
     server.add("node_a", Reply(status=400, error_message="bad request body"))
     with pytest.raises(LLMError, match="bad request body"):
-        await collect(provider(server))
+        await collect(provider(server, transport))
     assert len(server.requests) == 1
 
 
-async def test_a_stalled_attempt_times_out_and_is_retried(server, loop):
+async def test_a_stalled_attempt_times_out_and_is_retried(server, loop, transport):
     server.add("node_a", Reply(text="late", first_byte_delay=30), Reply(text="on time"))
-    chunks = await collect(provider(server, timeout=0.3))
+    chunks = await collect(provider(server, transport, timeout=0.3))
     assert visible_text(chunks) == "on time"
     await server.requests[0].finished.wait()
     assert server.requests[0].closed_early
 
 
-async def test_cancelling_the_consumer_closes_the_connection(server, loop):
+async def test_cancelling_the_consumer_closes_the_connection(server, loop, transport):
     server.add("node_a", Reply(text="one two three four", chunk_chars=2, hang_after=3))
-    p = provider(server)
+    p = provider(server, transport)
     got = []
     with trio.CancelScope() as scope:
         async for chunk in p.stream(HELLO):
@@ -163,20 +169,20 @@ async def test_cancelling_the_consumer_closes_the_connection(server, loop):
     assert not [t for t in asyncio.all_tasks(loop) if not t.done()]
 
 
-async def test_usage_and_cost_are_reported_per_turn(server, loop):
+async def test_usage_and_cost_are_reported_per_turn(server, loop, transport):
     usage = FakeUsage(prompt_tokens=1200, completion_tokens=80, cached_tokens=1000)
     server.add("node_a", Reply(text="hi", usage=usage), Reply(text="hi", usage=usage))
-    end = (await collect(provider(server)))[-1]
+    end = (await collect(provider(server, transport)))[-1]
     assert (end.usage.input_tokens, end.usage.output_tokens, end.usage.cached_tokens) == (1200, 80, 1000)
     assert end.usage.cost_usd is not None and end.usage.cost_usd > 0
-    unknown = (await collect(provider(server, model="openai/no-such-model-xyz")))[-1]
+    unknown = (await collect(provider(server, transport, model="openai/no-such-model-xyz")))[-1]
     assert unknown.usage.input_tokens == 1200 and unknown.usage.cost_usd is None
 
 
-async def test_concurrent_calls_share_the_limiter(server, loop):
+async def test_concurrent_calls_share_the_limiter(server, loop, transport):
     server.load(FakeScript(fallback=Reply(text="x", first_byte_delay=0.05)))
     limiter = trio.CapacityLimiter(2)
-    p = provider(server, concurrency_limiter=limiter)
+    p = provider(server, transport, concurrency_limiter=limiter)
     peak = 0
 
     async def one() -> None:
@@ -191,9 +197,9 @@ async def test_concurrent_calls_share_the_limiter(server, loop):
     assert len(server.requests) == 5
 
 
-async def test_stream_outside_an_llm_loop_is_a_configuration_error(server):
+async def test_stream_outside_an_llm_loop_is_a_configuration_error(server, transport):
     with pytest.raises(ConfigurationError, match="open_llm_loop"):
-        await collect(provider(server))
+        await collect(provider(server, transport))
 
 
 def test_missing_api_key_is_a_configuration_error_naming_the_variable(monkeypatch):

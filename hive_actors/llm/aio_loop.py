@@ -1,4 +1,5 @@
-"""The asyncio loop (trio-asyncio) that litellm's asyncio code runs on, one per runtime.
+"""The asyncio loop (trio-asyncio) that litellm's asyncio code runs on, one per runtime,
+and the HTTP connection pool of native OpenAI-compatible calls (openai_native.py).
 
 ``async with open_llm_loop():`` opens a trio-asyncio loop for the body of the block, or reuses
 the one the embedding application already opened, and fixes its default executor (below).
@@ -70,11 +71,14 @@ async def open_llm_loop() -> AsyncIterator[Any]:
     """
     import trio_asyncio
 
+    from .openai_native import native_http_scope
+
     loop = trio_asyncio.current_loop.get()
-    if loop is not None:
-        prepare_loop(loop)
-        yield loop
-        return
-    async with trio_asyncio.open_loop() as loop:
-        prepare_loop(loop)
-        yield loop
+    async with native_http_scope():
+        if loop is not None:
+            prepare_loop(loop)
+            yield loop
+            return
+        async with trio_asyncio.open_loop() as loop:
+            prepare_loop(loop)
+            yield loop

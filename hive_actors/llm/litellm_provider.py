@@ -1,7 +1,7 @@
-"""LiteLLMProvider: every real model call, through litellm, from trio.
+"""LiteLLMProvider: every real model call, from trio, through litellm or natively.
 
-How it runs. litellm is asyncio code; it runs on a trio-asyncio loop opened once per runtime
-(``hive_actors.llm.aio_loop.open_llm_loop``), with the loop's default executor replaced so
+How the litellm transport runs. litellm is asyncio code; it runs on a trio-asyncio loop
+opened once per runtime (``hive_actors.llm.aio_loop.open_llm_loop``), with the loop's default executor replaced so
 ``acompletion`` works at all (see aio_loop.py). Each streamed chunk is awaited with
 ``trio_asyncio.aio_as_trio``; cancelling the trio side cancels that asyncio await, which
 aborts the HTTP request (the server sees the connection close), and the litellm stream is
@@ -10,16 +10,19 @@ closed under a short shielded scope. litellm is imported lazily, on the first mo
 (import ~3-4.5 s; ``import hive_actors`` stays fast). litellm >= 1.106 imports ``mcp`` when
 ``tools=`` is given; ``mcp`` is a dependency of hive_actors for that reason.
 
-Why litellm and not a native trio HTTP client for OpenAI-compatible providers. Measured with
-benchmarks/bench_llm_overhead.py (fake server on 127.0.0.1, 2 shared cores, 40-token replies
-in 14 chunks; median per call):
-  1 call at a time:   raw httpx-on-trio 2.7 ms, LiteLLMProvider 12.6 ms  (+9.9 ms)
-  100 concurrent:     raw 97 ms, LiteLLMProvider 610 ms  (+513 ms, CPU bound: ~6 ms CPU per
-                      call in litellm's chunk processing, serialised by the GIL)
-A real model turn takes 0.3-30 s, so ~10 ms per call is below 3 % of a turn; at 100
-concurrent calls on 2 cores the overhead is real, but one code path for every provider (key
-handling, message translation, cost map) outweighs it for now. A native path for
-``openai/`` models remains an option if CPU ever becomes the limit.
+Transports, chosen on measurements (benchmarks/bench_llm_overhead.py: fake server in a
+subprocess on 127.0.0.1, 2 cores shared with other work, so figures are noisy; median latency
+per streamed call, and client CPU per call):
+                               raw httpx     native          litellm (trio-asyncio)
+  13 chunks, 1 at a time       2.0-2.6 ms    3.3-4.3 ms      26-37 ms    (CPU 23-25 ms)
+  13 chunks, 100 concurrent    0.19 s        0.55-0.79 s     2.8-3.9 s   (CPU 23 ms vs 3 ms)
+  500 chunks, 1 at a time      20 ms         24 ms           385 ms      (CPU 305 ms vs 16 ms)
+  500 chunks, 20 concurrent    0.39 s        0.83 s          8.1 s
+litellm's per-chunk processing costs ~0.6 ms of CPU per chunk, so 100 agents streaming at
+once would saturate a core on litellm alone. Hence: ``openai/...`` models (OpenAI and any
+OpenAI-compatible server) go straight to the HTTP API from trio (openai_native.py, httpx on
+trio, no asyncio); every other provider goes through litellm, which translates its API.
+``transport="litellm"`` / ``"native"`` overrides the choice.
 
 Retries: 429, 408/409, 5xx, connection errors, mid-stream drops and the per-attempt timeout are
 retried with exponential backoff and jitter (``Retry-After`` / ``retry-after-ms`` honoured
@@ -41,11 +44,15 @@ import trio
 
 from ..errors import ConfigurationError, LLMError
 from .aio_loop import current_llm_loop, prepare_loop
+from .openai_native import build_call, cost_of
 from .provider import Chunk, LLMRequest, StreamReset, TextDelta, TurnEnd, Usage
 from .stream_assembly import ToolCallAssembler, field, usage_from, without_ghost_messages
 
 DEFAULT_CONCURRENCY = 16
 _RETRY_STATUS = {408, 409, 429}
+_TRANSPORTS = ("auto", "litellm", "native")
+# litellm's own options, never sent in a native request body
+_LITELLM_ONLY = {"model", "timeout", "num_retries", "max_retries", "api_base", "api_key", "drop_params"}
 
 _litellm_module: Any = None
 
@@ -79,6 +86,9 @@ class LiteLLMProvider:
     ``concurrency_limiter`` bounds concurrent calls; a runtime passes one shared limiter,
     otherwise the provider has its own of ``DEFAULT_CONCURRENCY``.
     ``on_retry(attempt, delay, reason)`` is called before each retry sleep (logging).
+    ``transport``: "auto" (``openai/...`` models go native, others through litellm),
+    "litellm" or "native" (any OpenAI-compatible endpoint). On the native transport the extra
+    keyword arguments become fields of the request body.
     """
 
     def __init__(
@@ -94,10 +104,14 @@ class LiteLLMProvider:
         max_retry_after: float = 120.0,
         concurrency_limiter: trio.CapacityLimiter | None = None,
         on_retry: Callable[[int, float, str], None] | None = None,
+        transport: str = "auto",
         **litellm_kwargs: Any,
     ) -> None:
         if not model:
             raise ConfigurationError("LiteLLMProvider: model must be a non-empty string")
+        if transport not in _TRANSPORTS:
+            raise ConfigurationError(f"LiteLLMProvider: transport must be one of {_TRANSPORTS}, got {transport!r}")
+        self.transport = transport
         self.model = model
         self.api_base = api_base
         self.api_key = api_key
@@ -185,19 +199,28 @@ class LiteLLMProvider:
             kwargs["api_key"] = self.api_key
         return kwargs
 
+    def uses_native_transport(self, request: LLMRequest | None = None) -> bool:
+        """True when calls go straight to an OpenAI-compatible endpoint from trio."""
+        if self.transport != "auto":
+            return self.transport == "native"
+        return ((request and request.model) or self.model).startswith("openai/")
+
+    def _open_call(self, request: LLMRequest) -> Any:
+        kwargs = self.call_kwargs(request)
+        if self.uses_native_transport(request):
+            payload = {k: v for k, v in kwargs.items() if k not in _LITELLM_ONLY}
+            return _NativeTransport(build_call(kwargs["model"], self.api_base, self.api_key, payload), kwargs["model"])
+        return _LiteLLMTransport(kwargs)
+
     async def _attempt(self, request: LLMRequest) -> AsyncIterator[Chunk]:
         """One HTTP call. Cancel scopes wrap only the awaits, never a ``yield``."""
-        import trio_asyncio
-
-        litellm = import_litellm()
-        kwargs = self.call_kwargs(request)
+        call = self._open_call(request)
         deadline = trio.current_time() + self.timeout
-        response = await self._guarded(deadline, trio_asyncio.aio_as_trio(litellm.acompletion), **kwargs)
         try:
+            await self._guarded(deadline, call.open)
             tools = ToolCallAssembler()
             finish, raw_usage = None, None
-            next_chunk = trio_asyncio.aio_as_trio(_next_or_none)
-            while (chunk := await self._guarded(deadline, next_chunk, response)) is not None:
+            while (chunk := await self._guarded(deadline, call.next)) is not None:
                 raw_usage = field(chunk, "usage") or raw_usage
                 for choice in field(chunk, "choices") or ():
                     delta = field(choice, "delta")
@@ -206,14 +229,14 @@ class LiteLLMProvider:
                     finish = field(choice, "finish_reason") or finish
                     if text := field(delta, "content"):
                         yield TextDelta(text)
-            for call in tools.calls():
-                yield call
-            usage = usage_from(raw_usage, _cost(litellm, kwargs["model"], raw_usage))
+            for tool_call in tools.calls():
+                yield tool_call
+            usage = usage_from(raw_usage, call.cost(raw_usage))
             yield TurnEnd(stop_reason=finish or ("tool_calls" if tools.calls() else "stop"), usage=usage)
         finally:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + 2.0
-                await trio_asyncio.aio_as_trio(response.aclose)()
+                await call.aclose()
 
     async def _guarded(self, deadline: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``await fn(...)`` by ``deadline``, mapping failures to ``_Retryable`` / ``LLMError``."""
@@ -226,6 +249,45 @@ class LiteLLMProvider:
             raise
         except Exception as exc:  # litellm/openai/httpx errors: classify
             raise _classify(self.model, exc) from exc
+
+
+class _LiteLLMTransport:
+    """One ``litellm.acompletion`` stream, awaited from trio through trio-asyncio."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self._kwargs = kwargs
+        self._litellm = import_litellm()
+        self._response: Any = None
+
+    async def open(self) -> None:
+        import trio_asyncio
+
+        self._response = await trio_asyncio.aio_as_trio(self._litellm.acompletion)(**self._kwargs)
+
+    async def next(self) -> Any:
+        import trio_asyncio
+
+        return await trio_asyncio.aio_as_trio(_next_or_none)(self._response)
+
+    async def aclose(self) -> None:
+        import trio_asyncio
+
+        if self._response is not None:
+            await trio_asyncio.aio_as_trio(self._response.aclose)()
+
+    def cost(self, raw_usage: Any) -> float | None:
+        return _cost(self._litellm, self._kwargs["model"], raw_usage)
+
+
+class _NativeTransport:
+    """One call to an OpenAI-compatible endpoint over httpx on trio (no asyncio)."""
+
+    def __init__(self, call: Any, model: str) -> None:
+        self._call, self._model = call, model
+        self.open, self.next, self.aclose = call.open, call.next, call.aclose
+
+    def cost(self, raw_usage: Any) -> float | None:
+        return cost_of(self._model, raw_usage)
 
 
 async def _next_or_none(response: Any) -> Any:
@@ -248,7 +310,7 @@ def _classify(model: str, exc: Exception) -> Exception:
 
 def _retry_after(exc: Exception) -> float | None:
     """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date), if sent."""
-    headers: Any = getattr(exc, "litellm_response_headers", None)
+    headers: Any = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
     if not headers:
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     try:
