@@ -244,3 +244,11 @@ def test_bad_async_entry_point(tmp_path):
     assert "trigger_type" in found[("graph.async_entry_points[0]", "error")]
     assert found[("graph.async_entry_points[0].retries", "warning")] == (
         "unknown entry point key 'retries' (ignored)")
+
+
+def test_graph_and_goal_must_be_objects(tmp_path):
+    assert errors_of(write(tmp_path, {"graph": [], "goal": {"id": "g"}})) == [
+        ("graph", "'graph' must be an object, got list")
+    ]
+    path = write(tmp_path, variant(lambda d: d.update(goal="be helpful")))
+    assert errors_of(path) == [("goal", "'goal' must be an object, got str")]

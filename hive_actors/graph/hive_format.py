@@ -34,8 +34,6 @@ from hive_actors.graph.spec import (
     SuccessCriterion,
 )
 from hive_actors.graph.validation import join
-from hive_actors.runtime.entry_point import EntryPointSpec
-from hive_actors.serde import to_data
 
 
 def field_names(cls: type) -> frozenset[str]:
@@ -94,6 +92,7 @@ class Normalised:
     required_tools: list[str] | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)
     problems: list[Problem] = attrs.field(factory=list)
+    fatal: bool = False  # not an agent definition at all: nothing else to check
 
     def error(self, path: str, message: str) -> None:
         self.problems.append(Problem(self.file, path, message))
@@ -107,7 +106,7 @@ def normalise(
 ) -> Normalised:
     """Any Hive export shape as a :class:`Normalised`; problems are in ``.problems``."""
     if not isinstance(raw, dict):
-        out = Normalised(file, "graph")
+        out = Normalised(file, "graph", fatal=True)
         out.error("", f"the top level must be a JSON object, got {type(raw).__name__}")
         return out
     if "graph" in raw:
@@ -115,7 +114,8 @@ def normalise(
         graph_raw = raw["graph"]
         if not isinstance(graph_raw, dict):
             out.error("graph", f"'graph' must be an object, got {type(graph_raw).__name__}")
-            graph_raw = {}
+            out.fatal = True
+            return out
         top = {k: v for k, v in raw.items() if k != "graph"}
     elif "nodes" in raw or "edges" in raw:  # flat shape: graph keys at the top level
         out = Normalised(file, "")
@@ -123,7 +123,7 @@ def normalise(
         graph_raw = {k: v for k, v in raw.items() if k in flat}
         top = {k: v for k, v in raw.items() if k not in flat}
     else:
-        out = Normalised(file, "graph")
+        out = Normalised(file, "graph", fatal=True)
         out.error("", "no 'graph' object and no top-level 'nodes': not an agent definition")
         return out
     _top_level(out, top)
@@ -390,6 +390,7 @@ def _goal(out: Normalised, raw: Any, name: str) -> None:
         return
     if not isinstance(raw, dict):
         out.error("goal", f"'goal' must be an object, got {type(raw).__name__}")
+        out.goal = Located("goal", {"id": fallback})  # reported once, not again as missing keys
         return
     d = dict(raw)
     _rename(d, "goal_id", "id", "goal", out)
@@ -417,45 +418,3 @@ def _goal_item(out, item, path, default_id, known, cls) -> Any:
         out.warn(join(path, "id"), f"no id; using {default_id!r}")
         d["id"] = default_id
     return _split_extra(d, known, _non_nullable(cls))
-
-
-# ---------------------------------------------------------------- writing agent.json
-
-
-def default_entry_point(graph: GraphSpec) -> EntryPointSpec:
-    """The entry point a graph without any gets: ``default``, manual, at the entry node."""
-    return EntryPointSpec(id="default", entry_node=graph.entry_node, name="default")
-
-
-def _flat(data: dict[str, Any]) -> dict[str, Any]:
-    """A record's data with its ``extra`` keys put back beside its fields (as Hive wrote
-    them); an extra key that collides with a field name is dropped."""
-    extra = data.pop("extra", None) or {}
-    return {**data, **{k: v for k, v in extra.items() if k not in data}}
-
-
-def definition_to_json(definition: Any) -> dict[str, Any]:
-    """An AgentDefinition as our ``agent.json``: the top-level keys of Hive's current export
-    (``agent``, ``graph``, ``goal``, ``required_tools``, ``metadata``) holding every field we
-    keep, plus any unknown top-level keys read in. Loading the result gives an equal
-    definition."""
-    graph = definition.graph
-    g = to_data(graph)
-    g["nodes"] = [_flat({**to_data(n), "max_retries": n.max_retries + 1}) for n in graph.nodes]
-    g["edges"] = [_flat(to_data(e)) for e in graph.edges]
-    mapped = {k: EntryPointSpec(id=k, entry_node=v, name=k) for k, v in graph.entry_points.items()}
-    if graph.entry_points or definition.entry_points != (default_entry_point(graph),):
-        extra_eps = [to_data(ep) for ep in definition.entry_points if mapped.get(ep.id) != ep]
-        if extra_eps:
-            g["async_entry_points"] = extra_eps
-    goal = to_data(definition.goal)
-    for key in ("success_criteria", "constraints"):
-        goal[key] = [_flat(item) for item in goal[key]]
-    out = {
-        "agent": dict(definition.agent_info),
-        "graph": _flat(g),
-        "goal": _flat(goal),
-        "required_tools": list(definition.required_tools),
-        "metadata": dict(definition.metadata),
-    }
-    return {**out, **{k: v for k, v in definition.extra.items() if k not in out}}

@@ -22,7 +22,7 @@ import attrs
 
 from hive_actors.errors import AgentDefinitionError, Problem
 from hive_actors.graph import hive_format
-from hive_actors.graph.hive_format import default_entry_point, definition_to_json
+from hive_actors.graph.export import default_entry_point, definition_to_json
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.graph.validation import Paths, build_record, check_graph, check_value, join
 from hive_actors.runtime.entry_point import EntryPointSpec
@@ -199,8 +199,8 @@ def _load_json(folder: Path, file: Path, *, with_tools: bool) -> tuple[AgentDefi
     default_name = folder.name if file.name == "agent.json" else file.stem
     norm = hive_format.normalise(raw, label, default_name, compile_expression)
     problems += norm.problems
-    if any(p.severity == "error" and p.path == "" for p in norm.problems):
-        return None, problems  # not an agent definition at all
+    if norm.fatal:
+        return None, problems
     tools, tool_problems = _load_tools(folder) if with_tools else (ToolRegistry(), [])
     problems += tool_problems
 
