@@ -488,6 +488,18 @@ class AgentRuntime:
             else:
                 break
 
+    async def wait_for_result(self, execution_id: str) -> ExecutionResult:
+        """The result of a running, queued or recently finished execution (waits for it).
+        Raises KeyError if this runtime does not know the id."""
+        for stream in self._streams.values():
+            ex = stream.find(execution_id)
+            if ex is not None:
+                return await ex.wait()
+            result = stream.result(execution_id)
+            if result is not None:
+                return result
+        raise KeyError(f"execution {execution_id!r} is not known to this runtime")
+
     async def inject_input(self, node_id: str, content: Any, execution_id: str | None = None) -> bool:
         """Give user input to a node waiting for it; True if a running execution took it."""
         for stream in list(self._streams.values()):
@@ -495,11 +507,20 @@ class AgentRuntime:
                 return True
         return False
 
+    def pause_execution(self, execution_id: str) -> bool:
+        """Stop one running execution as ``paused`` (e.g. its client went away); it resumes
+        from its latest checkpoint. False if it is not running."""
+        return any(s.pause(execution_id) for s in self._streams.values())
+
     def cancel_execution(self, execution_id: str) -> bool:
         """Cancel one running execution (it ends ``cancelled`` and stays resumable)."""
         return any(s.cancel(execution_id) for s in self._streams.values())
 
     # ---- sessions ------------------------------------------------------------------------
+
+    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None) -> str:
+        """Like `resume` but returns the execution id (= session id) once accepted."""
+        return (await self._resume(session_id, input_data)).id
 
     async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest

@@ -53,6 +53,9 @@ class Execution:
     executor: Any = None
     cancel_scope: trio.CancelScope | None = None
     recorder: Any = None
+    # set by ExecutionStream.pause(): the execution ends `paused` at this node, not cancelled
+    pause_at: str | None = None
+    pause_requested: bool = False
 
     async def wait(self) -> ExecutionResult:
         """The result, once the execution has ended (completed, failed, paused or cancelled)."""
@@ -84,6 +87,13 @@ def cancelled_result(ex: Execution) -> ExecutionResult:
     return ExecutionResult(
         success=False, error="Execution cancelled", session_id=ex.id, status="cancelled",
         execution_quality="failed",
+    )
+
+
+def paused_result(ex: Execution) -> ExecutionResult:
+    return ExecutionResult(
+        success=True, paused_at=ex.pause_at, session_id=ex.id, status="paused",
+        error="paused by client",
     )
 
 
@@ -202,6 +212,17 @@ class ExecutionStream:
         ex.cancel_scope.cancel()
         return True
 
+    def pause(self, execution_id: str) -> bool:
+        """Stop one running execution and record it ``paused`` at its current node (resumable
+        from its latest checkpoint); False if it is not running."""
+        ex = self._running.get(execution_id)
+        if ex is None or ex.cancel_scope is None:
+            return False
+        ex.pause_requested = True
+        ex.pause_at = getattr(ex.executor, "current_node_id", None)
+        ex.cancel_scope.cancel()
+        return True
+
     async def inject_input(self, node_id: str, content: str, execution_id: str | None = None) -> bool:
         """Hand user input to a waiting node of a running execution; True if one took it."""
         if execution_id is not None:
@@ -257,8 +278,10 @@ class ExecutionStream:
                     with trio.CancelScope(shield=True):
                         await self._finish(ex, cancelled_result(ex))
                     raise
+            if result is None:
+                result = paused_result(ex) if ex.pause_requested else cancelled_result(ex)
             with trio.CancelScope(shield=True):
-                await self._finish(ex, result if result is not None else cancelled_result(ex))
+                await self._finish(ex, result)
         finally:
             del self._running[ex.id]
             ex.executor = None

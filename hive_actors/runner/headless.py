@@ -1,0 +1,135 @@
+"""Headless mode: a terminal (or pipe) as the client of one execution.
+
+Client output (``CLIENT_OUTPUT_DELTA``) is printed as it streams. When a node asks for input
+(``CLIENT_INPUT_REQUESTED``) one line is read from stdin and injected. Stdin is read by a trio
+task on a non-blocking dup of the fd (`trio.lowlevel.FdStream`), so reading never blocks the
+loop, is cancelled with the run, and never swallows a line after it. At end of input (EOF on a
+pipe, Ctrl-D on a terminal) the execution is paused at its waiting node and the command to
+resume it is printed; once EOF is seen, later input requests pause at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+import trio
+
+from hive_actors.graph.result import ExecutionResult
+from hive_actors.runtime.events import AgentEvent, EventType
+
+__all__ = ["LineReader", "run_headless"]
+
+
+class LineReader:
+    """Reads lines from a trio ReceiveStream; ``None`` means end of input."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buf = bytearray()
+        self.eof = False
+
+    @classmethod
+    def from_fd(cls, fd: int) -> LineReader:
+        """A reader on a duplicate of ``fd``; `aclose` restores blocking mode for others."""
+        return cls(trio.lowlevel.FdStream(os.dup(fd)))
+
+    async def readline(self) -> str | None:
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buf[:nl])
+                del self._buf[: nl + 1]
+                return line.decode("utf-8", "replace").rstrip("\r")
+            if self.eof:
+                if self._buf:
+                    line = bytes(self._buf)
+                    self._buf.clear()
+                    return line.decode("utf-8", "replace")
+                return None
+            chunk = await self._stream.receive_some(65536)
+            if not chunk:
+                self.eof = True
+            else:
+                self._buf += chunk
+
+    async def aclose(self) -> None:
+        fd = getattr(self._stream, "fileno", lambda: None)()
+        if fd is not None:
+            try:
+                os.set_blocking(fd, True)  # the dup shares the open file with the real stdin
+            except OSError:
+                pass
+        await self._stream.aclose()
+
+
+async def run_headless(
+    runtime: Any,
+    start: Callable[[], Awaitable[str]],
+    *,
+    entry_point_id: str,
+    reader: LineReader | None = None,
+    out: TextIO | None = None,
+    resume_hint: Callable[[str], str] | None = None,
+) -> ExecutionResult:
+    """Run one execution with this process's terminal as its client and return its result.
+
+    ``start()`` triggers (or resumes) the execution and returns its id; it is called after
+    the client has subscribed, so no request is missed. ``reader`` defaults to stdin, ``out``
+    to stdout. On a pause, ``resume_hint(session_id)`` is printed.
+    """
+    out = out or sys.stdout
+    own_reader = reader is None
+    reader = reader or LineReader.from_fd(sys.stdin.fileno())
+    mine: dict[str, str] = {}
+    requests: trio.MemorySendChannel[AgentEvent]
+    requests, pending = trio.open_memory_channel[AgentEvent](64)
+
+    def show(event: AgentEvent) -> None:
+        if event.data.get("reset"):
+            out.write("\n")
+        out.write(str(event.data.get("content", "")))
+        out.flush()
+
+    sub_out = runtime.subscribe_to_events([EventType.CLIENT_OUTPUT_DELTA], show,
+                                          stream_id=entry_point_id, lossless=True)
+    # a live client: while subscribed, input requests of this stream wait for us
+    sub_in = runtime.subscribe_to_events([EventType.CLIENT_INPUT_REQUESTED], requests.send_nowait,
+                                         stream_id=entry_point_id)
+
+    async def answer() -> None:
+        async for event in pending:
+            if mine.get("id") not in (None, event.execution_id):
+                continue
+            line = await reader.readline() if not reader.eof else None
+            if line is None:
+                runtime.unsubscribe_from_events(sub_in)  # nobody answers from now on
+                runtime.pause_execution(event.execution_id)
+                continue
+            await runtime.inject_input(event.node_id, line, execution_id=event.execution_id)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer)
+            execution_id = mine["id"] = await start()
+            result = await runtime.wait_for_result(execution_id)
+            nursery.cancel_scope.cancel()
+    finally:
+        runtime.unsubscribe_from_events(sub_out)
+        runtime.unsubscribe_from_events(sub_in)
+        if own_reader:
+            with trio.CancelScope(shield=True):
+                await reader.aclose()
+    out.write("\n")
+    if result.status == "paused" and resume_hint is not None:
+        out.write(f"Session {result.session_id} paused at node {result.paused_at!r}.\n")
+        out.write(resume_hint(result.session_id) + "\n")
+    elif result.status == "completed":
+        out.write(json.dumps(result.output, ensure_ascii=False, default=str, indent=1) + "\n")
+    else:
+        out.write(f"Session {result.session_id} {result.status}: {result.error}\n")
+    out.flush()
+    return result

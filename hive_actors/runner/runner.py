@@ -1,0 +1,209 @@
+"""AgentRunner: load an agent folder and run it through an AgentRuntime.
+
+    runner = AgentRunner.load("exports/my_agent", model="anthropic/claude-sonnet-4-20250514")
+    result = await runner.run({"query": "hello"})
+    await runner.stop()
+
+The model: ``llm=`` (any LLMProvider), or ``model="provider/name"`` (a LiteLLMProvider), or
+``llm="scripted"`` (an offline ScriptedLLM on autopilot, for demos and tests). With none of
+them, running a graph that has LLM nodes raises ConfigurationError before anything runs;
+graphs of function and router nodes need no model.
+
+``run()`` has no live client: an execution that asks for client input pauses at once and
+its ``session_state`` resumes it (headless mode, `run_headless`, answers from stdin instead).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from hive_actors.errors import ConfigurationError
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.result import ExecutionResult
+from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
+from hive_actors.runtime.entry_point import EntryPointSpec
+
+__all__ = ["AgentRunner", "default_storage_path"]
+
+log = logging.getLogger(__name__)
+
+_LLM_NODE_TYPES = ("event_loop",)
+
+
+def default_storage_path(agent_name: str) -> Path:
+    """``~/.hive/agents/{agent_name}/``."""
+    return Path("~/.hive/agents").expanduser() / agent_name
+
+
+class AgentRunner:
+    """Facade over one agent: its definition, its model and its (lazily built) runtime."""
+
+    def __init__(self, definition: Any, *, llm: Any = None, storage_path: str | Path | None = None,
+                 config: RuntimeConfig | None = None) -> None:
+        self.definition = definition
+        self.agent_path = Path(definition.path)
+        self.graph = definition.graph
+        self.goal = definition.goal
+        self.llm = llm
+        self.storage_path = (Path(storage_path).expanduser() if storage_path is not None
+                             else default_storage_path(definition.name))
+        self._config = config
+        self._runtime: AgentRuntime | None = None
+
+    @classmethod
+    def load(cls, agent_path: str | Path, model: str | None = None, llm: Any = None,
+             storage_path: str | Path | None = None, tools: Any = None,
+             config: RuntimeConfig | None = None) -> AgentRunner:
+        """Load and validate the agent at ``agent_path`` (nothing runs, no file is written).
+
+        ``tools``: extra tools (callables or Tools) added to the agent's own. Raises
+        AgentDefinitionError for an invalid agent, ConfigurationError for a bad model.
+        """
+        from hive_actors.graph.loader import load_agent
+
+        definition = load_agent(agent_path)
+        for t in _as_list(tools):
+            definition.tools.register(t)
+        return cls(definition, llm=_resolve_llm(model, llm), storage_path=storage_path,
+                   config=config)
+
+    # ---- the runtime -----------------------------------------------------------------
+
+    @property
+    def runtime(self) -> AgentRuntime:
+        """The AgentRuntime (built on first use, not started)."""
+        if self._runtime is None:
+            self._runtime = self._build_runtime()
+        return self._runtime
+
+    def _build_runtime(self) -> AgentRuntime:
+        from hive_actors.graph.loader import resolve_function
+
+        definition = self.definition
+        config = self._config or RuntimeConfig()
+        base = config.executor_config or ExecutorConfig()
+        if base.function_resolver is None:
+            base = attrs.evolve(base, function_resolver=lambda ref: resolve_function(definition, ref))
+        config = attrs.evolve(config, executor_config=base)
+        return create_agent_runtime(
+            graph=definition.graph, goal=definition.goal, storage_path=self.storage_path,
+            entry_points=list(definition.entry_points), llm=self.llm, tools=definition.tools,
+            config=config, agent_name=definition.name,
+        )
+
+    def needs_model(self) -> bool:
+        return any(n.node_type in _LLM_NODE_TYPES for n in self.graph.nodes)
+
+    def _check_model(self) -> None:
+        if self.llm is None and self.needs_model():
+            llm_nodes = [n.id for n in self.graph.nodes if n.node_type in _LLM_NODE_TYPES]
+            raise ConfigurationError(
+                f"agent {self.definition.name!r} has LLM nodes ({', '.join(llm_nodes)}) but no "
+                "model: pass model='provider/name', llm=<provider>, or llm='scripted' "
+                "(CLI: --model M or --scripted)"
+            )
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._runtime is not None and self._runtime.is_running
+
+    async def start(self, nursery: trio.Nursery | None = None) -> None:
+        """Start the runtime (no-op if running). Raises ConfigurationError without a model
+        for a graph that needs one; see AgentRuntime.start for the rest."""
+        self._check_model()
+        await self.runtime.start(nursery)
+
+    async def stop(self) -> None:
+        """Stop the runtime (structured: see AgentRuntime.stop). No-op if never started."""
+        if self._runtime is not None:
+            await self._runtime.stop()
+
+    async def __aenter__(self) -> AgentRunner:
+        self._check_model()
+        await self.runtime.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            return await self.runtime.__aexit__(*exc_info)
+        finally:
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        """Release what needs no event loop. A runtime still running is asked to stop (its
+        structured shutdown completes as soon as the trio loop runs); await `cleanup_async`
+        to wait for it."""
+        if self._runtime is not None and self._runtime._work_scope is not None:
+            self._runtime._work_scope.cancel()
+
+    async def cleanup_async(self) -> None:
+        """Stop the runtime and wait until it has stopped, then `cleanup`."""
+        await self.stop()
+        self.cleanup()
+
+    # ---- executions ------------------------------------------------------------------
+
+    def get_entry_points(self) -> list[EntryPointSpec]:
+        return self.runtime.get_entry_points()
+
+    def _entry(self, entry_point_id: str | None) -> str:
+        if entry_point_id is not None:
+            return entry_point_id
+        return self.get_entry_points()[0].id
+
+    async def run(self, input_data: dict[str, Any] | None = None, session_state: Any = None,
+                  entry_point_id: str | None = None) -> ExecutionResult:
+        """Run once and return the result (starting the runtime if needed; it keeps running).
+
+        ``session_state`` (a paused result's) resumes that execution; ``input_data`` then is
+        the user's reply. Raises what AgentRuntime.trigger raises.
+        """
+        await self.start()
+        return await self.runtime.trigger_and_wait(self._entry(entry_point_id), input_data or {},
+                                                   session_state=session_state)
+
+    async def trigger(self, entry_point_id: str | None = None, input_data: dict[str, Any] | None = None,
+                      session_state: Any = None, idempotency_key: str | None = None) -> str:
+        """Start an execution without waiting; returns its id."""
+        await self.start()
+        return await self.runtime.trigger(self._entry(entry_point_id), input_data or {},
+                                          session_state=session_state,
+                                          idempotency_key=idempotency_key)
+
+    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
+        """Continue a stored session from its latest checkpoint (see AgentRuntime.resume)."""
+        await self.start()
+        return await self.runtime.resume(session_id, input_data)
+
+
+def _as_list(tools: Any) -> list[Any]:
+    if tools is None:
+        return []
+    if isinstance(tools, dict):
+        return list(tools.values())
+    if hasattr(tools, "names") and hasattr(tools, "get"):  # a ToolRegistry
+        return [tools.get(n) for n in tools.names()]
+    return list(tools)
+
+
+def _resolve_llm(model: str | None, llm: Any) -> Any:
+    if isinstance(llm, str):
+        if llm != "scripted":
+            raise ConfigurationError(f"llm={llm!r}: pass a provider object or 'scripted'")
+        from hive_actors.llm.scripted import ScriptedLLM
+
+        return ScriptedLLM({}, autopilot=True)
+    if llm is not None:
+        return llm
+    if model:
+        from hive_actors.llm.factory import make_provider
+
+        return make_provider(model)
+    return None
