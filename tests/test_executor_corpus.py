@@ -1,0 +1,44 @@
+"""Every loadable Hive fixture runs under an autopilot ScriptedLLM without an escaping
+exception: it completes, pauses, or stops at a limit with an error that says which."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hive_actors.errors import AgentDefinitionError
+from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
+from hive_actors.graph.loader import load_agent, resolve_function
+from hive_actors.llm.scripted import ScriptedLLM
+
+CORPUS = Path(__file__).parents[1] / ".." / "shared" / "fixtures" / "hive-agents"
+FILES = sorted(p.name for p in CORPUS.glob("*.json"))
+
+# Reasons a fixture may legitimately stop short of completing under autopilot.
+EXPECTED_FAILURES = ("max_steps (", "function reference")
+
+
+def any_tool(name, args):
+    return {"tool": name, "ok": True, "args": args}
+
+
+@pytest.mark.parametrize("name", FILES)
+async def test_fixture_runs_under_autopilot(name, hive_fixtures_dir):
+    try:
+        definition = load_agent(hive_fixtures_dir / name)
+    except AgentDefinitionError:
+        pytest.skip("fixture does not load (covered by the loader's corpus test)")
+    llm = ScriptedLLM(autopilot=True)
+    config = ExecutorConfig(
+        function_resolver=lambda ref: resolve_function(definition, ref),
+        retry_delay_override=0.0,
+    )
+    ex = GraphExecutor(llm=llm, tools=definition.tools, tool_executor=any_tool, config=config)
+    result = await ex.execute(definition.graph, definition.goal, {"input": "autopilot run"})
+    assert result.status in ("completed", "paused", "failed")
+    if result.status == "failed":
+        assert any(reason in result.error for reason in EXPECTED_FAILURES), result.error
+    assert result.steps_executed <= definition.graph.max_steps
+    if result.status == "completed":
+        assert result.path and result.execution_quality in ("clean", "degraded")
