@@ -95,7 +95,9 @@ async def test_serve_prints_urls_serves_clients_and_stops_cleanly_on_ctrl_c(tmp_
     assert state["status"] == "cancelled"
 
 
-async def test_serve_refuses_a_public_binding_without_token(tmp_path: Path) -> None:
+def test_serve_refuses_a_public_binding_without_token(
+        tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.delenv("HIVE_ACTORS_FEED_TOKEN", raising=False)
     agent = tmp_path / "agent"
     agent.mkdir()
     (agent / "agent.json").write_text(json.dumps(AGENT))
@@ -103,3 +105,4 @@ async def test_serve_refuses_a_public_binding_without_token(tmp_path: Path) -> N
 
     code = main(["serve", str(agent), "--scripted", "--host", "0.0.0.0", "--port", "0"])
     assert code == 2
+    assert "give a token" in capsys.readouterr().err
