@@ -269,24 +269,29 @@ class ExecutionStream:
         self._space.unpark()
 
     async def _run_one(self, ex: Execution) -> None:
+        result: ExecutionResult | None = None
         try:
-            result: ExecutionResult | None = None
             with trio.CancelScope() as ex.cancel_scope:
                 try:
                     result = await self._execute(ex)
                 except trio.Cancelled:
+                    # stop() (re-raised on) or this execution's own cancel/pause request
+                    # (absorbed by its scope: result stays None)
                     with trio.CancelScope(shield=True):
-                        await self._finish(ex, cancelled_result(ex))
+                        await self._finish(ex, self._interrupted_result(ex))
                     raise
-            if result is None:
-                result = paused_result(ex) if ex.pause_requested else cancelled_result(ex)
-            with trio.CancelScope(shield=True):
-                await self._finish(ex, result)
+            if result is not None:
+                with trio.CancelScope(shield=True):
+                    await self._finish(ex, result)
         finally:
             del self._running[ex.id]
             ex.executor = None
             self._svc.release(ex)
             self._start_next()
+
+    @staticmethod
+    def _interrupted_result(ex: Execution) -> ExecutionResult:
+        return paused_result(ex) if ex.pause_requested else cancelled_result(ex)
 
     async def _execute(self, ex: Execution) -> ExecutionResult:
         """Run the graph; any exception of the execution becomes a failed result."""

@@ -1,0 +1,116 @@
+"""What ``hive-actors run``, ``resume`` and ``sessions`` do (cli.py only parses arguments).
+
+Each function returns the exit code: 0 when the session completed or paused (a pause is a
+normal stop; the resume command is printed), 1 when it failed or could not start, 2 for bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from hive_actors.errors import HiveActorsError
+from hive_actors.runner.headless import run_headless
+from hive_actors.runner.runner import AgentRunner
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def run_command(path: str, input_json: str, *, model: str | None = None,
+                storage: str | None = None, entry_point: str | None = None,
+                scripted: bool = False, out: TextIO | None = None) -> int:
+    """Run the agent at ``path`` once, headless, with ``input_json`` as its input."""
+    out = out or sys.stdout
+    try:
+        input_data = json.loads(input_json)
+    except ValueError as exc:
+        print(f"--input is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not isinstance(input_data, dict):
+        print("--input must be a JSON object", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def main(runner: AgentRunner) -> Any:
+        ep = entry_point or runner.get_entry_points()[0].id
+        runtime = runner.runtime
+        return await run_headless(runtime, lambda: runtime.trigger(ep, input_data),
+                                  entry_point_id=ep, out=out,
+                                  resume_hint=_hint(path, storage, model, scripted))
+
+    return _with_runner(path, model, storage, scripted, main)
+
+
+def resume_command(path: str, session_id: str, *, model: str | None = None,
+                   storage: str | None = None, scripted: bool = False,
+                   out: TextIO | None = None) -> int:
+    """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint."""
+    out = out or sys.stdout
+
+    async def main(runner: AgentRunner) -> Any:
+        runtime = runner.runtime
+        from hive_actors.storage.session_store import SessionStore
+
+        record = SessionStore(runner.storage_path).read_state(session_id)
+        return await run_headless(runtime, lambda: runtime.resume_nowait(session_id),
+                                  entry_point_id=record.entry_point, out=out,
+                                  resume_hint=_hint(path, storage, model, scripted))
+
+    return _with_runner(path, model, storage, scripted, main)
+
+
+def sessions_command(path: str, *, storage: str | None = None, out: TextIO | None = None) -> int:
+    """Print a table of the agent's sessions: id, status, current node, updated time."""
+    out = out or sys.stdout
+    from hive_actors.storage.session_store import SessionStore
+
+    try:
+        runner = AgentRunner.load(path, storage_path=storage)
+    except HiveActorsError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    rows = [("SESSION", "STATUS", "CURRENT NODE", "UPDATED")]
+    for r in SessionStore(runner.storage_path).list_sessions():
+        rows.append((r.session_id, r.status, r.current_node or "-",
+                     r.updated_at.isoformat(timespec="seconds")))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+    if len(rows) == 1:
+        out.write(f"(no sessions in {runner.storage_path / 'sessions'})\n")
+    return EXIT_OK
+
+
+def _with_runner(path: str, model: str | None, storage: str | None, scripted: bool,
+                 main: Any) -> int:
+    async def body() -> int:
+        runner = AgentRunner.load(path, model=model, llm="scripted" if scripted else None,
+                                  storage_path=storage)
+        async with runner:
+            result = await main(runner)
+        return EXIT_OK if result.status in ("completed", "paused") else EXIT_FAILED
+
+    try:
+        return trio.run(body)
+    except (HiveActorsError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _hint(path: str, storage: str | None, model: str | None, scripted: bool) -> Any:
+    def hint(session_id: str) -> str:
+        cmd = ["hive-actors", "resume", str(Path(path)), session_id]
+        if storage:
+            cmd += ["--storage", storage]
+        if model:
+            cmd += ["--model", model]
+        if scripted:
+            cmd.append("--scripted")
+        return "Resume with: " + shlex.join(cmd)
+
+    return hint
