@@ -219,53 +219,5 @@ def _sessions(args: argparse.Namespace) -> int:
     return sessions_command(args.path, storage=args.storage)
 
 
-# ---------------------------------------------------------------- run / resume / sessions
-
-
-@command(
-    "run",
-    "run an agent once, headless: stream its output, answer its questions from stdin",
-    arg("path", metavar="PATH"),
-    arg("--input", default="{}", help="input data as a JSON object"),
-    arg("--model", default=None, help="provider/name of the model (litellm form)"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
-    arg("--entry-point", default=None, help="entry point id (default: the first)"),
-    arg("--scripted", action="store_true", help="use the offline scripted model (autopilot)"),
-)
-def _run(args: argparse.Namespace) -> int:
-    from hive_actors.runner.commands import run_command
-
-    return run_command(args.path, args.input, model=args.model, storage=args.storage,
-                       entry_point=args.entry_point, scripted=args.scripted)
-
-
-@command(
-    "resume",
-    "continue a session from its latest checkpoint (completed nodes do not run again)",
-    arg("path", metavar="PATH"),
-    arg("session_id", metavar="SESSION_ID"),
-    arg("--model", default=None, help="provider/name of the model (litellm form)"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
-    arg("--scripted", action="store_true", help="use the offline scripted model (autopilot)"),
-)
-def _resume(args: argparse.Namespace) -> int:
-    from hive_actors.runner.commands import resume_command
-
-    return resume_command(args.path, args.session_id, model=args.model, storage=args.storage,
-                          scripted=args.scripted)
-
-
-@command(
-    "sessions",
-    "list an agent's sessions with status, current node and updated time",
-    arg("path", metavar="PATH"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
-)
-def _sessions(args: argparse.Namespace) -> int:
-    from hive_actors.runner.commands import sessions_command
-
-    return sessions_command(args.path, storage=args.storage)
-
-
 if __name__ == "__main__":
     sys.exit(main())
