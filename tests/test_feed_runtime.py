@@ -162,3 +162,7 @@ async def test_client_that_never_reads_does_not_hold_up_executions() -> None:
                     delivered += 1
             assert dropped > 0
             assert delivered + dropped == published
+            stats = (await stuck.call("get_stats"))["result"]
+            assert stats["connection"] == {"subscriptions": ["s1"], "events_dropped": dropped}
+            assert all(n == 0 for n in (stats["streams"]["default"]["failed"],
+                                        stats["streams"]["default"]["cancelled"]))

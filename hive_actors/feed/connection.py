@@ -88,7 +88,11 @@ class Connection:
                 return await self._subscribe(request)
             if isinstance(request, p.Unsubscribe):
                 return self._unsubscribe(request)
-            return p.Result(request.id, await call_runtime(self.runtime, request))
+            result = await call_runtime(self.runtime, request)
+            if isinstance(request, p.GetStats) and isinstance(result, dict):
+                result["connection"] = {"subscriptions": sorted(self._subscriptions),
+                                        "events_dropped": self.outbox.total_dropped}
+            return p.Result(request.id, result)
         except Exception as exc:  # one bad request never ends the connection
             return error_for(request.id, kind, exc)
 
