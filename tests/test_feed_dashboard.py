@@ -65,7 +65,8 @@ async def test_dashboard_in_chromium_triggers_answers_input_and_sees_completion(
                     await page.evaluate("document.querySelector('[data-trigger=default]').click()")
                     await page.wait_for("document.querySelector('#input-form.visible')",
                                         "the input box")
-                    prompt = await page.evaluate("document.querySelector('#input-prompt').textContent")
+                    prompt = await page.evaluate(
+                        "document.querySelector('#input-prompt').textContent")
                     assert prompt == "Which topic shall I research?"
                     await page.evaluate(
                         "document.querySelector('#input-text').value = 'honey bees';"

@@ -91,7 +91,9 @@ class ListEntryPoints:
     id: RequestId
 
 
-Request = Union[Subscribe, Unsubscribe, Trigger, InjectInput, GetStats, ListSessions, ListEntryPoints]
+Request = Union[
+    Subscribe, Unsubscribe, Trigger, InjectInput, GetStats, ListSessions, ListEntryPoints
+]
 
 REQUEST_TYPES: dict[str, type] = {
     "subscribe": Subscribe,

@@ -55,6 +55,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def dashboard_origins(host: str, port: int) -> set[str]:
+    """The browser origins the dashboard page on ``host:port`` may be loaded from."""
+    names = {_url_host(host)}
+    if is_loopback(host):
+        names |= {"localhost", "127.0.0.1"}
+    return {f"http://{name}:{port}" for name in names}
+
+
 def _header(request: WebSocketRequest, name: str) -> str | None:
     wanted = name.lower().encode()
     for key, value in request.headers:
@@ -164,8 +172,8 @@ async def serve_feed(runtime: Any, host: str | None = None, port: int | None = N
             dash_port = await nursery.start(
                 serve_dashboard, config.host, wanted, feed_port, config.token is not None
             )
-            for name in {host_part, "localhost", "127.0.0.1"} if is_loopback(config.host) else {host_part}:
-                server.allow_origin(f"http://{name}:{dash_port}")
+            for origin in dashboard_origins(config.host, dash_port):
+                server.allow_origin(origin)
             info = attrs.evolve(info, dashboard_port=dash_port,
                                 dashboard_url=f"http://{host_part}:{dash_port}/")
         log.info("feed: listening on %s", info.url)
