@@ -134,3 +134,29 @@ async def test_fan_out_checkpoint_lists_every_pending_branch(tmp_path):
 def test_checkpoint_state_round_trips():
     state = SessionState(memory={"a": 1}, next_nodes=("x", "y"))
     assert SessionState.from_dict(state.to_dict()) == state
+
+
+async def test_restore_continues_from_latest_checkpoint(tmp_path):
+    calls: dict[str, int] = {}
+    entered = trio.Event()
+    ex = executor(functions("n3", calls, entered), storage_path=tmp_path)
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ex.execute, five_node_graph(), GOAL, {"seed": 1})
+            await entered.wait()
+            scope.cancel()
+    result = await executor(functions(None, calls), storage_path=tmp_path).restore(five_node_graph(), GOAL)
+    assert result.success and result.output == await uninterrupted_output()
+    assert calls["n0"] == 1 and calls["n3"] == 2
+
+
+async def test_failed_state_resumes_at_the_failed_node():
+    from executor_support import Flaky
+
+    bad = Flaky(1)
+    g = graph([fn("a"), fn("b")], chain("a", "b"))
+    ex = executor({"a": dict, "b": bad})
+    first = await ex.execute(g, GOAL, {})
+    assert not first.success and first.session_state["next_nodes"] == ["b"]
+    second = await ex.execute(g, GOAL, {}, session_state=first.session_state)
+    assert second.success and second.path == ("a", "b", "b")

@@ -139,7 +139,10 @@ async def test_fan_out_runs_branches_concurrently_and_join_once_after_all():
     g = graph([fn("src"), fn("b1", outputs=("b1",)), fn("b2", outputs=("b2",)),
                fn("merge", ("b1", "b2"), ("merged",))],
               [edge("src", "b1"), edge("src", "b2"), edge("b1", "merge"), edge("b2", "merge")])
-    ex = executor({"src": dict, "b1": branch("b1"), "b2": branch("b2"), "merge": merge})
+    async def src():
+        return {}
+
+    ex = executor({"src": src, "b1": branch("b1"), "b2": branch("b2"), "merge": merge})
     out = {}
 
     async def run():

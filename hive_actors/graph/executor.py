@@ -105,6 +105,24 @@ class GraphExecutor:
             if self._run is run:
                 self._run = None
 
+    async def restore(
+        self,
+        graph: GraphSpec,
+        goal: Goal,
+        input_data: dict[str, Any] | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> ExecutionResult:
+        """Continue the execution whose checkpoints are in this executor's checkpoint store
+        (``storage_path`` or ``checkpoint_store``) from its latest intact checkpoint; run from
+        the start when there is none. Same as ``execute(..., session_state=latest.state)``."""
+        store = self._store_for(checkpoint_config or CheckpointConfig())
+        latest = store[0].latest(skip_damaged=True) if store is not None else None
+        state = latest.state if latest is not None else None
+        return await self.execute(graph, goal, input_data, state, checkpoint_config,
+                                  session_id=session_id)
+
     def _store_for(self, cp: CheckpointConfig | None) -> Any:
         if cp is not None and not cp.enabled:
             return None
@@ -260,7 +278,9 @@ class _Execution:
             for e in decision.edges:
                 await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
                            target_node=e.target, edge_id=e.id, edge_condition=e.condition.value)
-        if not targets or (len(targets) == 1 and targets[0] == stop_at):
+        if not targets and not succeeded:
+            lane.position = source  # a resume of this state retries the failed node
+        elif not targets or (len(targets) == 1 and targets[0] == stop_at):
             lane.finish()
         elif len(targets) == 1:
             lane.position = targets[0]

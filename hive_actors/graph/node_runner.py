@@ -64,8 +64,8 @@ class NodeRunner:
             for k in node.nullable_output_keys:
                 if mem.get(k) is not None:
                     mem[k] = None
-        impl = implementation_for(node)
-        assert impl is not None  # preflight checked every node's type
+        plan = _plan(graph, node)
+        impl = plan.impl
         state.inflight[lane] = node.id
         if self.store is not None and self.store[1].checkpoint_on_node_start:
             await self.checkpoint("node_start", node.id)
@@ -95,7 +95,7 @@ class NodeRunner:
                 if outcome.paused:
                     return outcome
                 if outcome.success:
-                    error = await self._apply(node, impl.node_type, outcome.output)
+                    error = await self._apply(node, plan, outcome.output)
                     if error is None:
                         del state.inflight[lane]
                         state.path.append(node.id)
@@ -166,24 +166,24 @@ class NodeRunner:
 
     def _conversation_for(self, node: NodeSpec, lane: Lane) -> list[dict[str, Any]]:
         convs = self.run.state.conversations
+        if self.resuming == node.id and node.id in convs:
+            return convs[node.id]  # it paused with a conversation of its own (a branch)
         if self.run.graph.conversation_mode == "continuous" and lane.parent is None:
             return convs.setdefault("_shared", [])
-        if self.resuming == node.id and node.id in convs:
-            return convs[node.id]
         conv: list[dict[str, Any]] = []
         convs[node.id] = conv
         return conv
 
-    async def _apply(self, node: NodeSpec, node_type: str, output: dict[str, Any]) -> str | None:
+    async def _apply(self, node: NodeSpec, plan: _Plan, output: dict[str, Any]) -> str | None:
         """Write a successful attempt's output to the buffer; an error message when the node
         wrote outside its output keys (or a function node left a required key out)."""
-        keys = node.output_keys
+        keys = plan.output_keys
         for k in output:
             if k not in keys:
                 return (f"wrote output key {k!r}, which is not one of its output_keys "
-                        f"{list(keys)}")
-        if node_type == "function":
-            missing = [k for k in node.required_output_keys if output.get(k) is None]
+                        f"{list(node.output_keys)}")
+        if plan.check_required:
+            missing = [k for k in plan.required if output.get(k) is None]
             if missing:
                 return f"did not return required output key(s) {missing}"
         self.run.state.memory.update(output)
@@ -191,3 +191,27 @@ class NodeRunner:
             for k, v in output.items():
                 await self.scope.write(k, v)
         return None
+
+
+class _Plan:
+    """Per-node facts computed once per graph (the hot path reads these, not the spec)."""
+
+    __slots__ = ("impl", "output_keys", "required", "check_required")
+
+    def __init__(self, node: NodeSpec) -> None:
+        impl = implementation_for(node)
+        assert impl is not None  # preflight checked every node's type
+        self.impl = impl
+        self.output_keys = frozenset(node.output_keys)
+        self.required = node.required_output_keys
+        self.check_required = impl.node_type == "function"
+
+
+def _plan(graph: Any, node: NodeSpec) -> _Plan:
+    plans = graph._cache.get("node_plans")
+    if plans is None:
+        plans = graph._cache["node_plans"] = {}
+    plan = plans.get(node.id)
+    if plan is None:
+        plan = plans[node.id] = _Plan(node)
+    return plan

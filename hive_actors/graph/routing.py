@@ -26,6 +26,7 @@ import attrs
 from hive_actors.graph.spec import EdgeCondition, EdgeSpec, GraphSpec
 
 _CACHE_KEY = "routing_table"
+_UNCONDITIONAL = (EdgeCondition.ON_SUCCESS, EdgeCondition.ALWAYS)
 
 
 @attrs.frozen
@@ -53,6 +54,8 @@ class RoutingTable:
         self.levels: dict[str, tuple[tuple[EdgeSpec, ...], ...]] = {}
         self.compiled: dict[int, Any] = {}
         self.has_llm_decide: set[str] = set()
+        # nodes whose only outgoing edge is unconditional (the common chain): no evaluation
+        self.single: dict[str, EdgeSpec] = {}
         self._joins: dict[tuple[str, ...], str | None] = {}
         for node in graph.nodes:
             edges = graph.outgoing(node.id)
@@ -67,6 +70,8 @@ class RoutingTable:
                 if e.condition == EdgeCondition.CONDITIONAL and (e.condition_expr or "").strip():
                     self.compiled[id(e)] = _compile(e)
             self.levels[node.id] = tuple(tuple(level) for level in levels)
+            if len(edges) == 1 and edges[0].condition in _UNCONDITIONAL:
+                self.single[node.id] = edges[0]
 
     def decide(
         self,
@@ -79,6 +84,10 @@ class RoutingTable:
         """The edges to follow from ``node_id`` given its outcome. Pure; never raises for a
         condition that fails to evaluate (it records the error and treats the edge as not
         holding). ``llm_verdicts`` maps llm_decide edge ids to the model's answer."""
+        if succeeded:
+            only = self.single.get(node_id)
+            if only is not None:
+                return Decision((only,))
         names: dict[str, Any] | None = None
         errors: list[tuple[str, str]] = []
         for level in self.levels.get(node_id, ()):

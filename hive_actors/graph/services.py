@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,23 @@ class Services:
         return hit
 
 
+_ASYNC: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
 def _is_async(fn: Any) -> bool:
+    try:
+        return _ASYNC[fn]
+    except (KeyError, TypeError):
+        pass
+    result = _check_async(fn)
+    try:
+        _ASYNC[fn] = result
+    except TypeError:  # not weak-referenceable
+        pass
+    return result
+
+
+def _check_async(fn: Any) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
