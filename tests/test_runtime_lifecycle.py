@@ -253,3 +253,25 @@ async def test_slow_subscriber_does_not_slow_executions():
             result = await rt.trigger_and_wait("default", {})
             assert result.success
         assert rt.get_stats()["events"]["dropped"] > 0
+
+
+async def test_idempotency_key_expires_after_its_ttl(autojump_clock):
+    async with make(config=RuntimeConfig(idempotency_ttl_seconds=60)) as rt:
+        first = await rt.trigger("default", {}, idempotency_key="k")
+        assert await rt.trigger("default", {}, idempotency_key="k") == first
+        await trio.sleep(61)
+        assert await rt.trigger("default", {}, idempotency_key="k") != first
+
+
+async def test_no_writes_after_stop_returns(tmp_path):
+    rt = make(tmp_path)
+    await rt.start()
+    ids = [await rt.trigger("default", {"block": "never"}) for _ in range(10)]
+    writer = rt._svc.writer
+    await rt.stop()
+    requests = writer.stats.requests
+    snapshot = {sid: state(tmp_path, sid) for sid in ids}
+    await trio.testing.wait_all_tasks_blocked()  # any stray task would have written by now
+    assert writer.stats.requests == requests
+    assert {sid: state(tmp_path, sid) for sid in ids} == snapshot
+    assert all(s["status"] == "cancelled" for s in snapshot.values())
