@@ -42,3 +42,16 @@ async def test_fixture_runs_under_autopilot(name, hive_fixtures_dir):
     assert result.steps_executed <= definition.graph.max_steps
     if result.status == "completed":
         assert result.path and result.execution_quality in ("clean", "degraded")
+
+
+async def test_qa_pipeline_resumes_past_its_pause_node_into_the_fan_out(hive_fixtures_dir):
+    definition = load_agent(hive_fixtures_dir / "agent_qa_pipeline.json")
+    ex = GraphExecutor(llm=ScriptedLLM(autopilot=True), tools=definition.tools, tool_executor=any_tool)
+    first = await ex.execute(definition.graph, definition.goal, {"input": "x"})
+    assert first.status == "paused" and first.paused_at == "review-test-plan"
+    second = await ex.execute(definition.graph, definition.goal, {"approved": True},
+                              session_state=first.session_state)
+    assert second.status == "completed"
+    after = second.path[len(first.path):]
+    assert set(after[:3]) == {"run-functional", "run-resilience", "run-security"}
+    assert after[3] == "aggregate-results" and after.count("review-test-plan") == 0

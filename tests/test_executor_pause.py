@@ -138,3 +138,18 @@ async def test_ask_user_waits_even_when_outputs_are_missing():
     req = [e for e in sink.events if e.type == EventType.CLIENT_INPUT_REQUESTED][0]
     assert req.data["prompt"] == "Which?"
     assert "ask_user" in [t["function"]["name"] for t in llm.requests[0].tools]
+
+
+async def test_input_pause_inside_a_branch_resumes_that_branch_then_the_join():
+    llm = ScriptedLLM({"ask": ["Which colour?", Reply("", [call("set_output", key="colour", value="blue")])]})
+    g = graph([fn("s"), llm_node("ask", outputs=("colour",), client_facing=True), fn("calc", outputs=("n",)),
+               fn("j", ("colour", "n"), ("done",))],
+              [edge("s", "ask"), edge("s", "calc"), edge("ask", "j"), edge("calc", "j")])
+    funcs = {"s": dict, "calc": lambda: {"n": 2}, "j": lambda colour, n: {"done": f"{colour}{n}"}}
+    ex = GraphExecutor(llm=llm, config=ExecutorConfig(functions=funcs))
+    first = await ex.execute(g, GOAL, {})
+    assert first.status == "paused" and first.paused_at == "ask"
+    assert first.session_state["next_nodes"] == ["ask"] and "j" not in first.path
+    second = await ex.execute(g, GOAL, {"input": "blue"}, session_state=first.session_state)
+    assert second.status == "completed" and second.output["done"] == "blue2"
+    assert second.path.count("j") == 1 and second.path.count("calc") == 1
