@@ -293,7 +293,8 @@ class EventBus:
 
     def has_subscribers(self, event_type: EventType | str, *, stream_id: str = "",
                         execution_id: str = "", node_id: str | None = None) -> bool:
-        """Whether an event with these fields would reach at least one live subscription."""
+        """Whether an event with these fields would reach at least one live subscription
+        (handler, iterator or a pending :meth:`wait_for`)."""
         (etype,) = normalize_event_types([event_type])  # type: ignore[misc]
         return bool(self._match(etype, stream_id, execution_id, node_id)[0])
 
