@@ -123,6 +123,7 @@ class FaultyFileSystem:
         self.inner = inner
         self.faults = list(faults)
         self.calls: Counter[str] = Counter()
+        self.log: list[tuple[str, str]] = []  # (operation, path) in call order
         self._fd_paths: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -133,6 +134,7 @@ class FaultyFileSystem:
     def _check(self, op: str, where: str) -> None:
         with self._lock:
             self.calls[op] += 1
+            self.log.append((op, where))
             for f in self.faults:
                 if f.op != op or f.path_contains not in where:
                     continue
