@@ -171,3 +171,16 @@ def test_layout_paths(tmp_path: Path) -> None:
     assert store.session_dir("s") == tmp_path / "sessions" / "s"
     assert store.runtime_logs_dir == tmp_path / "runtime_logs"
     assert os.fspath(store.state_path("s")).endswith("sessions/s/state.json")
+
+
+async def test_sweeping_removes_only_our_temp_files(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path)
+    await store.write_state(SessionRecord.new("s"))
+    d = store.session_dir("s")
+    (d / "checkpoints").mkdir()
+    stale = d / "checkpoints" / ".cp_000003_pause.json.0123456789ab.tmp"
+    stale.write_bytes(b'{"half')
+    keep = d / "notes.tmp"
+    keep.write_text("user file")
+    assert store.sweep_temp_files("s") == [stale]
+    assert not stale.exists() and keep.exists() and store.read_state("s").session_id == "s"

@@ -15,6 +15,7 @@ temp file is removed and `StorageError` (with ``path`` and ``errno``) is raised.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -35,6 +36,21 @@ def temp_path_for(path: Path) -> Path:
 def is_temp_name(name: str) -> bool:
     """True for names of temp files left by an interrupted write (dot files, ``*.tmp``)."""
     return name.startswith(".") or name.endswith(TEMP_SUFFIX)
+
+
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+
+
+def sweep_temp_files(directory: Path) -> list[Path]:
+    """Remove temp files left under ``directory`` (recursively) by writes a crash interrupted;
+    return them. Only call this when no writer is active there (e.g. recovering a session
+    whose owner died): a live writer's temp file would be removed under it."""
+    removed = []
+    for p in Path(directory).rglob("*.tmp"):
+        if _TEMP_NAME.match(p.name) and p.is_file():
+            remove_quietly(p)
+            removed.append(p)
+    return removed
 
 
 def storage_error(action: str, path: Path, exc: OSError) -> StorageError:

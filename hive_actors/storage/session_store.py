@@ -29,7 +29,7 @@ import trio
 
 from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionError
 from hive_actors.serde import converter
-from hive_actors.storage.atomic import append_bytes, write_atomic
+from hive_actors.storage.atomic import append_bytes, sweep_temp_files, write_atomic
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
 from hive_actors.storage.writer import StorageWriter
 
@@ -283,6 +283,11 @@ class SessionStore:
             return None
         except ValueError as exc:
             raise CorruptFileError(str(path), f"not valid JSON ({exc})") from None
+
+    def sweep_temp_files(self, session_id: str) -> list[Path]:
+        """Remove temp files a crash left in the session folder (call only for sessions no
+        live process owns, e.g. from `find_orphaned`); return them."""
+        return sweep_temp_files(self.session_dir(session_id))
 
     def find_orphaned(
         self, is_alive: Callable[[OwnerInfo], bool] = owner_is_alive
