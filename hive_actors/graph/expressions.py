@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -95,7 +96,9 @@ def compile_expression(text: str) -> Expression:
             f"{_quote(text, 60)}"
         )
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for `1if x else 2`
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         where = f" (column {exc.offset})" if exc.offset else ""
         raise ExpressionError(f"invalid syntax in {_quote(text)}: {exc.msg}{where}") from None
