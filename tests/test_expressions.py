@@ -451,6 +451,7 @@ def test_self_referencing_data_fails_cleanly():
         "[[0] * 1000] * 1000",
         "[[0] * 1000] * 10 * 100",
         "str([big] * 100)",
+        "str({'a': [[0] * 1000] * 999, 'b': [[0] * 1000] * 999}.items())",
         "big + big",
         "'%999999999d' % 1",
         "'%s' % 'x'",
@@ -485,3 +486,19 @@ def test_expressions_are_records_with_text_and_names():
     a, b = compile_expression("x > 1"), compile_expression("x > 1")
     assert a == b and a.text == "x > 1" and a.names == frozenset({"x"})
     assert "x > 1" in repr(a)
+
+
+def test_examples_in_the_user_docs_compile_and_evaluate():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "expressions.md").read_text()
+    block = doc.split("## Examples", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(lines) >= 10
+    output = {"score": 90, "label": "positive", "confidence": 0.5, "results": [1],
+              "summary": " s ", "result": "r"}
+    buffer = {"score": 90, "needs_revision": True, "next_action": "Rerun", "confidence": "85",
+              "severity": "low", "approved": True, "retries": 1}
+    names = edge_names(output, buffer)
+    for line in lines:
+        assert evaluate_condition(line, names) is True, line

@@ -31,6 +31,7 @@ class ExpressionLimitError(ExpressionEvalError):
 
 _SEQUENCES = (str, bytes, list, tuple)
 _CONTAINERS = (list, tuple, set, frozenset)
+_VIEWS = (KeysView, ValuesView, ItemsView)
 
 
 def weight(value: Any, budget: int = MAX_SIZE) -> int:
@@ -44,7 +45,7 @@ def weight(value: Any, budget: int = MAX_SIZE) -> int:
         item = stack.pop()
         if isinstance(item, (str, bytes)):
             total += len(item)
-        elif isinstance(item, _CONTAINERS):
+        elif isinstance(item, _CONTAINERS) or isinstance(item, _VIEWS):
             total += len(item)
             stack.extend(item)
         elif isinstance(item, Mapping):
@@ -188,7 +189,7 @@ def field(target: Any, name: str) -> Any:
 
 # ---- functions and methods ------------------------------------------------------------------
 
-_ITERABLES = (str, bytes, list, tuple, set, frozenset, Mapping, KeysView, ValuesView, ItemsView)
+_ITERABLES = (str, bytes, list, tuple, set, frozenset, Mapping, *_VIEWS)
 
 
 def _iterable(value: Any, function: str) -> Any:

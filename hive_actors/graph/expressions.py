@@ -103,7 +103,8 @@ def compile_expression(text: str) -> Expression:
         where = f" (column {exc.offset})" if exc.offset else ""
         raise ExpressionError(f"invalid syntax in {_quote(text)}: {exc.msg}{where}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
-        raise ExpressionError(f"cannot parse {_quote(text)}: {exc or type(exc).__name__}") from None
+        problem = str(exc) or type(exc).__name__
+        raise ExpressionError(f"cannot parse {_quote(text)}: {problem}") from None
     _check_size(tree.body, text)
     compiler = _Compiler(text)
     run = compiler.compile(tree.body)
@@ -154,7 +155,9 @@ def _check_size(root: ast.AST, text: str) -> None:
         node, depth = stack.pop()
         count += 1
         if count > MAX_NODES:
-            raise ExpressionError(f"expression has more than {MAX_NODES} parts: {_quote(text, 60)}")
+            raise ExpressionError(
+                f"expression has more than {MAX_NODES} parts: {_quote(text, 60)}"
+            )
         if depth > MAX_DEPTH:
             raise ExpressionError(
                 f"expression is nested more than {MAX_DEPTH} levels deep: {_quote(text, 60)}"
