@@ -190,6 +190,8 @@ class _Execution:
         if prev is not None and prev.resume_after:
             root.previous = prev.resume_after
             return await self.walk(root, None, None, after=prev.resume_after)
+        if prev is not None and prev.execution_path and not prev.next_nodes:
+            return  # a checkpoint taken after the last node: the execution had finished
         if prev is not None and prev.next_nodes:
             nodes = tuple(prev.next_nodes)
             if len(nodes) == 1:
