@@ -1,0 +1,48 @@
+"""Crash windows too narrow to hit reliably with a kill, rebuilt on disk exactly as a crash
+leaves them, then resumed with ``hive-actors resume``."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+
+from fault.crash_harness import AGENT, INPUT, STEPS, Control, cli, env_for
+from fault.support import STATS, check_session_folder
+from hive_actors.storage.session_store import SessionStore, decode_record, encode_record
+
+
+async def _run(tmp_path, ctl, *args):
+    return await trio.run_process(cli(*args), env=env_for(ctl), stdin=b"", capture_stdout=True,
+                                  capture_stderr=True, check=False)
+
+
+async def test_crash_after_last_checkpoint_before_final_state_reruns_nothing(tmp_path):
+    """The last node's checkpoint is durable, state.json still says running (the process died
+    before writing the final one): resume finishes the session without running any node."""
+    ctl = Control(tmp_path / "ctl")
+    storage = tmp_path / "store"
+    try:
+        done = await _run(tmp_path, ctl, "run", str(AGENT), "--input", json.dumps(INPUT),
+                          "--storage", str(storage))
+        assert done.returncode == 0, done.stderr.decode()
+        store = SessionStore(storage)
+        (sid,) = store.session_ids()
+        final = store.read_state(sid)
+        # state.json as the last node boundary left it: running, no output yet
+        path = store.state_path(sid)
+        crashed = final.evolve(status="running", output={}, error=None)
+        path.write_bytes(encode_record(crashed))
+        (store.logs_dir(sid) / "summary.json").unlink()
+        STATS.add("sessions_simulated")
+        assert ctl.calls() == list(STEPS)
+
+        again = await _run(tmp_path, ctl, "resume", str(AGENT), sid, "--storage", str(storage))
+        assert again.returncode == 0, again.stderr.decode()
+        record = decode_record(path, path.read_bytes())
+        assert record.status == "completed" and record.output == final.output
+        assert ctl.calls() == list(STEPS)  # nothing ran again
+        check_session_folder(store.session_dir(sid))
+        STATS.add("sessions_recovered")
+    finally:
+        await ctl.aclose()
