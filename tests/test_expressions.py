@@ -502,3 +502,9 @@ def test_examples_in_the_user_docs_compile_and_evaluate():
     names = edge_names(output, buffer)
     for line in lines:
         assert evaluate_condition(line, names) is True, line
+
+
+def test_error_messages_stay_short_with_huge_values():
+    with pytest.raises(ExpressionEvalError) as info:
+        ev("d[big]", d={}, big="k" * 100_000)
+    assert len(str(info.value)) < 400

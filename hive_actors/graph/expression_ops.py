@@ -220,8 +220,11 @@ def _int(*args: Any, **kwargs: Any) -> int:
     return check_result(int(*args, **kwargs))
 
 
+_SCALARS = (str, bool, int, float, type(None))
+
+
 def _str(*args: Any) -> str:
-    if args and weight(args[0]) > MAX_SIZE:
+    if args and not isinstance(args[0], _SCALARS) and weight(args[0]) > MAX_SIZE:
         raise ExpressionLimitError(f"str() of a value larger than {MAX_SIZE} items")
     return check_result(str(*args))
 

@@ -72,11 +72,18 @@ def _quote(text: str, limit: int = 120) -> str:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing key {exc.args[0]!r}" if exc.args else "missing key"
+    """A short account of an exception raised during evaluation (it may hold huge values)."""
     if isinstance(exc, RecursionError):
         return "value nested too deeply"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        if isinstance(exc, KeyError) and exc.args:
+            text = f"missing key {exc.args[0]!r}"
+        else:
+            detail = str(exc)
+            text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    except Exception:  # a data object whose repr fails
+        text = type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def compile_expression(text: str) -> Expression:
@@ -324,7 +331,10 @@ class _Compiler:
 
     def _Tuple(self, node: ast.Tuple) -> Run:
         items = [self.compile(e) for e in node.elts]
-        return lambda ns: tuple(item(ns) for item in items)
+        if all(isinstance(e, ast.Constant) for e in node.elts):  # `x in ('a', 'b')`
+            constant = tuple(e.value for e in node.elts)  # type: ignore[attr-defined]
+            return lambda ns: constant
+        return lambda ns: tuple([item(ns) for item in items])
 
     def _Set(self, node: ast.Set) -> Run:
         items = [self.compile(e) for e in node.elts]
