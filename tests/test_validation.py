@@ -252,3 +252,13 @@ def test_graph_and_goal_must_be_objects(tmp_path):
     ]
     path = write(tmp_path, variant(lambda d: d.update(goal="be helpful")))
     assert errors_of(path) == [("goal", "'goal' must be an object, got str")]
+
+
+def test_router_routes_must_name_nodes_and_route_expressions_must_compile(tmp_path):
+    def change(d):
+        d["graph"]["nodes"][0].update(node_type="router", routes={"yes": "b", "no": "c"},
+                                      route_expr="x ==")
+
+    found = dict(errors_of(write(tmp_path, variant(change))))
+    assert found["graph.nodes[0].routes.no"] == "route 'no' of node 'a' names unknown node 'c'"
+    assert found["graph.nodes[0].route_expr"].startswith("router 'a': bad route_expr 'x =='")

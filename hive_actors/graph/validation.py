@@ -214,6 +214,7 @@ def check_graph(
         return False
 
     _check_nodes(graph, paths, error, warn, ref, tool_names, resolve)
+    _check_route_expressions(graph, paths, error, compile_expression)
     edge_ids: dict[str, str] = {}
     for edge, path in zip(graph.edges, paths.edges):
         if edge.id in edge_ids:
@@ -281,6 +282,26 @@ def _check_nodes(graph, paths, error, warn, ref, tool_names, resolve) -> None:
                 warn(join(path, "tools"),
                      f"node {node.id!r} uses tools no registry provides: {', '.join(missing)} "
                      "(they must be supplied at run time, e.g. by an MCP server)")
+
+
+# Extra keys a router node reads its label expression from (see graph/nodes/router.py; not
+# imported here so validation stays free of the node implementations).
+ROUTE_EXPRESSION_KEYS = ("route_expr", "condition_expr", "expression", "router_expr")
+
+
+def _check_route_expressions(graph, paths, error, compile_expression) -> None:
+    from hive_actors.errors import ExpressionError
+
+    for node, path in zip(graph.nodes, paths.nodes):
+        if node.node_type != "router":
+            continue
+        for key in ROUTE_EXPRESSION_KEYS:
+            text = node.extra.get(key)
+            if isinstance(text, str) and text.strip():
+                try:
+                    compile_expression(text)
+                except ExpressionError as exc:
+                    error(join(path, key), f"router {node.id!r}: bad {key} {text!r}: {exc}")
 
 
 def _check_condition(edge, path, error, warn, compile_expression) -> None:
