@@ -9,11 +9,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hive_actors.errors import AgentDefinitionError
-from hive_actors.graph import EdgeCondition
-from hive_actors.graph.loader import definition_to_json, load_agent, resolve_function, validate_agent
+from hive_actors.graph import EdgeCondition, EdgeSpec, Goal, GraphSpec, NodeSpec, SuccessCriterion
+from hive_actors.graph.loader import (
+    AgentDefinition,
+    definition_to_json,
+    load_agent,
+    resolve_function,
+    validate_agent,
+)
 from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.tools.registry import ToolRegistry
 
 DOUBLER = Path(__file__).parent / "agents" / "doubler"
 
@@ -206,3 +215,53 @@ def test_agent_py_validation_uses_module_paths(tmp_path):
     errors = {p.path: p.message for p in validate_agent(folder) if p.severity == "error"}
     assert errors == {"edges[0].target": "edge 'e' target names unknown node 'c'",
                       "pause_nodes[0]": "pause node names unknown node 'z'"}
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+extras = st.dictionaries(st.from_regex(r"x_[a-z]{1,6}", fullmatch=True),
+                         st.one_of(st.none(), st.integers(), text, st.lists(text, max_size=2)),
+                         max_size=2)
+
+
+@st.composite
+def definitions(draw):
+    ids = draw(st.lists(st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True), min_size=1,
+                        max_size=5, unique=True))
+    nodes = tuple(
+        NodeSpec(id=i, name=draw(text), description=draw(text),
+                 node_type=draw(st.sampled_from(["event_loop", "router"])),
+                 input_keys=tuple(draw(st.lists(text, max_size=2))),
+                 max_retries=draw(st.integers(0, 5)), client_facing=draw(st.booleans()),
+                 system_prompt=draw(st.none() | text), extra=draw(extras))
+        for i in ids
+    )
+    edges = tuple(
+        EdgeSpec(id=f"e{n}", source=draw(st.sampled_from(ids)), target=draw(st.sampled_from(ids)),
+                 condition=cond, priority=draw(st.integers(-3, 3)), description=draw(text),
+                 condition_expr="x > 1" if cond is EdgeCondition.CONDITIONAL else None,
+                 extra=draw(extras))
+        for n, cond in enumerate(draw(st.lists(st.sampled_from(list(EdgeCondition)), max_size=4)))
+    )
+    goal = Goal(id="g", name=draw(text), success_criteria=(SuccessCriterion(id="s", weight=0.5, extra=draw(extras)),),
+                context=draw(st.dictionaries(st.from_regex(r"[a-z]{1,5}", fullmatch=True), text, max_size=2)))
+    graph = GraphSpec(id="gr", entry_node=ids[0], goal_id="g", nodes=nodes, edges=edges,
+                      entry_points=draw(st.sampled_from([{}, {"start": ids[0]}])),
+                      max_steps=draw(st.integers(1, 500)), identity_prompt=draw(st.none() | text),
+                      conversation_mode=draw(st.sampled_from(["continuous", "isolated"])),
+                      extra=draw(extras))
+    return graph, goal
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(definitions())
+def test_any_definition_round_trips_through_agent_json(tmp_path, parts):
+    graph, goal = parts
+    folder = tmp_path / "prop"
+    folder.mkdir(exist_ok=True)
+    ep_id = "start" if graph.entry_points else "default"
+    agent = AgentDefinition(path=folder, name="prop", graph=graph, goal=goal,
+                            entry_points=(EntryPointSpec(id=ep_id, entry_node=graph.entry_node,
+                                                         name=ep_id),),
+                            tools=ToolRegistry(), required_tools=())
+    (folder / "agent.json").write_text(json.dumps(definition_to_json(agent)), encoding="utf-8")
+    assert load_agent(folder) == agent
