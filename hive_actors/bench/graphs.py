@@ -1,0 +1,117 @@
+"""The graphs every system runs: the same shapes for hive_actors, the trio floor and LangGraph.
+
+``seq``: five nodes in a line, each one dict update (``k -> a -> b -> c -> d -> e``).
+``par``: a start node fans out to five branches that join in one node.
+Steps cost nothing on purpose: what is measured is the runtime around them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
+
+GOAL = Goal(id="bench", name="benchmark")
+SEQ_KEYS = ("k", "a", "b", "c", "d", "e")
+BRANCHES = ("p1", "p2", "p3", "p4", "p5")
+SEQ_TRANSITIONS = 5
+PAR_TRANSITIONS = 7
+
+
+def step(i: int) -> Any:
+    """The i-th `seq` step (1..5): reads key i-1, writes key i."""
+    src, dst = SEQ_KEYS[i - 1], SEQ_KEYS[i]
+
+    async def run(**inputs: Any) -> dict[str, Any]:
+        return {dst: inputs[src] + 1}
+
+    run.__name__ = f"s{i}"
+    return run
+
+
+SEQ_STEPS = tuple(step(i) for i in range(1, 6))
+
+
+async def par_start(k: int) -> dict[str, Any]:
+    return {"a": k + 1}
+
+
+def branch(name: str) -> Any:
+    async def run(a: int) -> dict[str, Any]:
+        return {name: a + 1}
+
+    run.__name__ = name
+    return run
+
+
+async def par_join(**inputs: Any) -> dict[str, Any]:
+    return {"e": sum(inputs[b] for b in BRANCHES)}
+
+
+def seq_graph() -> GraphSpec:
+    """The 5-node function `seq` graph."""
+    nodes = tuple(
+        NodeSpec(id=f"n{i}", node_type="function", function=f"s{i}",
+                 input_keys=(SEQ_KEYS[i - 1],), output_keys=(SEQ_KEYS[i],))
+        for i in range(1, 6)
+    )
+    edges = tuple(EdgeSpec(id=f"e{i}", source=f"n{i}", target=f"n{i + 1}") for i in range(1, 5))
+    return GraphSpec(id="bench_seq", entry_node="n1", nodes=nodes, edges=edges,
+                     terminal_nodes=("n5",))
+
+
+def seq_functions() -> dict[str, Any]:
+    return {f"s{i}": fn for i, fn in enumerate(SEQ_STEPS, start=1)}
+
+
+def par_graph() -> GraphSpec:
+    """Start -> five parallel branches -> join."""
+    nodes = [NodeSpec(id="start", node_type="function", function="par_start",
+                      input_keys=("k",), output_keys=("a",))]
+    nodes += [NodeSpec(id=b, node_type="function", function=b, input_keys=("a",),
+                       output_keys=(b,)) for b in BRANCHES]
+    nodes.append(NodeSpec(id="join", node_type="function", function="par_join",
+                          input_keys=BRANCHES, output_keys=("e",)))
+    edges = [EdgeSpec(id=f"start-{b}", source="start", target=b) for b in BRANCHES]
+    edges += [EdgeSpec(id=f"{b}-join", source=b, target="join") for b in BRANCHES]
+    return GraphSpec(id="bench_par", entry_node="start", nodes=tuple(nodes), edges=tuple(edges),
+                     terminal_nodes=("join",))
+
+
+def par_functions() -> dict[str, Any]:
+    fns: dict[str, Any] = {"par_start": par_start, "par_join": par_join}
+    fns.update({b: branch(b) for b in BRANCHES})
+    return fns
+
+
+def llm_seq_graph() -> GraphSpec:
+    """`seq` with model-driven ``event_loop`` nodes: one model call per node (a text turn
+    ends a node that has no required output keys)."""
+    nodes = tuple(
+        NodeSpec(id=f"n{i}", node_type="event_loop", input_keys=("k",),
+                 system_prompt=f"Step {i}.")
+        for i in range(1, 6)
+    )
+    edges = tuple(EdgeSpec(id=f"e{i}", source=f"n{i}", target=f"n{i + 1}") for i in range(1, 5))
+    return GraphSpec(id="bench_llm_seq", entry_node="n1", nodes=nodes, edges=edges,
+                     terminal_nodes=("n5",), conversation_mode="isolated")
+
+
+def waiting_graph() -> GraphSpec:
+    """One client-facing ``event_loop`` node: it greets, then waits for client input."""
+    node = NodeSpec(id="ask", node_type="event_loop", client_facing=True,
+                    input_keys=("k",), output_keys=("answer",), system_prompt="Ask the user.")
+    return GraphSpec(id="bench_wait", entry_node="ask", nodes=(node,), terminal_nodes=("ask",))
+
+
+def blocking_seq_functions(gate: Any) -> dict[str, Any]:
+    """`seq` steps whose third step waits for ``gate`` (a trio.Event) before returning."""
+    fns = seq_functions()
+    inner = fns["s3"]
+
+    async def s3(**inputs: Any) -> dict[str, Any]:
+        await gate.wait()
+        return await inner(**inputs)
+
+    fns["s3"] = s3
+    return fns

@@ -1,0 +1,106 @@
+"""Ratios to the baselines and the issue's targets, computed from case results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hive_actors.bench.model import CaseResult, Ratio, TargetCheck
+
+
+def _find(results: Sequence[CaseResult], workload: str, system: str = "hive",
+          concurrency: int | None = None, entry_points: int = 1,
+          **options: object) -> CaseResult | None:
+    """The result of that case (largest concurrency when ``concurrency`` is None)."""
+    hits = [r for r in results
+            if r.case.workload == workload and r.case.system == system and not r.error
+            and r.case.entry_points == entry_points and r.metrics
+            and (concurrency is None or r.case.concurrency == concurrency)
+            and all(r.case.options.get(k) == v for k, v in options.items())]
+    return max(hits, key=lambda r: r.case.concurrency, default=None)
+
+
+def ratios(results: Sequence[CaseResult]) -> tuple[Ratio, ...]:
+    """hive throughput / baseline throughput for every workload and concurrency both ran."""
+    out: list[Ratio] = []
+    for r in results:
+        c = r.case
+        if c.system != "hive" or c.entry_points != 1 or c.workload not in ("seq", "par", "durable"):
+            continue
+        for baseline in ("floor", "langgraph") if c.workload != "durable" else ("langgraph",):
+            other = _find(results, c.workload, baseline, c.concurrency)
+            ours, theirs = r.median("throughput"), other and other.median("throughput")
+            if other is None or not ours or not theirs:
+                continue
+            out.append(Ratio(c.workload, c.concurrency, baseline, ours, theirs, ours / theirs))
+    return tuple(out)
+
+
+def check_targets(results: Sequence[CaseResult]) -> tuple[TargetCheck, ...]:
+    """The issue's targets, each with its measured figure (None when its case did not run)."""
+    checks: list[TargetCheck] = []
+    seq, floor = _find(results, "seq"), _find(results, "seq", "floor")
+    lg = _find(results, "seq", "langgraph")
+    at = f" at {seq.case.concurrency} concurrent" if seq else ""
+    if seq and floor and seq.case.concurrency == floor.case.concurrency:
+        x = seq.median("throughput") / floor.median("throughput")  # type: ignore[operator]
+        checks.append(TargetCheck("seq vs bare-trio floor", ">= 0.35x", x, "x", x >= 0.35,
+                                  f"{seq.median('throughput'):,.0f}/s vs "
+                                  f"{floor.median('throughput'):,.0f}/s{at}"))
+    else:
+        checks.append(TargetCheck("seq vs bare-trio floor", ">= 0.35x", None, "x", None))
+    if seq and lg and seq.case.concurrency == lg.case.concurrency:
+        x = seq.median("throughput") / lg.median("throughput")  # type: ignore[operator]
+        checks.append(TargetCheck("seq vs LangGraph", ">= 20x", x, "x", x >= 20,
+                                  f"{seq.median('throughput'):,.0f}/s vs "
+                                  f"{lg.median('throughput'):,.0f}/s{at}"))
+    else:
+        checks.append(TargetCheck("seq vs LangGraph", ">= 20x", None, "x", None))
+    durable = _find(results, "durable")
+    if durable:
+        rate = durable.median("throughput") or 0.0
+        where = f"at {durable.case.concurrency} concurrent"
+        checks.append(TargetCheck("durable throughput", ">= 1500/s", rate, "/s", rate >= 1500,
+                                  where))
+        seq_same = _find(results, "seq", concurrency=durable.case.concurrency)
+        if seq_same:
+            x = rate / (seq_same.median("throughput") or 1.0)
+            checks.append(TargetCheck("durable vs seq (stretch)", ">= 0.5x", x, "x", x >= 0.5,
+                                      where))
+    else:
+        checks.append(TargetCheck("durable throughput", ">= 1500/s", None, "/s", None))
+    stop = _find(results, "stop")
+    ms = stop.median("stop_ms") if stop else None
+    checks.append(TargetCheck(
+        "stop() with blocked executions", "< 100 ms", ms, "ms",
+        None if ms is None else (ms < 100 and stop.median("cancelled_fraction") == 1.0  # type: ignore[union-attr]
+                                 and stop.median("resumed_fraction") == 1.0),  # type: ignore[union-attr]
+        f"{stop.case.concurrency} executions; all cancelled and resumable: "
+        f"{stop.median('cancelled_fraction') == 1.0 and stop.median('resumed_fraction') == 1.0}"
+        if stop else ""))
+    paused = _find(results, "paused")
+    mb = paused.median("rss_mb") if paused else None
+    checks.append(TargetCheck("paused sessions RSS", "< 1024 MiB", mb, "MiB",
+                              None if mb is None else mb < 1024,
+                              f"{paused.case.concurrency} sessions, "
+                              f"{paused.median('kb_per_session'):.1f} KiB each" if paused else ""))
+    checks.append(_slow_subscriber(results))
+    return tuple(checks)
+
+
+def _slow_subscriber(results: Sequence[CaseResult]) -> TargetCheck:
+    worst: tuple[float, int] | None = None
+    for r in results:
+        c = r.case
+        if c.workload != "events" or c.options.get("slow") or r.error or not r.metrics:
+            continue
+        subs = c.options.get("subscribers")
+        other = _find(results, "events", concurrency=c.concurrency, subscribers=subs, slow=True)
+        if other is None:
+            continue
+        change = abs(1 - other.median("throughput") / r.median("throughput")) * 100  # type: ignore[operator]
+        if worst is None or change > worst[0]:
+            worst = (change, subs)  # type: ignore[assignment]
+    if worst is None:
+        return TargetCheck("never-reading subscriber", "< 5% change", None, "%", None)
+    return TargetCheck("never-reading subscriber", "< 5% change", worst[0], "%", worst[0] < 5,
+                       f"worst case with {worst[1]} other subscriber(s)")
