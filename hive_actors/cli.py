@@ -219,5 +219,50 @@ def _sessions(args: argparse.Namespace) -> int:
     return sessions_command(args.path, storage=args.storage)
 
 
+# ---------------------------------------------------------------- bench
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+@command(
+    "bench",
+    "run the benchmark workloads (seq, par, durable, events, stop, paused, model-latency)",
+    arg("--workloads", default="", help="comma-separated workload names (default: all)"),
+    arg("--systems", default="", help="comma-separated: hive, floor, langgraph (default: all)"),
+    arg("--concurrency", default="", help="keep only these concurrency levels (1 always kept)"),
+    arg("--entry-points", default="", help="keep only these entry-point counts"),
+    arg("--reps", type=int, default=5, help="repetitions per case (median reported)"),
+    arg("--budget", type=float, default=90.0, help="seconds per case before repetitions stop"),
+    arg("--quick", action="store_true", help="tiny sizes (smoke test)"),
+    arg("--out", default="", help="write the JSON report here"),
+    arg("--plot", default="", metavar="PNG", help="write a throughput/latency chart here"),
+    arg("--storage-dir", default=None, help="where durable workloads write (default: temp)"),
+)
+def _bench(args: argparse.Namespace) -> int:
+    from hive_actors.bench import STANDARD, BenchOptions, quick, run_benchmarks, select
+    from hive_actors.bench.report import plot, print_report, write_json
+
+    try:
+        workloads = select(
+            quick(STANDARD) if args.quick else STANDARD, names=_csv(args.workloads),
+            systems=_csv(args.systems), concurrency=tuple(int(c) for c in _csv(args.concurrency)),
+            entry_points=tuple(int(e) for e in _csv(args.entry_points)))
+    except ValueError as exc:
+        print(f"hive-actors bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    options = BenchOptions(repetitions=max(1, args.reps), case_budget_seconds=args.budget,
+                           storage_root=args.storage_dir,
+                           command="hive-actors " + " ".join(sys.argv[1:]))
+    report = run_benchmarks(workloads, options, progress=lambda line: print(line, flush=True))
+    print_report(report)
+    if args.out:
+        print(f"wrote {write_json(report, args.out)}")
+    if args.plot:
+        print(f"wrote {plot(report, args.plot)}")
+    return EXIT_FAILED if any(r.error for r in report.results) else EXIT_OK
+
+
 if __name__ == "__main__":
     sys.exit(main())
