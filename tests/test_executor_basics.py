@@ -297,3 +297,14 @@ async def test_scope_receives_writes_and_supplies_missing_inputs():
     ex = executor({"a": lambda shared_in: {"out": shared_in + 1}}, scope=scope)
     result = await ex.execute(g, GOAL, {})
     assert result.output["out"] == 8 and scope.data["out"] == 8
+
+
+async def test_function_node_timeout_fails_the_attempt(autojump_clock):
+    import trio
+
+    async def slow():
+        await trio.sleep(100)
+
+    ex = executor({"slow": slow}, function_node_timeout=5)
+    result = await ex.execute(graph([fn("slow")]), GOAL, {})
+    assert not result.success and "TooSlowError" in result.error

@@ -19,7 +19,6 @@ from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.client_input import InputHub
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.node_runner import NodeRunner, Paused, StopRun
-from hive_actors.graph.nodes import implementation_for
 from hive_actors.graph.preflight import preflight_error
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.routing import routing_table
@@ -355,7 +354,3 @@ def _outputs_of(node: Any, memory: dict[str, Any]) -> dict[str, Any]:
     if node is None:
         return {}
     return {k: memory[k] for k in node.output_keys if k in memory}
-
-
-# make sure the built-in node types are registered
-implementation_for  # noqa: B018

@@ -7,6 +7,7 @@ execution's task. An exception is a failure of the attempt.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import trio
@@ -23,7 +24,8 @@ class FunctionNode(NodeImpl):
         ref = node.function or node.id
         fn, is_async = ctx.services.resolve_function(ref, node.id)
         config = ctx.services.config
-        with trio.fail_after(config.function_node_timeout) if config.function_node_timeout else _null():
+        timeout = config.function_node_timeout
+        with trio.fail_after(timeout) if timeout else contextlib.nullcontext():
             if is_async:
                 result = await fn(**ctx.inputs)
             elif config.sync_functions_in_thread:
@@ -39,10 +41,3 @@ class FunctionNode(NodeImpl):
             )
         return NodeOutcome.ok(result)
 
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

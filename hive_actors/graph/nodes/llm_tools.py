@@ -4,7 +4,6 @@ JSON arguments, an exception, a timeout) becomes an error result for the model."
 
 from __future__ import annotations
 
-import json
 import weakref
 from typing import Any
 
@@ -145,6 +144,3 @@ def assistant_message(text: str, calls: list[ToolCall]) -> dict[str, Any]:
 def tool_message(result: ToolResult) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": result.call.id, "content": result.content}
 
-
-def json_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
