@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -264,6 +265,11 @@ class ExecutionStream:
         self._nursery.start_soon(self._run_one, ex, name=f"execution {ex.id}")
 
     def _start_next(self) -> None:
+        if trio.current_effective_deadline() == -math.inf:
+            # the stream is being cancelled (stop()): queued executions end cancelled in
+            # run(), they must not start running nodes now
+            self._space.unpark()
+            return
         while self._queue and len(self._running) < self.spec.max_concurrent and self.accepting:
             self._start(self._queue.popleft())
         self._space.unpark()
