@@ -193,6 +193,9 @@ def _load_json(folder: Path, file: Path, *, with_tools: bool) -> tuple[AgentDefi
     label = str(file)
     raw, problems = _read_json(file, label)
     if raw is None:
+        if not any(p.severity == "error" for p in problems):  # the file says `null`
+            problems = [*problems, Problem(label, "", "must be a JSON object (an agent "
+                                                      "definition), got null")]
         return None, problems
     from hive_actors.graph.expressions import compile_expression
 
