@@ -234,7 +234,7 @@ def _csv(text: str) -> tuple[str, ...]:
     arg("--concurrency", default="", help="keep only these concurrency levels (1 always kept)"),
     arg("--entry-points", default="", help="keep only these entry-point counts"),
     arg("--reps", type=int, default=5, help="repetitions per case (median reported)"),
-    arg("--budget", type=float, default=90.0, help="seconds per case before repetitions stop"),
+    arg("--budget", type=float, default=60.0, help="seconds per case before repetitions stop"),
     arg("--quick", action="store_true", help="tiny sizes (smoke test)"),
     arg("--out", default="", help="write the JSON report here"),
     arg("--plot", default="", metavar="PNG", help="write a throughput/latency chart here"),

@@ -38,7 +38,7 @@ class BenchOptions:
     further repetitions start, and the result says so), where temporary storage goes."""
 
     repetitions: int = 5
-    case_budget_seconds: float = 90.0
+    case_budget_seconds: float = 60.0
     storage_root: str | None = None
     command: str = ""
 

@@ -121,8 +121,8 @@ async def _timed_runtime(case: Case, rt: AgentRuntime, transitions: int,
 
 def _warmup(case: Case) -> Case:
     """A short run before the clock starts (imports, caches, first allocations)."""
-    size = min(case.concurrency, WARMUP)
-    return Case(case.workload, concurrency=size, executions=min(WARMUP, case.total))
+    n = max(1, min(case.warmup, case.total))
+    return Case(case.workload, concurrency=min(case.concurrency, n), executions=n)
 
 
 def run_seq(case: Case) -> dict[str, float]:

@@ -31,6 +31,8 @@ class Case:
     entry_points: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     executions: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     options: dict[str, Any] = attrs.field(factory=dict)
+    # executions run before the clock starts (at most ``total``)
+    warmup: int = attrs.field(default=100, validator=attrs.validators.ge(0))
 
     @property
     def total(self) -> int:

@@ -18,8 +18,8 @@ def _seq_cases() -> tuple[Case, ...]:
     cases += [Case("seq", concurrency=c, entry_points=ep, executions=max(2000, c))
               for c in CONCURRENCY for ep in ENTRY_POINTS]
     cases += [Case("seq", "floor", concurrency=c, executions=5000) for c in (1, 1000)]
-    cases += [Case("seq", "langgraph", concurrency=1, executions=300),
-              Case("seq", "langgraph", concurrency=1000, executions=1000)]
+    cases += [Case("seq", "langgraph", concurrency=1, executions=300, warmup=20),
+              Case("seq", "langgraph", concurrency=1000, executions=1000, warmup=20)]
     return tuple(cases)
 
 
@@ -31,14 +31,14 @@ STANDARD: tuple[Workload, ...] = (
         Case("par", concurrency=1000, executions=1000),
         Case("par", "floor", concurrency=1, executions=2000),
         Case("par", "floor", concurrency=1000, executions=2000),
-        Case("par", "langgraph", concurrency=1, executions=200),
-        Case("par", "langgraph", concurrency=1000, executions=1000),
+        Case("par", "langgraph", concurrency=1, executions=200, warmup=20),
+        Case("par", "langgraph", concurrency=1000, executions=1000, warmup=20),
     )),
     Workload("durable", "seq with checkpoints and session files (group commit)", (
-        Case("durable", concurrency=1, executions=50),
-        Case("durable", concurrency=1000, executions=1000),
-        Case("durable", "langgraph", concurrency=1, executions=50),
-        Case("durable", "langgraph", concurrency=1000, executions=1000),
+        Case("durable", concurrency=1, executions=30, warmup=5),
+        Case("durable", concurrency=1000, executions=1000, warmup=20),
+        Case("durable", "langgraph", concurrency=1, executions=30, warmup=5),
+        Case("durable", "langgraph", concurrency=1000, executions=1000, warmup=20),
     )),
     Workload("events", "seq at 1000 concurrent with 1/10/100 counting subscribers, "
                        "with and without one subscriber that never reads", tuple(
