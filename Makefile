@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The example agent, offline: ScriptedLLM plays examples/research_assistant/script.json and
+# the piped line answers the agent's question, as a user at the terminal would.
 demo: $(STAMP)
-	$(BIN)/hive-actors run examples/research_assistant --scripted --storage .demo-storage
+	printf 'structured concurrency in trio\n' | \
+	  $(BIN)/hive-actors run examples/research_assistant --scripted --storage .demo-storage
+	$(BIN)/hive-actors sessions examples/research_assistant --storage .demo-storage
 
 # Debian's chromium for the dashboard test; skipped (the test then skips) without root/apt.
 browser:

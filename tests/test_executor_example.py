@@ -18,7 +18,12 @@ async def test_research_assistant_runs_offline_to_a_report():
     llm = ScriptedLLM.from_file(EXAMPLE / "script.json", autopilot=True)
     ex = GraphExecutor(llm=llm, tools=definition.tools, events=sink, config=ExecutorConfig(
         function_resolver=lambda ref: resolve_function(definition, ref)))
-    result = await ex.execute(definition.graph, definition.goal, {"topic_request": "trio"})
+    first = await ex.execute(definition.graph, definition.goal, {"topic_request": "trio"})
+    # intake asks what to research; with no live client the execution pauses there
+    assert first.status == "paused" and first.paused_at == "intake", first.error
+    result = await ex.execute(definition.graph, definition.goal,
+                              {"input": "structured concurrency in trio"},
+                              session_state=first.session_state)
     assert result.status == "completed", result.error
     assert result.path == ("intake", "research", "format", "present")
     assert result.output["report"].startswith("# Research brief: structured concurrency in trio")

@@ -66,6 +66,14 @@ class LineReader:
         await self._stream.aclose()
 
 
+def _isatty(reader: LineReader) -> bool:
+    fileno = getattr(reader._stream, "fileno", None)
+    try:
+        return fileno is not None and os.isatty(fileno())
+    except OSError:
+        return False
+
+
 async def run_headless(
     runtime: Any,
     start: Callable[[], Awaitable[str]],
@@ -88,9 +96,13 @@ async def run_headless(
     requests: trio.MemorySendChannel[AgentEvent]
     requests, pending = trio.open_memory_channel[AgentEvent](64)
 
+    echo = not _isatty(reader)
+    last_node: list[str | None] = [None]
+
     def show(event: AgentEvent) -> None:
-        if event.data.get("reset"):
-            out.write("\n")
+        if event.data.get("reset") or (last_node[0] not in (None, event.node_id)):
+            out.write("\n\n")  # a restarted turn, or another node talking: a new paragraph
+        last_node[0] = event.node_id
         out.write(str(event.data.get("content", "")))
         out.flush()
 
@@ -104,7 +116,12 @@ async def run_headless(
         async for event in pending:
             if mine.get("id") not in (None, event.execution_id):
                 continue
+            out.write("\n> ")
+            out.flush()
             line = await reader.readline() if not reader.eof else None
+            if line is not None and echo:
+                out.write(line + "\n")  # piped input: show the answer as if typed
+            last_node[0] = None
             if line is None:
                 runtime.unsubscribe_from_events(sub_in)  # nobody answers from now on
                 runtime.pause_execution(event.execution_id)

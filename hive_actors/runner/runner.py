@@ -5,7 +5,8 @@
     await runner.stop()
 
 The model: ``llm=`` (any LLMProvider), or ``model="provider/name"`` (a LiteLLMProvider), or
-``llm="scripted"`` (an offline ScriptedLLM on autopilot, for demos and tests). With none of
+``llm="scripted"`` (an offline ScriptedLLM for demos and tests: it plays the agent folder's
+``script.json`` when there is one, and autopilot replies otherwise). With none of
 them, running a graph that has LLM nodes raises ConfigurationError before anything runs;
 graphs of function and router nodes need no model.
 
@@ -69,7 +70,8 @@ class AgentRunner:
         definition = load_agent(agent_path)
         for t in _as_list(tools):
             definition.tools.register(t)
-        return cls(definition, llm=_resolve_llm(model, llm), storage_path=storage_path,
+        return cls(definition, llm=_resolve_llm(model, llm, definition.path),
+                   storage_path=storage_path,
                    config=config)
 
     # ---- the runtime -----------------------------------------------------------------
@@ -193,12 +195,16 @@ def _as_list(tools: Any) -> list[Any]:
     return list(tools)
 
 
-def _resolve_llm(model: str | None, llm: Any) -> Any:
+def _resolve_llm(model: str | None, llm: Any, agent_path: Any) -> Any:
     if isinstance(llm, str):
         if llm != "scripted":
             raise ConfigurationError(f"llm={llm!r}: pass a provider object or 'scripted'")
         from hive_actors.llm.scripted import ScriptedLLM
 
+        folder = Path(agent_path)
+        script = (folder if folder.is_dir() else folder.parent) / "script.json"
+        if script.is_file():
+            return ScriptedLLM.from_file(script, autopilot=True)
         return ScriptedLLM({}, autopilot=True)
     if llm is not None:
         return llm
