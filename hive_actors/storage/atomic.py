@@ -149,15 +149,37 @@ async def write_atomic(path: Path, data: bytes, *, fs: FileSystem = REAL_FS) -> 
         await trio.to_thread.run_sync(lambda: atomic_write_bytes(path, data, fs=fs))
 
 
-_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+# read-write so a torn last line can be found (pread) and cut before appending
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
 def open_for_append(path: Path, fs: FileSystem) -> tuple[int, int, bool]:
-    """Open ``path`` for appending (creating it and its parents); returns (fd, size, created)."""
+    """Open ``path`` for appending (creating it and its parents); returns (fd, size, created).
+
+    A last line without its newline (an append a crash cut short, which readers ignore) is
+    cut off first, so the next record does not glue onto it and make a bad line mid-file.
+    """
     ensure_dir(path.parent, fs)
     created = not path.exists()
     fd = fs.open(path, _APPEND_FLAGS, 0o644)
-    return fd, os.fstat(fd).st_size, created
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        size = _end_of_last_line(fd, size)
+        os.ftruncate(fd, size)
+    return fd, size, created
+
+
+def _end_of_last_line(fd: int, size: int) -> int:
+    """The offset just past the last newline of the file (0 if it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        end = start
+    return 0
 
 
 def append_staged(fd: int, size: int, data: bytes, fs: FileSystem) -> None:
