@@ -142,10 +142,16 @@ async def kill_at(tmp: Path, point: tuple[str, str]) -> Outcome:
         calls_before = ctl.calls()
         (sid,) = [p.name for p in (storage / "sessions").iterdir()]
         session = storage / "sessions" / sid
-        seen = check_session_folder(session)
+        seen = check_session_folder(session, "after_kill")
         status = json.loads((session / "state.json").read_bytes())["status"]
         latest = CheckpointStore(session).latest()
         completed = tuple(latest.state.execution_path) if latest is not None else ()
+        if where == "exit":  # where in the boundary the kill landed
+            landed = ("after_final_state" if status == "completed"
+                      else "after_next_step_started" if len(calls_before) > len(completed)
+                      and step in completed
+                      else "after_checkpoint" if step in completed else "before_checkpoint")
+            STATS.add(f"boundary_kills_{landed}")
 
         ctl.plan(None)
         rc, stderr = None, ""
@@ -158,7 +164,7 @@ async def kill_at(tmp: Path, point: tuple[str, str]) -> Outcome:
         final = json.loads((session / "state.json").read_bytes())
         if final["status"] == "completed":
             STATS.add("sessions_recovered")
-        check_session_folder(session)
+        check_session_folder(session, "after_resume")
         return Outcome(point, sid, status, completed, calls_before,
                        ctl.calls()[len(calls_before):], seen["temp"], final, rc, stderr)
     finally:

@@ -36,14 +36,15 @@ class Stats:
 STATS = Stats()
 
 
-def check_session_folder(session_dir: Path) -> dict[str, Any]:
+def check_session_folder(session_dir: Path, stage: str = "") -> dict[str, Any]:
     """Assert that nothing in ``session_dir`` is torn or half-written, as its readers see it.
 
     Every ``.json`` file parses (state.json as a SessionRecord, each checkpoint as a
     Checkpoint); every ``.jsonl`` log parses line by line (a last line without its newline is
     a torn append, which `read_jsonl` ignores); a temp file of an interrupted atomic write is
     allowed only because every reader skips it (it is counted and reported). Unknown files fail.
-    Returns ``{"files": n, "temp": [...], "checkpoints": [...]}``.
+    Returns ``{"files": n, "temp": [...], "checkpoints": [...]}``; temp files are also
+    counted under ``temp_files_{stage}`` when ``stage`` is given.
     """
     files = temps = 0
     temp_names: list[str] = []
@@ -69,4 +70,6 @@ def check_session_folder(session_dir: Path) -> dict[str, Any]:
     checkpoints = CheckpointStore(session_dir).load_all()
     STATS.add("files_checked", files)
     STATS.add("temp_files_left", temps)
+    if stage:
+        STATS.add(f"temp_files_{stage}", temps)
     return {"files": files, "temp": temp_names, "checkpoints": checkpoints}
