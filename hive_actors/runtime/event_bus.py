@@ -17,6 +17,7 @@ they are not part of an execution's numbered sequence.
 from __future__ import annotations
 
 import collections
+import datetime
 import inspect
 import itertools
 import logging
@@ -55,12 +56,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_now = datetime.datetime.now
+_UTC = datetime.timezone.utc
+
 Handler = Callable[[AgentEvent], Any]
 
-# Match-cache bound: number of distinct execution ids kept before the cache is dropped.
+# Match-cache bounds: distinct execution ids / (type, stream, node) keys kept before the
+# cache is dropped.
 _CACHE_EXECUTIONS = 1024
-# A delivery task yields to the scheduler after this many events delivered back to back.
-_DELIVERY_BATCH = 64
+_CACHE_KEYS = 4096
 
 
 class EventWaitTimeout(HiveActorsError, trio.TooSlowError):
@@ -99,8 +103,12 @@ class EventBus:
         self._subs: dict[str, Subscription] = {}
         # Subscriptions indexed by their execution filter (None = any execution).
         self._by_exec: dict[str | None, list[Subscription]] = {None: []}
-        # execution_id -> {(type, stream_id, node_id): (matching subs, lossless ones among them)}
-        self._cache: dict[str, dict[tuple, tuple[tuple[Subscription, ...], tuple]]] = {}
+        # (type, stream_id, node_id) -> subscriptions of any execution that match
+        self._any_cache: dict[tuple, tuple[Subscription, ...]] = {}
+        # execution_id -> {(type, stream_id, node_id): matching subs}, only for executions
+        # that have subscriptions of their own
+        self._cache: dict[str, dict[tuple, tuple[Subscription, ...]]] = {}
+        self._lossless = 0  # live lossless subscriptions: when 0, publishing never waits
         self._emitters: weakref.WeakValueDictionary[tuple[str, str], BusEmitter] = (
             weakref.WeakValueDictionary()
         )
@@ -171,10 +179,16 @@ class EventBus:
         cancelled scope. Inside a handler (or once the bus is closed) it never waits.
         Raises trio.Cancelled only if cancelled while waiting for room.
         """
-        await self._wait_for_room(event.type, event.stream_id, event.execution_id, event.node_id)
-        return self._publish(event, None)
+        subs = None
+        if self._lossless:
+            subs = await self._wait_for_room(event.type, event.stream_id, event.execution_id,
+                                             event.node_id)
+        return self._publish(event, None, subs)
 
-    def _publish(self, event: AgentEvent, exclude: Subscription | None) -> int:
+    def _publish(self, event: AgentEvent, exclude: Subscription | None,
+                 subs: tuple[Subscription, ...] | None = None) -> int:
+        """Record ``event`` in history and append it to matching buffers (``subs`` when the
+        caller already looked them up, with no await since)."""
         offset = self._next_offset
         self._next_offset = offset + 1
         self._published += 1
@@ -182,7 +196,9 @@ class EventBus:
         self._history.append(item)
         if self._closed:
             return offset
-        for sub in self._match(event.type, event.stream_id, event.execution_id, event.node_id)[0]:
+        if subs is None:
+            subs = self._match(event.type, event.stream_id, event.execution_id, event.node_id)
+        for sub in subs:
             buf = sub.buffer
             if sub is exclude or (len(buf) >= sub.capacity and not sub.make_room()):
                 continue
@@ -192,28 +208,39 @@ class EventBus:
         return offset
 
     async def _wait_for_room(self, type: EventType, stream_id: str, execution_id: str,
-                             node_id: str | None) -> None:
+                             node_id: str | None) -> tuple[Subscription, ...]:
+        """Wait until no matching lossless subscription is full; returns the matching
+        subscriptions (looked up after the last wait)."""
         while True:
-            lossless = self._match(type, stream_id, execution_id, node_id)[1]
-            full = next((s for s in lossless if len(s.buffer) >= s.capacity), None)
-            if (full is None or self._closed
-                    or trio.lowlevel.current_task() in self._delivery_tasks):
-                return
+            subs = self._match(type, stream_id, execution_id, node_id)
+            if not self._lossless or self._closed:
+                return subs
+            full = next((s for s in subs if s.lossless and len(s.buffer) >= s.capacity), None)
+            if full is None or trio.lowlevel.current_task() in self._delivery_tasks:
+                return subs
             await full.wait_for_room()
 
     def _match(self, type: EventType, stream_id: str, execution_id: str,
-               node_id: str | None) -> tuple[tuple[Subscription, ...], tuple]:
+               node_id: str | None) -> tuple[Subscription, ...]:
+        key = (type, stream_id, node_id)
+        subs = self._any_cache.get(key)
+        if subs is None:
+            if len(self._any_cache) >= _CACHE_KEYS:
+                self._any_cache.clear()
+            subs = self._any_cache[key] = tuple(
+                s for s in self._by_exec[None] if s.matches(type, stream_id, node_id)
+            )
+        if len(self._by_exec) == 1 or execution_id not in self._by_exec:
+            return subs
         per_exec = self._cache.get(execution_id)
         if per_exec is None:
             if len(self._cache) >= _CACHE_EXECUTIONS:
                 self._cache.clear()
             per_exec = self._cache[execution_id] = {}
-        key = (type, stream_id, node_id)
         hit = per_exec.get(key)
         if hit is None:
-            candidates = itertools.chain(self._by_exec[None], self._by_exec.get(execution_id, ()))
-            subs = tuple(s for s in candidates if s.matches(type, stream_id, node_id))
-            hit = per_exec[key] = (subs, tuple(s for s in subs if s.lossless))
+            own = [s for s in self._by_exec[execution_id] if s.matches(type, stream_id, node_id)]
+            hit = per_exec[key] = (*subs, *own)
         return hit
 
     # ---- subscriptions ----------------------------------------------------------------------
@@ -296,7 +323,7 @@ class EventBus:
         """Whether an event with these fields would reach at least one live subscription
         (handler, iterator or a pending :meth:`wait_for`)."""
         (etype,) = normalize_event_types([event_type])  # type: ignore[misc]
-        return bool(self._match(etype, stream_id, execution_id, node_id)[0])
+        return bool(self._match(etype, stream_id, execution_id, node_id))
 
     def _add(self, event_types: TypeSpec, stream_id: str | None, execution_id: str | None,
              node_id: str | None, buffer_size: int | None, lossless: bool, *,
@@ -313,6 +340,7 @@ class EventBus:
         )
         self._subs[sub.id] = sub
         self._by_exec.setdefault(execution_id, []).append(sub)
+        self._lossless += lossless
         self._invalidate(execution_id)
         return sub
 
@@ -323,12 +351,14 @@ class EventBus:
         peers.remove(sub)
         if not peers and sub.execution_id is not None:
             del self._by_exec[sub.execution_id]
+        self._lossless -= sub.lossless
         self._invalidate(sub.execution_id)
         self._dropped_gone += sub.dropped
         sub.close(discard=discard)
 
     def _invalidate(self, execution_id: str | None) -> None:
         if execution_id is None:
+            self._any_cache.clear()
             self._cache.clear()
         else:
             self._cache.pop(execution_id, None)
@@ -350,18 +380,26 @@ class EventBus:
         assert handler is not None
         task = trio.lowlevel.current_task()
         self._delivery_tasks.add(task)
+        buffer = sub.buffer
         try:
             with sub.cancel_scope:
-                delivered = 0
-                while (event := await sub.receive_or_none()) is not None:
-                    try:
-                        result = handler(event)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception as exc:  # isolate the handler; the bus keeps running
-                        self._report_failure(sub, event, exc)
-                    delivered += 1
-                    if delivered % _DELIVERY_BATCH == 0:
+                while True:
+                    await sub.wait_nonempty()
+                    if not buffer:
+                        return  # closed and drained
+                    # Deliver everything buffered at wake-up in one go (not one event per
+                    # scheduler pass); what handlers publish meanwhile waits for the next round.
+                    for _ in range(len(buffer)):
+                        if not buffer:
+                            break
+                        event = sub.take()
+                        try:
+                            result = handler(event)
+                            if inspect.isawaitable(result):
+                                await result
+                        except Exception as exc:  # isolate the handler; the bus keeps running
+                            self._report_failure(sub, event, exc)
+                    if buffer:  # more arrived meanwhile: let others run before the next round
                         await trio.lowlevel.checkpoint()
         finally:
             self._delivery_tasks.discard(task)
@@ -438,17 +476,21 @@ class BusEmitter:
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         """Build the event and publish it (waits only for full lossless subscribers)."""
-        await self.bus._wait_for_room(type, self.stream_id, self.execution_id, node_id)
-        self.emit_nowait(type, node_id, **data)
+        bus = self.bus
+        subs = None
+        if bus._lossless:  # only lossless subscriptions can make a publisher wait
+            subs = await bus._wait_for_room(type, self.stream_id, self.execution_id, node_id)
+        # seq is taken right before publishing, with no await in between: seq order is
+        # publish order even when several tasks of one execution emit concurrently.
+        seq = self._seq = self._seq + 1
+        bus._publish(AgentEvent(type, self.stream_id, self.execution_id, node_id, data,
+                                _now(_UTC), seq), None, subs)
 
     def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
         """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`)."""
-        # seq is taken right before publishing, with no await in between: seq order is
-        # publish order even when several tasks of one execution emit concurrently.
-        self._seq += 1
+        seq = self._seq = self._seq + 1
         return self.bus._publish(
-            AgentEvent(type=type, stream_id=self.stream_id, execution_id=self.execution_id,
-                       node_id=node_id, data=data, seq=self._seq),
+            AgentEvent(type, self.stream_id, self.execution_id, node_id, data, _now(_UTC), seq),
             None,
         )
 

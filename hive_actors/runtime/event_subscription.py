@@ -146,6 +146,11 @@ class Subscription:
             await self.wait_nonempty()
             if not self.buffer:
                 return None
+        return self.take()
+
+    def take(self) -> AgentEvent:
+        """The next buffered event, without waiting (an EVENTS_DROPPED marker first if events
+        were dropped). Raises IndexError when nothing is buffered."""
         if self.pending_dropped:
             return self._marker()
         offset, event = self.buffer.popleft()

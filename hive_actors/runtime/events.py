@@ -42,8 +42,12 @@ class EventType(str, enum.Enum):
     HANDLER_FAILED = "handler_failed"
 
 
+_UTC = _dt.timezone.utc
+_now = _dt.datetime.now
+
+
 def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _now(_UTC)
 
 
 @attrs.frozen
