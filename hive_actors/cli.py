@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly, as Unix tools do
+        sys.stderr.close()
+        return 141
 
 
 # ---------------------------------------------------------------- validate

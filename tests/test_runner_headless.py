@@ -55,7 +55,8 @@ async def test_headless_answers_input_from_piped_stdin(agent_dir, tmp_path):
 
 async def test_headless_eof_on_piped_stdin_pauses_and_prints_resume_hint(agent_dir, tmp_path):
     out = io.StringIO()
-    async with AgentRunner.load(agent_dir, llm=llm(), storage_path=tmp_path / "s") as runner:
+    model = llm()
+    async with AgentRunner.load(agent_dir, llm=model, storage_path=tmp_path / "s") as runner:
         rt = runner.runtime
         reader = piped(b"")
         with trio.fail_after(10):  # the reference hangs forever here
@@ -64,6 +65,8 @@ async def test_headless_eof_on_piped_stdin_pauses_and_prints_resume_hint(agent_d
                                         resume_hint=lambda sid: f"resume {sid}")
         await reader.aclose()
         assert result.status == "paused" and result.paused_at == "review-node"
+        # paused *waiting for the user*: resuming hands the reply to that node
+        assert result.session_state["waiting_input"] == "review-node"
         assert f"resume {result.session_id}" in out.getvalue()
         # the paused session resumes from its checkpoint with a live answer
         reader = piped(b"approved\n")
@@ -72,3 +75,6 @@ async def test_headless_eof_on_piped_stdin_pauses_and_prints_resume_hint(agent_d
                                     reader=reader, out=out)
         await reader.aclose()
     assert result.status == "completed" and result.output["decision"] == "approved"
+    # the question was asked again to the client, not to the model: two model turns in all
+    assert len(model.calls_for("review-node")) == 2
+    assert out.getvalue().count("Approve?") == 2

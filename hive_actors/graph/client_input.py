@@ -56,6 +56,15 @@ class InputHub:
             waker.set()
         return True
 
+    def decline(self, node_id: str) -> bool:
+        """Wake ``node_id``'s wait with no input, as if its input timeout had passed (the node
+        then pauses, resumable with the reply). False when that node is not waiting."""
+        waker = self._wakers.get(node_id)
+        if waker is None:
+            return False
+        waker.set()
+        return True
+
     def take_all(self, node_id: str) -> list[str]:
         """Every input queued for ``node_id`` (oldest first), removing them."""
         q = self._queues.get(node_id)

@@ -72,6 +72,11 @@ class GraphExecutor:
         (then it reads it at its next turn); False when no such node is running."""
         return self._services.inputs.deliver(node_id, content)
 
+    def decline_input(self, node_id: str) -> bool:
+        """Tell ``node_id``, waiting for client input, that none will come: the execution pauses
+        there as on an input timeout (its reply comes with the resume). False if not waiting."""
+        return self._services.inputs.decline(node_id)
+
     async def execute(
         self,
         graph: GraphSpec,

@@ -116,6 +116,8 @@ async def run_headless(
         async for event in pending:
             if mine.get("id") not in (None, event.execution_id):
                 continue
+            if last_node[0] is None and event.data.get("prompt"):
+                out.write(str(event.data["prompt"]))  # asked again on resume: show the question
             out.write("\n> ")
             out.flush()
             line = await reader.readline() if not reader.eof else None
@@ -124,7 +126,8 @@ async def run_headless(
             last_node[0] = None
             if line is None:
                 runtime.unsubscribe_from_events(sub_in)  # nobody answers from now on
-                runtime.pause_execution(event.execution_id)
+                if not runtime.decline_input(event.node_id, event.execution_id):
+                    runtime.pause_execution(event.execution_id)
                 continue
             await runtime.inject_input(event.node_id, line, execution_id=event.execution_id)
 

@@ -60,6 +60,11 @@ class EventLoopNode(NodeImpl):
             conv.append({"role": "user", "content": opening_message(
                 node, ctx.inputs, previous, continuing=len(conv) > 0)})
         await _add_inputs(ctx, conv, services.inputs.take_all(node.id))
+        if ctx.resuming and conv and conv[-1].get("role") != "user":
+            # resumed while it waited for the user, and no reply came with the resume:
+            # ask the client again instead of making the model repeat its question
+            if not await _wait_for_input(ctx, conv, _last_text(conv)):
+                return NodeOutcome(False, error="waiting for client input", paused=True)
         system = system_prompt(ctx.graph, ctx.goal, node)
         schemas, offered = tool_schemas(ctx)
         required = node.required_output_keys
@@ -133,6 +138,13 @@ async def _wait_for_input(ctx: NodeContext, conv: list[dict[str, Any]], prompt: 
     items = await services.inputs.wait(ctx.node.id, services.config.current_input_timeout())
     await _add_inputs(ctx, conv, items)
     return bool(items)
+
+
+def _last_text(conv: list[dict[str, Any]]) -> str:
+    for message in reversed(conv):
+        if message.get("role") == "assistant" and message.get("content"):
+            return str(message["content"])
+    return ""
 
 
 async def _add_inputs(ctx: NodeContext, conv: list[dict[str, Any]], items: list[str]) -> None:
