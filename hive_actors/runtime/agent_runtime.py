@@ -507,6 +507,12 @@ class AgentRuntime:
                 return True
         return False
 
+    def decline_input(self, node_id: str, execution_id: str) -> bool:
+        """The client of ``execution_id`` will not answer ``node_id`` (e.g. its input ended):
+        the execution pauses at that node, and resuming it delivers the reply. False if that
+        node is not waiting for input."""
+        return any(s.decline_input(node_id, execution_id) for s in self._streams.values())
+
     def pause_execution(self, execution_id: str) -> bool:
         """Stop one running execution as ``paused`` (e.g. its client went away); it resumes
         from its latest checkpoint. False if it is not running."""

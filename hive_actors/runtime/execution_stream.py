@@ -235,6 +235,12 @@ class ExecutionStream:
                 return True
         return False
 
+    def decline_input(self, node_id: str, execution_id: str) -> bool:
+        """No input will come for ``node_id`` of ``execution_id``: it pauses there, resumable."""
+        ex = self._running.get(execution_id)
+        decline = getattr(ex.executor, "decline_input", None) if ex is not None else None
+        return bool(decline is not None and decline(node_id))
+
     def get_stats(self) -> dict[str, int]:
         s = self.stats
         return {
