@@ -44,8 +44,19 @@ async def test_interval_timer_fires_on_schedule(autojump_clock):
     assert FakeExecutor.started and len(FakeExecutor.started) == 3
 
 
-async def test_timer_without_interval_or_with_cron_is_a_clear_error():
-    for cfg in ({}, {"interval_seconds": 0}, {"cron": "*/5 * * * *"}):
+async def test_cron_timer_fires_at_each_matching_minute(autojump_clock):
+    cron = EntryPointSpec(id="cron", entry_node="a", trigger_type="timer",
+                          trigger_config={"cron": "* * * * *"})
+    async with make([cron]) as rt:
+        first = rt._triggers["cron"].next_fire - trio.current_time()
+        assert 0 <= first <= 60  # the next wall-clock minute
+        await trio.sleep(first + 3 * 60 - 1)  # that slot and the three after it, minus 1 s
+        assert rt.get_stats()["streams"]["cron"]["completed"] == 3
+    assert len(FakeExecutor.started) == 3
+
+
+async def test_timer_without_interval_or_with_bad_cron_is_a_clear_error():
+    for cfg in ({}, {"interval_seconds": 0}, {"cron": "every tuesday"}, {"cron": 5}):
         spec = EntryPointSpec(id="t", entry_node="a", trigger_type="timer", trigger_config=cfg)
         with pytest.raises(ConfigurationError, match="entry point 't'"):
             await make([spec]).start()

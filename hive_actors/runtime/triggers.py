@@ -6,7 +6,8 @@ skipped and logged when the queue is full).
 
 - ``timer``: ``trigger_config = {"interval_seconds": 60}`` (or ``interval_minutes``), optional
   ``run_immediately: true``. Fires on a fixed schedule (missed ticks are skipped, not bunched).
-  ``cron`` needs the ``croniter`` package, which is not a dependency: it is a clear error.
+  Or ``{"cron": "*/5 * * * *"}`` (UTC, parsed by croniter): fires at each matching wall-clock
+  minute; slots missed while the process was busy are skipped.
 - ``event``: ``trigger_config = {"event_types": ["execution_completed", ...]}`` plus optional
   filters ``stream_id``, ``node_id``, ``execution_id`` (``filter_stream``... accepted too).
   The actor reads its own bus subscription in its own task, so a firing never runs inside
@@ -67,11 +68,19 @@ class TimerTrigger(_Firing):
     def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
         super().__init__(spec, runtime)
         cfg = spec.trigger_config
+        self.cron: str | None = None
+        self.run_immediately = bool(cfg.get("run_immediately", False))
+        self.next_fire: float | None = None
         if "cron" in cfg:
-            raise ConfigurationError(
-                f"entry point {spec.id!r}: cron schedules need the 'croniter' package, which "
-                "hive_actors does not install; use trigger_config={'interval_seconds': N}"
-            )
+            from croniter import croniter
+
+            if not isinstance(cfg["cron"], str) or not croniter.is_valid(cfg["cron"]):
+                raise ConfigurationError(
+                    f"entry point {spec.id!r}: trigger_config 'cron' is not a valid cron "
+                    f"expression: {cfg['cron']!r}"
+                )
+            self.cron = cfg["cron"]
+            return
         interval = cfg.get("interval_seconds")
         if interval is None and cfg.get("interval_minutes") is not None:
             interval = float(cfg["interval_minutes"]) * 60.0
@@ -81,27 +90,61 @@ class TimerTrigger(_Firing):
                 f"(got {cfg!r})"
             )
         self.interval = float(interval)
-        self.run_immediately = bool(cfg.get("run_immediately", False))
-        self.next_fire: float | None = None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        if self.cron is not None:
+            return await self._run_cron(task_status)
         now = trio.current_time()
         self.next_fire = now if self.run_immediately else now + self.interval
         task_status.started(self)
         try:
             while True:
                 await trio.sleep_until(self.next_fire)
-                await self.fire({"event": {
-                    "source": "timer",
-                    "entry_point": self.spec.id,
-                    "fired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                }})
+                await self._fire_timer()
                 # next slot on the fixed grid, skipping slots already past
                 now = trio.current_time()
                 self.next_fire += self.interval
                 if self.next_fire <= now:
                     missed = int((now - self.next_fire) // self.interval) + 1
                     self.next_fire += missed * self.interval
+        finally:
+            self.next_fire = None
+
+    async def _fire_timer(self) -> None:
+        await self.fire({"event": {
+            "source": "timer",
+            "entry_point": self.spec.id,
+            "fired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }})
+
+    async def _run_cron(self, task_status: Any) -> None:
+        from croniter import croniter
+
+        # Wall-clock slots are mapped onto trio's clock through one anchor, so sleeping is
+        # trio.sleep_until (a test clock jumps slot to slot). When the wall clock runs ahead of
+        # that mapping (suspend, clock step), re-anchor; slots already past are skipped.
+        def utc_now() -> dt.datetime:
+            return dt.datetime.now(dt.timezone.utc)
+
+        anchor_wall, anchor_trio = utc_now(), trio.current_time()
+        slot = anchor_wall
+        if self.run_immediately:
+            self.next_fire = anchor_trio
+            task_status.started(self)
+            task_status = trio.TASK_STATUS_IGNORED
+            await self._fire_timer()
+        try:
+            while True:
+                now = anchor_wall + dt.timedelta(seconds=trio.current_time() - anchor_trio)
+                real = utc_now()
+                if (real - now).total_seconds() > 1.0:
+                    anchor_wall, anchor_trio, now = real, trio.current_time(), real
+                slot = croniter(self.cron, max(slot, now)).get_next(dt.datetime)
+                self.next_fire = anchor_trio + (slot - anchor_wall).total_seconds()
+                task_status.started(self)
+                task_status = trio.TASK_STATUS_IGNORED
+                await trio.sleep_until(self.next_fire)
+                await self._fire_timer()
         finally:
             self.next_fire = None
 
