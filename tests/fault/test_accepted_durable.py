@@ -57,6 +57,7 @@ async def accept_then_die(tmp_path: Path, count: int, stop_after: int) -> None:
         check_session_folder(folder)
 
 
+@pytest.mark.fast_sample
 async def test_trigger_that_returned_survives_sigkill_right_after(tmp_path):
     await accept_then_die(tmp_path, count=4, stop_after=1)
 

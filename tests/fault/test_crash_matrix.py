@@ -55,6 +55,7 @@ def _ids(point: tuple[str, str]) -> str:
     return f"{point[0]}-{point[1]}"
 
 
+@pytest.mark.fast_sample
 @pytest.mark.parametrize("point", POINTS, ids=_ids)
 async def test_kill_once_at_point_then_resume_matches_uninterrupted_run(tmp_path, point,
                                                                        expected_output):

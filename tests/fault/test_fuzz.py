@@ -48,7 +48,7 @@ json_value = st.recursive(
 def both(strategy):
     """A fast test (default run) and a slow one with many more examples, same body."""
     def make(body):
-        fast = FAST(given(strategy)(body))
+        fast = pytest.mark.fast_sample(FAST(given(strategy)(body)))
         slow = pytest.mark.slow(FULL(given(strategy)(body)))
         return fast, slow
     return make

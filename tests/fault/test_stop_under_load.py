@@ -75,6 +75,7 @@ async def stop_then_resume(tmp_path, monkeypatch, n: int) -> None:
     assert len(results) == n
 
 
+@pytest.mark.fast_sample
 async def test_stop_with_100_in_flight_cancels_all_and_all_resume(tmp_path, monkeypatch):
     await stop_then_resume(tmp_path, monkeypatch, 100)
 
