@@ -94,7 +94,7 @@ class RuntimeServices:
             self.tool_executor,
             storage_path=session_dir,
             events=sink,
-            checkpoint_store=CheckpointStore(session_dir, self.writer) if session_dir else None,
+            checkpoint_store=ex.recorder.checkpoint_store,
             scope=self._scope(ex, spec),
             config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec)),
         )

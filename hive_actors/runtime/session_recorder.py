@@ -4,6 +4,12 @@ A `SessionRecorder` belongs to one execution. ``accepted()`` writes ``state.json
 ``running``) before the trigger returns; its ``sink`` forwards every event to the bus and, for
 the few event types that matter, records node boundaries, node details, tool calls and token
 usage; ``finished()`` writes the final ``state.json`` and ``logs/summary.json``.
+
+Each node boundary costs one group commit: the node's details line and the state.json that
+points at the boundary's checkpoint are saved with the checkpoint itself (companions of its
+``checkpoint_store``), so the details line of a completed node becomes durable with the
+checkpoint that follows it (or with the final state). The end is one group commit too: final
+state.json, pending details lines, summary.json.
 `NullRecorder` is the lean path when the runtime has no storage: the bus emitter itself.
 """
 
@@ -18,7 +24,9 @@ from hive_actors.errors import CorruptFileError, UnknownSessionError
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runtime.entry_point import EntryPointSpec
 from hive_actors.runtime.events import EventType
+from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
 from hive_actors.storage.session_store import SessionRecord, new_session_id
+from hive_actors.storage.writer import FileOp
 
 if TYPE_CHECKING:
     from hive_actors.runtime.agent_runtime import RuntimeServices
@@ -31,6 +39,7 @@ class NullRecorder:
     def __init__(self, ex: Execution, spec: EntryPointSpec, svc: RuntimeServices) -> None:
         self.sink = svc.bus.emitter(spec.id, ex.id)
         self.session_dir = None
+        self.checkpoint_store = None
 
     async def accepted(self) -> None:
         return None
@@ -56,6 +65,14 @@ class SessionRecorder:
         self.record: SessionRecord | None = None
         cp = svc.checkpoint_config
         self.checkpoints = cp is None or bool(getattr(cp, "enabled", True))
+        # a completed node's details line waits for the checkpoint that follows it
+        self._defer_details = self.checkpoints and bool(
+            getattr(cp, "checkpoint_on_node_complete", True))
+        self._pending_details: list[FileOp] = []
+        # seq -> the record written together with that checkpoint
+        self._with_cp: dict[int, SessionRecord] = {}
+        self.checkpoint_store = CheckpointStore(self.session_dir, svc.writer,
+                                                companions=self._checkpoint_companions)
         self.current_node: str | None = None
         if ex.resumed:
             try:
@@ -72,17 +89,18 @@ class SessionRecorder:
                 owner=svc.owner,
             )
 
-    async def _write(self, **changes: Any) -> None:
+    async def _write(self, *extra: FileOp, **changes: Any) -> None:
+        """state.json with ``changes``, then ``extra``, in one group commit."""
         assert self.record is not None
         self.record = self.record.evolve(**changes)
-        await self.store.write_state(self.record)
+        await self.store.commit(self.ex.id, [self.store.state_op(self.record), *extra])
 
     async def accepted(self) -> None:
         """state.json says ``running`` (owned by this process) once this returns."""
         await self._write(status="running", owner=self.svc.owner, error=None, paused_at=None)
 
     async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
-        await self.store.append_details(
+        details = self.store.details_op(
             self.ex.id,
             {
                 "node_id": node_id,
@@ -92,8 +110,23 @@ class SessionRecorder:
             },
         )
         self.current_node = node_id
-        if self.svc.config.state_on_node_boundaries and not self.checkpoints:
-            await self._write(current_node=node_id)
+        if ok and self._defer_details:
+            self._pending_details.append(details)  # saved with the next checkpoint
+        elif self.svc.config.state_on_node_boundaries and not self.checkpoints:
+            await self._write(details, current_node=node_id)
+        else:
+            await self.store.commit(self.ex.id, [details])
+
+    def _checkpoint_companions(self, cp: Checkpoint) -> list[FileOp]:
+        """What is saved with checkpoint ``cp``: pending details lines and (when state is
+        written at node boundaries) state.json pointing at ``cp``."""
+        ops, self._pending_details = self._pending_details, []
+        if self.svc.config.state_on_node_boundaries:
+            assert self.record is not None
+            record = self.record.evolve(current_node=cp.node_id, checkpoint_seq=cp.seq)
+            self._with_cp[cp.seq] = record
+            ops.append(self.store.state_op(record))
+        return ops
 
     async def checkpoint_saved(self, node_id: str | None, data: dict[str, Any]) -> None:
         """A node boundary with a durable checkpoint: state.json points at it."""
@@ -101,10 +134,14 @@ class SessionRecorder:
         changes: dict[str, Any] = {"current_node": node_id}
         if isinstance(seq, int):
             changes["checkpoint_seq"] = seq
-        if self.svc.config.state_on_node_boundaries:
+        assert self.record is not None
+        written = self._with_cp.pop(seq, None) if isinstance(seq, int) else None
+        if written is not None:  # already on disk, saved with the checkpoint
+            changes["updated_at"] = written.updated_at
+            self.record = attrs.evolve(self.record, **changes)
+        elif self.svc.config.state_on_node_boundaries:
             await self._write(**changes)
         else:
-            assert self.record is not None
             self.record = attrs.evolve(self.record, **changes)
 
     async def tool_call(self, node_id: str | None, data: dict[str, Any]) -> None:
@@ -123,16 +160,10 @@ class SessionRecorder:
         self.output_tokens += int(data.get("output_tokens") or 0)
 
     async def finished(self, result: ExecutionResult) -> None:
-        """Final state.json (completed, failed, paused or cancelled), then logs/summary.json."""
+        """Final state.json (completed, failed, paused or cancelled), pending details lines
+        and logs/summary.json, in one group commit (summary only if state.json is saved)."""
         now = dt.datetime.now(dt.timezone.utc)
-        await self._write(
-            status=result.status,
-            paused_at=result.paused_at,
-            error=result.error,
-            output=result.output,
-            current_node=result.paused_at or (result.path[-1] if result.path else None),
-        )
-        await self.store.write_summary(
+        summary = self.store.summary_op(
             self.ex.id,
             {
                 "session_id": self.ex.id,
@@ -158,6 +189,16 @@ class SessionRecorder:
                 "ended_at": now.isoformat(),
                 "duration_ms": (now - self.started_at).total_seconds() * 1000.0,
             },
+        )
+        pending, self._pending_details = self._pending_details, []
+        await self._write(
+            *pending,
+            summary,
+            status=result.status,
+            paused_at=result.paused_at,
+            error=result.error,
+            output=result.output,
+            current_node=result.paused_at or (result.path[-1] if result.path else None),
         )
 
 

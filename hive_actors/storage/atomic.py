@@ -62,8 +62,9 @@ def storage_error(action: str, path: Path, exc: OSError) -> StorageError:
     return err
 
 
-def ensure_dir(path: Path, fs: FileSystem = REAL_FS) -> None:
-    """Create ``path`` and missing parents; sync each new directory's parent. Raises OSError."""
+def make_dirs(path: Path, fs: FileSystem = REAL_FS) -> list[Path]:
+    """Create ``path`` and missing parents, without syncing; return the folders created, top
+    first (a folder someone else created meanwhile is not listed). Raises OSError."""
     missing: list[Path] = []
     p = path
     while not p.is_dir():
@@ -71,11 +72,19 @@ def ensure_dir(path: Path, fs: FileSystem = REAL_FS) -> None:
         if p.parent == p:
             break
         p = p.parent
+    created = []
     for d in reversed(missing):
         try:
             fs.mkdir(d)
         except FileExistsError:
             continue  # created by someone else meanwhile; they sync it
+        created.append(d)
+    return created
+
+
+def ensure_dir(path: Path, fs: FileSystem = REAL_FS) -> None:
+    """Create ``path`` and missing parents; sync each new directory's parent. Raises OSError."""
+    for d in make_dirs(path, fs):
         fs.fsync_dir(d.parent)
 
 
@@ -160,7 +169,12 @@ def open_for_append(path: Path, fs: FileSystem) -> tuple[int, int, bool]:
     cut off first, so the next record does not glue onto it and make a bad line mid-file.
     """
     ensure_dir(path.parent, fs)
-    created = not path.exists()
+    return open_log(path, fs)
+
+
+def open_log(path: Path, fs: FileSystem) -> tuple[int, int, bool]:
+    """`open_for_append` in a folder that exists (nothing synced here). Raises OSError."""
+    created = not os.path.exists(path)
     fd = fs.open(path, _APPEND_FLAGS, 0o644)
     size = os.fstat(fd).st_size
     if size and os.pread(fd, 1, size - 1) != b"\n":

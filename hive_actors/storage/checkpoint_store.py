@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import re
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,14 @@ import attrs
 from hive_actors.errors import CorruptFileError, SessionStateError
 from hive_actors.graph.result import SessionState
 from hive_actors.serde import converter
-from hive_actors.storage.atomic import is_temp_name, write_atomic
+from hive_actors.storage.atomic import is_temp_name
+from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
     from hive_actors.storage.writer import StorageWriter
+
+# given the checkpoint about to be saved, the writes that go with it (same group commit)
+Companions = Callable[["Checkpoint"], Sequence[FileOp]]
 
 CHECKPOINT_SCHEMA_VERSION = 1
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -109,15 +114,20 @@ class CheckpointStore:
     """Saves and reads the checkpoints of one session folder.
 
     With a `StorageWriter` the files go through it (group commit); without one each save is
-    its own `write_atomic`. Either way `save` returns only once the file is durable.
+    done directly. Either way `save` returns only once the file is durable. ``companions``
+    (optional) gives, for each checkpoint, writes that go with it (e.g. the state.json that
+    points at it): they share the checkpoint's group commit and are applied only if the
+    checkpoint is saved. ``new_session=True`` skips scanning a folder known to be empty.
     """
 
-    def __init__(self, session_dir: Path, writer: StorageWriter | None = None) -> None:
+    def __init__(self, session_dir: Path, writer: StorageWriter | None = None, *,
+                 companions: Companions | None = None, new_session: bool = False) -> None:
         self.session_dir = Path(session_dir)
         self.dir = self.session_dir / "checkpoints"
         self._writer = writer
+        self._companions = companions
         self._key = str(self.dir.resolve())
-        scanned = max((seq for seq, _ in self._entries()), default=0) + 1
+        scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
         with _seq_lock:
             _next_seq[self._key] = max(_next_seq.get(self._key, 1), scanned)
 
@@ -147,7 +157,8 @@ class CheckpointStore:
         """Write the next checkpoint; return it once it is durable.
 
         The write cannot be torn by cancellation: once started it finishes under a shield.
-        Raises `StorageError` if the disk refuses it (nothing saved before is touched).
+        Raises `StorageError` if the disk refuses it (nothing saved before is touched) or a
+        companion write fails (the checkpoint itself is then saved).
         """
         cp = Checkpoint(
             seq=self._allocate_seq(),
@@ -158,10 +169,10 @@ class CheckpointStore:
         )
         path = self.dir / checkpoint_file_name(cp.seq, kind)
         data = encode_checkpoint(cp)
-        if self._writer is not None:
-            await self._writer.write(path, data)
-        else:
-            await write_atomic(path, data)
+        ops = [FileOp.write(path, data)]
+        if self._companions is not None:
+            ops.extend(self._companions(cp))
+        await commit_files(ops, self._writer)
         return cp
 
     def _read(self, path: Path, seq: int) -> Checkpoint:

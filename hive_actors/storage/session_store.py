@@ -29,9 +29,9 @@ import trio
 
 from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionError
 from hive_actors.serde import converter
-from hive_actors.storage.atomic import append_bytes, sweep_temp_files, write_atomic
+from hive_actors.storage.atomic import append_bytes, sweep_temp_files
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
-from hive_actors.storage.writer import StorageWriter
+from hive_actors.storage.writer import FileOp, StorageWriter, commit_files
 
 SESSION_SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "failed", "paused", "cancelled")
@@ -180,12 +180,6 @@ class SessionStore:
 
     # ---- writes ------------------------------------------------------------------------
 
-    async def _write(self, path: Path, data: bytes) -> None:
-        if self._writer is not None:
-            await self._writer.write(path, data)
-        else:
-            await write_atomic(path, data)
-
     async def _append(self, path: Path, data: bytes, durable: bool) -> None:
         if self._writer is not None:
             await self._writer.append(path, data, durable=durable)
@@ -193,25 +187,47 @@ class SessionStore:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(lambda: append_bytes(path, data, durable=durable))
 
+    # whole-file and append ops, for `commit` (several files of one session in one group)
+
+    def state_op(self, record: SessionRecord) -> FileOp:
+        """The write of ``record`` as the session's state.json."""
+        return FileOp.write(self.state_path(record.session_id), encode_record(record))
+
+    def summary_op(self, session_id: str, summary: dict[str, Any]) -> FileOp:
+        data = json.dumps(converter.unstructure(summary), ensure_ascii=False, indent=1)
+        return FileOp.write(self.logs_dir(session_id) / "summary.json", data.encode())
+
+    def details_op(self, session_id: str, record: dict[str, Any]) -> FileOp:
+        return FileOp.append(self.logs_dir(session_id) / "details.jsonl", _line(record))
+
+    async def commit(self, session_id: str, ops: list[FileOp]) -> None:
+        """Apply ``ops`` (files of ``session_id``) as one group: one batch of the writer, so one
+        set of syncs (see `StorageWriter.commit`, also for the first op as anchor). Durable on
+        return. Groups of one session are applied in call order (a later state.json never
+        loses to an earlier one). Raises the first `StorageError`."""
+        writer = self._writer
+        if writer is not None and writer.running:
+            await writer.commit(ops)  # its inbox is FIFO: call order is commit order
+            return
+        lock = self._locks.setdefault(session_id, trio.Lock())
+        try:
+            async with lock:
+                await commit_files(ops, writer)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(session_id, None)
+
     async def write_state(self, record: SessionRecord) -> None:
         """Replace the session's state.json with ``record``; durable on return.
 
         Writes of one session are applied in call order (a later call never loses to an
         earlier one). Raises `StorageError`, `InvalidSessionIdError`.
         """
-        path = self.state_path(record.session_id)
-        lock = self._locks.setdefault(record.session_id, trio.Lock())
-        try:
-            async with lock:
-                await self._write(path, encode_record(record))
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._locks.pop(record.session_id, None)
+        await self.commit(record.session_id, [self.state_op(record)])
 
     async def write_summary(self, session_id: str, summary: dict[str, Any]) -> None:
         """Replace ``logs/summary.json``; durable on return."""
-        data = json.dumps(converter.unstructure(summary), ensure_ascii=False, indent=1)
-        await self._write(self.logs_dir(session_id) / "summary.json", data.encode())
+        await self.commit(session_id, [self.summary_op(session_id, summary)])
 
     async def append_details(self, session_id: str, record: dict[str, Any]) -> None:
         """Append one line to ``logs/details.jsonl``; durable on return (node-level, rare)."""
