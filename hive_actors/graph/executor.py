@@ -24,10 +24,12 @@ from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.routing import routing_table
 from hive_actors.graph.run_state import Lane, RunState
 from hive_actors.graph.services import Services, as_registry
-from hive_actors.graph.spec import Goal, GraphSpec
+from hive_actors.graph.spec import EdgeCondition, Goal, GraphSpec
 from hive_actors.runtime.events import EventSink, EventType, NullSink
 
 __all__ = ["ExecutorConfig", "GraphExecutor"]
+
+_CONDITION_NAMES = {c: c.value for c in EdgeCondition}
 
 
 class GraphExecutor:
@@ -55,7 +57,6 @@ class GraphExecutor:
             config=self.config,
             events=events if events is not None else NullSink(),
             inputs=InputHub(),
-            tool_limiter=trio.CapacityLimiter(max(1, self.config.max_concurrent_tools)),
         )
         self._run: _Execution | None = None
 
@@ -241,7 +242,8 @@ class _Execution:
                         raise Paused(node.id)
                     if succeeded and node.id in terminal:
                         lane.finish()
-                        await runner.checkpoint("node_complete", node.id)
+                        if runner.store is not None:
+                            await runner.checkpoint("node_complete", node.id)
                         return
                 source = node.id
             else:
@@ -283,7 +285,8 @@ class _Execution:
             targets = decision.targets
             for e in decision.edges:
                 await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
-                           target_node=e.target, edge_id=e.id, edge_condition=e.condition.value)
+                           target_node=e.target, edge_id=e.id,
+                           edge_condition=_CONDITION_NAMES[e.condition])
         if not targets and not succeeded:
             lane.position = source  # a resume of this state retries the failed node
         elif not targets or (len(targets) == 1 and targets[0] == stop_at):
@@ -292,7 +295,7 @@ class _Execution:
             lane.position = targets[0]
         else:
             lane.fork(targets, self.table.join_of(targets))  # type: ignore[union-attr]
-        if succeeded:
+        if succeeded and self.runner.store is not None:
             await self.runner.checkpoint("node_complete", source)
         return targets
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from hive_actors.graph.run_state import Lane
 
 _MISSING = object()
+_clock = time.perf_counter
 
 
 class StopRun(Exception):
@@ -84,7 +85,7 @@ class NodeRunner:
             while True:
                 await emit(EventType.NODE_STARTED, node.id, node_type=node.node_type,
                            attempt=attempt, visit=count)
-                started = time.perf_counter()
+                started = _clock()
                 ctx = NodeContext(node, graph, run.goal, inputs, state.memory, run.services,
                                   attempt, count, conversation, lane.previous, resuming)
                 try:
@@ -95,13 +96,18 @@ class NodeRunner:
                 if outcome.paused:
                     return outcome
                 if outcome.success:
-                    error = await self._apply(node, plan, outcome.output)
+                    output = outcome.output
+                    error = self._check(node, plan, output)
                     if error is None:
+                        state.memory.update(output)
+                        if self.scope is not None:
+                            for k, v in output.items():
+                                await self.scope.write(k, v)
                         del state.inflight[lane]
                         state.path.append(node.id)
                         await emit(EventType.NODE_COMPLETED, node.id, success=True,
-                                   latency_ms=(time.perf_counter() - started) * 1000.0,
-                                   output_keys=list(outcome.output), tokens=outcome.tokens)
+                                   latency_ms=(_clock() - started) * 1000.0,
+                                   output_keys=list(output), tokens=outcome.tokens)
                         return outcome
                     outcome = NodeOutcome.fail(error, tokens=outcome.tokens)
                 state.failures += 1
@@ -174,9 +180,10 @@ class NodeRunner:
         convs[node.id] = conv
         return conv
 
-    async def _apply(self, node: NodeSpec, plan: _Plan, output: dict[str, Any]) -> str | None:
-        """Write a successful attempt's output to the buffer; an error message when the node
-        wrote outside its output keys (or a function node left a required key out)."""
+    @staticmethod
+    def _check(node: NodeSpec, plan: _Plan, output: dict[str, Any]) -> str | None:
+        """Why a successful attempt's output cannot be written to the buffer (a key outside
+        the node's output keys, or a required key a function node left out), or None."""
         keys = plan.output_keys
         for k in output:
             if k not in keys:
@@ -186,10 +193,6 @@ class NodeRunner:
             missing = [k for k in plan.required if output.get(k) is None]
             if missing:
                 return f"did not return required output key(s) {missing}"
-        self.run.state.memory.update(output)
-        if self.scope is not None:
-            for k, v in output.items():
-                await self.scope.write(k, v)
         return None
 
 

@@ -36,9 +36,10 @@ class Decision:
     edges: tuple[EdgeSpec, ...]
     # (edge id, error message) for conditions that raised; such edges did not hold
     errors: tuple[tuple[str, str], ...] = ()
+    targets: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def targets(self) -> tuple[str, ...]:
+    @targets.default
+    def _targets(self) -> tuple[str, ...]:
         return tuple(e.target for e in self.edges)
 
 
@@ -54,8 +55,9 @@ class RoutingTable:
         self.levels: dict[str, tuple[tuple[EdgeSpec, ...], ...]] = {}
         self.compiled: dict[int, Any] = {}
         self.has_llm_decide: set[str] = set()
-        # nodes whose only outgoing edge is unconditional (the common chain): no evaluation
-        self.single: dict[str, EdgeSpec] = {}
+        # nodes whose only outgoing edge is unconditional (the common chain): no evaluation,
+        # one Decision reused for every success
+        self.single: dict[str, Decision] = {}
         self._joins: dict[tuple[str, ...], str | None] = {}
         for node in graph.nodes:
             edges = graph.outgoing(node.id)
@@ -71,7 +73,7 @@ class RoutingTable:
                     self.compiled[id(e)] = _compile(e)
             self.levels[node.id] = tuple(tuple(level) for level in levels)
             if len(edges) == 1 and edges[0].condition in _UNCONDITIONAL:
-                self.single[node.id] = edges[0]
+                self.single[node.id] = Decision((edges[0],))
 
     def decide(
         self,
@@ -87,7 +89,7 @@ class RoutingTable:
         if succeeded:
             only = self.single.get(node_id)
             if only is not None:
-                return Decision((only,))
+                return only
         names: dict[str, Any] | None = None
         errors: list[tuple[str, str]] = []
         for level in self.levels.get(node_id, ()):

@@ -26,8 +26,16 @@ class Services:
     config: ExecutorConfig
     events: EventSink
     inputs: InputHub
-    tool_limiter: trio.CapacityLimiter
     _functions: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict)
+    _tool_limiter: trio.CapacityLimiter | None = None
+
+    @property
+    def tool_limiter(self) -> trio.CapacityLimiter:
+        """Bounds concurrent tool calls of the execution (``config.max_concurrent_tools``);
+        made on first use: most executions of function graphs never call a tool."""
+        if self._tool_limiter is None:
+            self._tool_limiter = trio.CapacityLimiter(max(1, self.config.max_concurrent_tools))
+        return self._tool_limiter
 
     def resolve_function(self, ref: str, node_id: str) -> tuple[Callable[..., Any], bool]:
         """The callable a function node names and whether it is async (cached).

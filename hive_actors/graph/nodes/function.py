@@ -7,8 +7,8 @@ execution's task. An exception is a failure of the attempt.
 
 from __future__ import annotations
 
-import contextlib
 import functools
+from typing import Any
 
 import trio
 
@@ -22,22 +22,29 @@ class FunctionNode(NodeImpl):
     async def run(self, ctx: NodeContext) -> NodeOutcome:
         node = ctx.node
         ref = node.function or node.id
-        fn, is_async = ctx.services.resolve_function(ref, node.id)
-        config = ctx.services.config
-        timeout = config.function_node_timeout
-        with trio.fail_after(timeout) if timeout else contextlib.nullcontext():
-            if is_async:
-                result = await fn(**ctx.inputs)
-            elif config.sync_functions_in_thread:
-                result = await trio.to_thread.run_sync(functools.partial(fn, **ctx.inputs))
-            else:
-                result = fn(**ctx.inputs)
+        services = ctx.services
+        fn, is_async = services.resolve_function(ref, node.id)
+        timeout = services.config.function_node_timeout
+        if timeout:
+            with trio.fail_after(timeout):
+                result = await self._call(fn, is_async, ctx)
+        elif is_async:  # the common case, without a cancel scope
+            result = await fn(**ctx.inputs)
+        else:
+            result = await self._call(fn, is_async, ctx)
         if result is None:
             result = {}
-        if not isinstance(result, dict):
+        elif type(result) is not dict and not isinstance(result, dict):
             return NodeOutcome.fail(
                 f"function {ref!r} returned {type(result).__name__}; a function node must "
                 f"return a dict of its output keys {list(node.output_keys)}"
             )
-        return NodeOutcome.ok(result)
+        return NodeOutcome(True, result)
 
+    @staticmethod
+    async def _call(fn: Any, is_async: bool, ctx: NodeContext) -> Any:
+        if is_async:
+            return await fn(**ctx.inputs)
+        if ctx.services.config.sync_functions_in_thread:
+            return await trio.to_thread.run_sync(functools.partial(fn, **ctx.inputs))
+        return fn(**ctx.inputs)
