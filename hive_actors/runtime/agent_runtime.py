@@ -27,7 +27,6 @@ import contextlib
 import contextvars
 import functools
 import logging
-import math
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -446,7 +445,9 @@ class AgentRuntime:
         is raised and the execution keeps running. Raises what `trigger` raises.
         """
         ex = await self._trigger(entry_point_id, input_data, session_state, idempotency_key)
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        if timeout is None:
+            return await ex.wait()
+        with trio.fail_after(timeout):
             return await ex.wait()
 
     async def _trigger(self, entry_point_id: str, input_data: dict[str, Any] | None,

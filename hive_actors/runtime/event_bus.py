@@ -474,6 +474,11 @@ class BusEmitter:
         self.execution_id = execution_id
         self._seq = 0
 
+    def may_wait(self) -> bool:
+        """Whether :meth:`emit` could wait now (only for a lossless subscription); when False
+        it publishes without yielding."""
+        return bool(self.bus._lossless) and not self.bus._closed
+
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         """Build the event and publish it (waits only for full lossless subscribers)."""
         bus = self.bus

@@ -353,15 +353,22 @@ class ExecutionStream:
         setattr(self.stats, status, getattr(self.stats, status) + 1)
         ex.result = result
         self._retain(ex.id, result)
-        # Bounded: a lossless subscriber that stopped reading must not hold up stop().
-        with trio.move_on_after(self._svc.config.shutdown_event_grace_seconds):
-            try:
-                await ex.recorder.sink.emit(
-                    _TERMINAL_EVENTS[status], result.paused_at, **_terminal_data(result)
-                )
-            except Exception:
-                log.exception("could not publish the end of execution %s", ex.id)
+        sink = ex.recorder.sink
+        may_wait = getattr(sink, "may_wait", None)
+        if may_wait is not None and not may_wait():  # publishes without yielding
+            await self._emit_end(ex, sink, status, result)
+        else:
+            # Bounded: a lossless subscriber that stopped reading must not hold up stop().
+            with trio.move_on_after(self._svc.config.shutdown_event_grace_seconds):
+                await self._emit_end(ex, sink, status, result)
         ex.done.set()
+
+    @staticmethod
+    async def _emit_end(ex: Execution, sink: Any, status: str, result: ExecutionResult) -> None:
+        try:
+            await sink.emit(_TERMINAL_EVENTS[status], result.paused_at, **_terminal_data(result))
+        except Exception:
+            log.exception("could not publish the end of execution %s", ex.id)
 
     def _retain(self, execution_id: str, result: ExecutionResult) -> None:
         self._results[execution_id] = result
