@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
 import trio
 
 from fault.crash_harness import AGENT, INPUT, STEPS, Control, cli, env_for
@@ -50,11 +49,6 @@ async def test_crash_after_last_checkpoint_before_final_state_reruns_nothing(tmp
         await ctl.aclose()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="fixed in storage/atomic.py open_for_append (bf1b585), but the storage writer being "
-           "refactored into storage/commit.py (uncommitted) opens appends itself (commit.py "
-           "~line 167) and skips that fix; passes again once commit.py uses open_for_append")
 async def test_resume_after_a_torn_details_line_keeps_the_log_readable(tmp_path):
     """A crash (power cut) mid-append leaves details.jsonl with a last line without its
     newline; readers ignore it. The resumed session appends after it: the log must stay
