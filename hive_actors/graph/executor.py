@@ -109,6 +109,9 @@ class GraphExecutor:
         finally:
             if self._run is run:
                 self._run = None
+            # break the run <-> runner cycle: the execution's objects are freed at once by
+            # reference counting, leaving nothing for the cyclic GC
+            run.runner = None  # type: ignore[assignment]
 
     async def restore(
         self,
