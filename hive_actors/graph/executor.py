@@ -312,9 +312,14 @@ class _Execution:
         failures: list[str] = []
         paused: list[Paused] = []
 
+        timeout = policy.branch_timeout_seconds
+
         async def branch(child: Lane, nursery: trio.Nursery) -> None:
             try:
-                with trio.fail_after(policy.branch_timeout_seconds or float("inf")):
+                if timeout:
+                    with trio.fail_after(timeout):
+                        await self.walk(child, child.position, join)
+                else:  # no cancel scope per branch when branches are not timed
                     await self.walk(child, child.position, join)
             except Paused as p:
                 paused.append(p)
