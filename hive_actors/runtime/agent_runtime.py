@@ -54,6 +54,7 @@ from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.writer import StorageWriter
+from hive_actors.tools.registry import ToolRegistry
 
 __all__ = ["AgentRuntime", "RuntimeConfig", "create_agent_runtime", "open_agent_runtime"]
 
@@ -78,6 +79,9 @@ class RuntimeServices:
     agent_name: str
     owner: Any
     executor_class: Any = None
+    # the one registry of every execution when the runtime has no tools (per-registry
+    # caches such as tool schemas then hold across executions)
+    _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
 
     def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: Any) -> Any:
         """A GraphExecutor for one execution, wired to its session folder, events and scope."""
@@ -87,9 +91,12 @@ class RuntimeServices:
 
         session_dir = ex.recorder.session_dir
         base = self.config.executor_config or ExecutorConfig()
+        tools = self.tools
+        if tools is None and self.tool_executor is None:
+            tools = self._no_tools
         return executor_class(
             self.llm,
-            self.tools,
+            tools,
             self.tool_executor,
             storage_path=session_dir,
             events=sink,
