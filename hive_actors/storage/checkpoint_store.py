@@ -75,7 +75,8 @@ def checkpoint_file_name(seq: int, kind: str) -> str:
 
 def encode_checkpoint(cp: Checkpoint) -> bytes:
     data = {"schema_version": CHECKPOINT_SCHEMA_VERSION, **converter.unstructure(cp)}
-    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+    # one line: the C encoder (indent= would take the pure-Python one, 3-4x slower)
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
 def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:

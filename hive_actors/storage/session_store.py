@@ -115,7 +115,8 @@ def check_session_id(session_id: str) -> str:
 
 
 def encode_record(record: SessionRecord) -> bytes:
-    return json.dumps(converter.unstructure(record), ensure_ascii=False, indent=1).encode()
+    # one line: the C encoder (indent= would take the pure-Python one, 3-4x slower)
+    return json.dumps(converter.unstructure(record), ensure_ascii=False).encode()
 
 
 def decode_record(path: Path, raw: bytes) -> SessionRecord:
@@ -194,7 +195,7 @@ class SessionStore:
         return FileOp.write(self.state_path(record.session_id), encode_record(record))
 
     def summary_op(self, session_id: str, summary: dict[str, Any]) -> FileOp:
-        data = json.dumps(converter.unstructure(summary), ensure_ascii=False, indent=1)
+        data = json.dumps(converter.unstructure(summary), ensure_ascii=False)
         return FileOp.write(self.logs_dir(session_id) / "summary.json", data.encode())
 
     def details_op(self, session_id: str, record: dict[str, Any]) -> FileOp:
