@@ -6,6 +6,7 @@ import json
 
 import pytest
 import trio
+import trio.testing
 
 from hive_actors.errors import LLMError
 from hive_actors.llm.provider import LLMRequest, StreamReset, TextDelta, ToolCall, TurnEnd
@@ -82,3 +83,33 @@ async def test_from_file_reads_json_script(tmp_path):
 def test_plausible_values():
     assert plausible_value("is_done") == "false"
     assert plausible_value("report") == "autopilot report"
+
+
+async def test_concurrent_delays_end_together_and_survive_a_cancelled_sleeper(mock_clock):
+    llm = ScriptedLLM({"*": ["x"] * 10}, delay=1.0)
+    ended: list[float] = []
+    first = trio.CancelScope()
+
+    async def one(scope: trio.CancelScope) -> None:
+        with scope:
+            await collect(llm, req())
+            ended.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, first)  # the first call of the millisecond holds the timer
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(4):
+            nursery.start_soon(one, trio.CancelScope())
+        await trio.testing.wait_all_tasks_blocked()
+        first.cancel()  # cancelling the timer's holder must not strand the others
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.0)
+    assert ended == [1.0] * 4
+
+
+async def test_recorded_requests_are_bounded():
+    llm = ScriptedLLM(autopilot=True, keep_requests=3)
+    for i in range(10):
+        await collect(llm, req(f"n{i}"))
+    assert 3 <= len(llm.requests) <= 6
+    assert llm.requests[-1].node_id == "n9"

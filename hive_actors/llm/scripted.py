@@ -9,8 +9,10 @@ Each node id has a list of replies, played in order, one per model call of that 
 and ``autopilot`` is on, the reply calls ``set_output`` for every required output key still
 missing (``request.output_keys``) with a plausible value, or says "Done." when nothing is
 missing; without autopilot that is an `LLMError`. Text streams in ``chunk_size`` pieces; each
-call first sleeps ``delay`` seconds (trio.sleep, so MockClock's autojump skips it). Every
-request is recorded in ``requests``.
+call first sleeps ``delay`` seconds of trio time (so MockClock's autojump skips it), rounded up
+to a whole millisecond: calls due in the same millisecond share one timer, which keeps
+thousands of concurrent calls cheap. Requests are recorded in ``requests`` (oldest first);
+only the latest ``keep_requests`` are sure to stay (up to twice as many are kept).
 
 Script files (JSON): ``{"node_id": [{"text": "...", "tool_calls": [{"name": "set_output",
 "arguments": {"key": "k", "value": "v"}}]}, ...], ...}``.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,45 @@ def plausible_value(key: str) -> str:
     return f"autopilot {key}"
 
 
+class _Tick:
+    """The calls due in one millisecond: one of them sleeps (``leading``), the rest park."""
+
+    __slots__ = ("rang", "leading", "lot")
+
+    def __init__(self) -> None:
+        self.rang = False
+        self.leading = False
+        self.lot = trio.lowlevel.ParkingLot()
+
+
+class _SharedTimer:
+    """Sleeps of many tasks on few trio timers: a sleep ends at the first whole millisecond
+    (of trio time) at or after its deadline, and the sleeps ending in one millisecond share one
+    ``trio.sleep_until``. A cancelled sleeper hands the timer to a parked one."""
+
+    def __init__(self) -> None:
+        self._ticks: dict[int, _Tick] = {}
+
+    async def sleep(self, delay: float) -> None:
+        due = math.ceil((trio.current_time() + delay) * 1000 - 1e-6)
+        tick = self._ticks.get(due)
+        if tick is None:
+            tick = self._ticks[due] = _Tick()
+        while not tick.rang:
+            if tick.leading:
+                await tick.lot.park()
+                continue
+            tick.leading = True
+            try:
+                await trio.sleep_until(due / 1000)
+                tick.rang = True
+            finally:
+                tick.leading = False
+                if (tick.rang or not tick.lot) and self._ticks.get(due) is tick:
+                    del self._ticks[due]
+                tick.lot.unpark_all()  # rang: all return; else the first to run leads
+
+
 class ScriptedLLM:
     def __init__(
         self,
@@ -94,14 +136,17 @@ class ScriptedLLM:
         autopilot: bool = False,
         delay: float = 0.0,
         chunk_size: int = 16,
+        keep_requests: int = 1000,
     ) -> None:
         self._script = {k: [_as_reply(r) for r in v] for k, v in (script or {}).items()}
         self._played: dict[str, int] = {}
         self.autopilot = autopilot
         self.delay = delay
         self.chunk_size = max(1, chunk_size)
+        self.keep_requests = max(1, keep_requests)
         self.requests: list[LLMRequest] = []
         self._ids = itertools.count(1)
+        self._timer = _SharedTimer()
 
     @classmethod
     def from_file(cls, path: str | Path, **kw: Any) -> ScriptedLLM:
@@ -127,10 +172,13 @@ class ScriptedLLM:
         return Reply("Done.")
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[Chunk]:
-        self.requests.append(request)
+        requests = self.requests
+        requests.append(request)
+        if len(requests) > 2 * self.keep_requests:  # trimmed in batches: O(1) amortised
+            del requests[:-self.keep_requests]
         reply = self._next(request)
         if self.delay:
-            await trio.sleep(self.delay)
+            await self._timer.sleep(self.delay)
         if reply.error is not None:
             raise LLMError(reply.error)
         text = reply.text
