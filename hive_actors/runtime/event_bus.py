@@ -1,7 +1,7 @@
 """EventBus: the actor that fans events out to subscribers without letting them slow publishers.
 
 Every published event gets a bus-wide offset (1, 2, 3, ...) and goes into a bounded history
-(``deque(maxlen=...)``: O(1) trimming). Each subscription owns a bounded buffer. A lossy
+(``deque(maxlen=...)``: O(1) trimming; offsets are contiguous, so they are not stored). Each subscription owns a bounded buffer. A lossy
 subscription drops its oldest buffered events when full and later receives one
 ``EVENTS_DROPPED`` marker (``data={"count": n, "subscription_id": id}``) before its next real
 event; a lossless one makes :meth:`EventBus.publish` wait for room instead. Handler
@@ -92,9 +92,8 @@ class EventBus:
         if max_history < 0 or default_buffer_size < 1:
             raise ValueError("EventBus: max_history must be >= 0 and default_buffer_size >= 1")
         self.default_buffer_size = default_buffer_size
-        self._history: collections.deque[tuple[int, AgentEvent]] = collections.deque(
-            maxlen=max_history
-        )
+        # Events only: offsets are contiguous, so the newest has offset next_offset - 1.
+        self._history: collections.deque[AgentEvent] = collections.deque(maxlen=max_history)
         self._next_offset = 1
         self._published = 0
         self._dropped_gone = 0  # drops counted by subscriptions already removed
@@ -192,12 +191,14 @@ class EventBus:
         offset = self._next_offset
         self._next_offset = offset + 1
         self._published += 1
-        item = (offset, event)
-        self._history.append(item)
+        self._history.append(event)
         if self._closed:
             return offset
         if subs is None:
             subs = self._match(event.type, event.stream_id, event.execution_id, event.node_id)
+        if not subs:
+            return offset
+        item = (offset, event)
         for sub in subs:
             buf = sub.buffer
             if sub is exclude or (len(buf) >= sub.capacity and not sub.make_room()):
@@ -423,10 +424,10 @@ class EventBus:
     # ---- history, stats, emitters -----------------------------------------------------------
 
     def _history_items(self, since: int) -> Iterable[tuple[int, AgentEvent]]:
-        if not self._history:
-            return ()
-        first = self._history[0][0]
-        return itertools.islice(self._history, max(0, since - first), None)
+        history = self._history
+        first = self._next_offset - len(history)
+        skip = max(0, since - first)
+        return zip(itertools.count(first + skip), itertools.islice(history, skip, None))
 
     def history(self, since: int = 0, *, event_types: TypeSpec = None, stream_id: str | None = None,
                 execution_id: str | None = None, node_id: str | None = None,
