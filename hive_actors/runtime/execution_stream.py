@@ -271,13 +271,13 @@ class ExecutionStream:
         self._nursery.start_soon(self._run_one, ex, name=f"execution {ex.id}")
 
     def _start_next(self) -> None:
-        if trio.current_effective_deadline() == -math.inf:
-            # the stream is being cancelled (stop()): queued executions end cancelled in
-            # run(), they must not start running nodes now
-            self._space.unpark()
-            return
-        while self._queue and len(self._running) < self.spec.max_concurrent and self.accepting:
-            self._start(self._queue.popleft())
+        # (the cancellation check walks every enclosing scope: only when something is queued)
+        if self._queue and trio.current_effective_deadline() != -math.inf:
+            # a stream being cancelled (stop()) starts nothing: queued executions end
+            # cancelled in run(), they must not start running nodes now
+            while (self._queue and len(self._running) < self.spec.max_concurrent
+                   and self.accepting):
+                self._start(self._queue.popleft())
         self._space.unpark()
 
     async def _run_one(self, ex: Execution) -> None:
@@ -293,13 +293,25 @@ class ExecutionStream:
                         await self._finish(ex, self._interrupted_result(ex))
                     raise
             if result is not None:
-                with trio.CancelScope(shield=True):
+                if self._finishes_at_once(ex):  # no await inside: nothing to shield
                     await self._finish(ex, result)
+                else:
+                    with trio.CancelScope(shield=True):
+                        await self._finish(ex, result)
         finally:
             del self._running[ex.id]
             ex.executor = None
             self._svc.release(ex)
             self._start_next()
+
+    @staticmethod
+    def _finishes_at_once(ex: Execution) -> bool:
+        """Whether `_finish` runs without yielding: nothing to write and an end event that
+        no lossless subscriber can hold up."""
+        if type(ex.recorder) is not NullRecorder:
+            return False
+        may_wait = getattr(ex.recorder.sink, "may_wait", None)
+        return may_wait is not None and not may_wait()
 
     @staticmethod
     def _interrupted_result(ex: Execution) -> ExecutionResult:
