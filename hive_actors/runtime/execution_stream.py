@@ -108,6 +108,7 @@ class ExecutionStream:
         self._nursery: trio.Nursery | None = None
         self._running: dict[str, Execution] = {}
         self._queue: collections.deque[Execution] = collections.deque()
+        self._live: set[str] = set()  # ids of executions being accepted, queued or running
         self._admitting = 0
         self._space = trio.lowlevel.ParkingLot()
         self._results: collections.OrderedDict[str, ExecutionResult] = collections.OrderedDict()
@@ -128,6 +129,7 @@ class ExecutionStream:
             with trio.CancelScope(shield=True):
                 while self._queue:
                     ex = self._queue.popleft()
+                    self._live.discard(ex.id)
                     await self._finish(ex, cancelled_result(ex))
 
     @property
@@ -153,22 +155,25 @@ class ExecutionStream:
         """
         await self._reserve()
         ex = Execution(
-            id=execution_id or new_session_id(),
+            id=execution_id or self._new_id(),
             stream_id=self.id,
             input_data=input_data,
             session_state=session_state,
             resumed=resumed,
             idempotency_key=idempotency_key,
         )
+        self._live.add(ex.id)
         try:
             ex.recorder = self._make_recorder(ex)
             await ex.recorder.accepted()
         except BaseException:
             self._admitting -= 1
+            self._live.discard(ex.id)
             self._space.unpark()
             raise
         self._admitting -= 1
         if not self.accepting:  # stopped while state.json was being written
+            self._live.discard(ex.id)
             with trio.CancelScope(shield=True):
                 await self._finish(ex, cancelled_result(ex))
             raise RuntimeStateError(f"entry point {self.id!r} stopped while accepting {ex.id}")
@@ -177,6 +182,14 @@ class ExecutionStream:
         else:
             self._queue.append(ex)
         return ex
+
+    def _new_id(self) -> str:
+        # 32 random bits per second of ids repeat at thousands of executions a second: never
+        # hand out the id of an execution this stream still holds or remembers
+        while True:
+            execution_id = new_session_id()
+            if execution_id not in self._live and execution_id not in self._results:
+                return execution_id
 
     async def _reserve(self) -> None:
         while True:
@@ -300,6 +313,7 @@ class ExecutionStream:
                         await self._finish(ex, result)
         finally:
             del self._running[ex.id]
+            self._live.discard(ex.id)
             ex.executor = None
             self._svc.release(ex)
             self._start_next()
