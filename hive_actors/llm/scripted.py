@@ -66,6 +66,9 @@ class Reply:
     error: str | None = None
 
 
+_DONE = Reply("Done.")
+
+
 def _as_reply(item: Any) -> Reply:
     if isinstance(item, Reply):
         return item
@@ -169,7 +172,7 @@ class ScriptedLLM:
         if request.output_keys:
             return Reply("", tuple(call("set_output", key=k, value=plausible_value(k))
                                    for k in request.output_keys))
-        return Reply("Done.")
+        return _DONE
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[Chunk]:
         requests = self.requests

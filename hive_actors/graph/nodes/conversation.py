@@ -32,7 +32,11 @@ def _header(node: NodeSpec) -> str:
 
 
 def _value_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    kind = type(value)
+    if kind is int:  # json.dumps of an int is its str(), without the encoder's setup
+        return str(value)
+    text = value if kind is str or isinstance(value, str) else json.dumps(
+        value, ensure_ascii=False, default=str)
     if len(text) > _MAX_VALUE_CHARS:
         text = text[:_MAX_VALUE_CHARS] + f"... [{len(text) - _MAX_VALUE_CHARS} more characters]"
     return text

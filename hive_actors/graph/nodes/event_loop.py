@@ -31,6 +31,17 @@ from hive_actors.runtime.events import EventType
 
 
 def max_iterations(ctx: NodeContext) -> int:
+    """Turns the node may take: its ``max_iterations`` (or its ``loop_config``'s), else the
+    graph's ``loop_config``, else the executor's default (cached per graph and node)."""
+    cache = ctx.graph._cache.setdefault("max_iterations", {})
+    key = (ctx.node.id, ctx.services.config.default_max_iterations)
+    limit = cache.get(key)
+    if limit is None:
+        limit = cache[key] = _max_iterations(ctx)
+    return limit
+
+
+def _max_iterations(ctx: NodeContext) -> int:
     node_extra = ctx.node.extra
     for source in (node_extra, node_extra.get("loop_config") or {}, ctx.graph.loop_config):
         value = source.get("max_iterations") if isinstance(source, dict) else None
