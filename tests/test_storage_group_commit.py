@@ -4,6 +4,7 @@ batch's directory barrier instead of one sync per mkdir."""
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from hive_actors.errors import StorageError
 from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.fs import REAL_FS, Fault, FaultyFileSystem
 from hive_actors.storage.session_store import SessionRecord, SessionStore, read_jsonl
-from hive_actors.storage.writer import FileOp, commit_files, open_storage_writer
+from hive_actors.storage.writer import FileOp, StorageWriter, commit_files, open_storage_writer
 
 needs_syncfs = pytest.mark.skipif(not REAL_FS.has_syncfs, reason="no syncfs(2) here")
 
@@ -164,3 +165,33 @@ async def test_checkpoint_companions_share_its_commit_and_follow_its_fate(tmp_pa
         with pytest.raises(StorageError, match="checkpoints"):
             await store.save("node_complete", "n2", SessionState())
     assert (session / "state.json").read_bytes() == b"seq %d" % cp.seq
+
+
+async def test_staged_temp_files_live_in_the_staging_folder_and_faults_still_match_targets(
+        tmp_path: Path) -> None:
+    staging = tmp_path / ".staging"
+    staging.mkdir()
+    stale = staging / ".state.json.0123456789ab.tmp"
+    stale.write_bytes(b"left by a crash")
+    os.utime(stale, (1, 1))
+    fresh = staging / ".state.json.ba9876543210.tmp"
+    fresh.write_bytes(b"another live process")
+    fs = FaultyFileSystem(Fault("write", errno=errno.ENOSPC, path_contains="s2/state.json"))
+    targets = [tmp_path / "sessions" / f"s{i}" / "state.json" for i in range(3)]
+    writer = StorageWriter(fs=fs, staging_dir=staging)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        results = []
+        for p in targets:
+            try:
+                await writer.write(p, b"new")
+                results.append(None)
+            except StorageError as exc:
+                results.append(exc)
+        await writer.aclose()
+    opened = [p for op, p in fs.log if op == "open"]
+    assert opened and all(Path(p).parent == staging for p in opened)
+    assert results[0] is None and results[1] is None
+    assert results[2] is not None and results[2].errno == errno.ENOSPC
+    assert [p.exists() for p in targets] == [True, True, False]
+    assert sorted(staging.iterdir()) == [fresh]  # stale one swept, failed temp removed

@@ -20,8 +20,8 @@ async def test_one_execution_is_seven_group_commits_with_every_file_in_place(
     fs = FaultyFileSystem()
     writers: list[StorageWriter] = []
 
-    def make_writer() -> StorageWriter:
-        writers.append(StorageWriter(fs=fs))
+    def make_writer(**options) -> StorageWriter:
+        writers.append(StorageWriter(fs=fs, **options))
         return writers[-1]
 
     monkeypatch.setattr(agent_runtime, "StorageWriter", make_writer)
@@ -33,7 +33,9 @@ async def test_one_execution_is_seven_group_commits_with_every_file_in_place(
     (writer,) = writers
     # accepted, five node boundaries, the end
     assert writer.stats.batches == 7
-    assert fs.calls["mkdir"] == 4  # sessions/, the session, checkpoints/, logs/
+    # .staging/ (temp files), sessions/, the session, checkpoints/, logs/
+    assert fs.calls["mkdir"] == 5
+    assert list((tmp_path / ".staging").iterdir()) == []
     store = SessionStore(tmp_path)
     sid = result.session_id
     state = store.read_state(sid)
@@ -42,3 +44,4 @@ async def test_one_execution_is_seven_group_commits_with_every_file_in_place(
     assert state.checkpoint_seq == json.loads(checkpoints[-1].read_bytes())["seq"]
     assert [d["node_id"] for d in store.read_details(sid)] == ["n1", "n2", "n3", "n4", "n5"]
     assert store.read_summary(sid)["status"] == "completed"
+    assert not [p for p in store.session_dir(sid).rglob("*") if p.name.startswith(".")]

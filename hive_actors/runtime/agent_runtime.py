@@ -302,7 +302,8 @@ class AgentRuntime:
         await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
         writer = sessions = None
         if self.storage_path is not None:
-            writer = StorageWriter()
+            # temp files in one folder: far cheaper to create than one per session folder
+            writer = StorageWriter(staging_dir=Path(self.storage_path) / ".staging")
             await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
                                     restarts=0)
             sessions = SessionStore(self.storage_path, writer)

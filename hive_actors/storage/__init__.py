@@ -10,7 +10,7 @@ from hive_actors.storage.session_store import (
     SessionStore,
     new_session_id,
 )
-from hive_actors.storage.writer import StorageWriter, open_storage_writer
+from hive_actors.storage.writer import FileOp, StorageWriter, commit_files, open_storage_writer
 
 __all__ = [
     "REAL_FS",
@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointStore",
     "Fault",
     "FaultyFileSystem",
+    "FileOp",
     "FileSystem",
     "InvalidSessionIdError",
     "OwnerInfo",
@@ -25,6 +26,7 @@ __all__ = [
     "SessionStore",
     "StorageWriter",
     "atomic_write_bytes",
+    "commit_files",
     "current_owner",
     "new_session_id",
     "open_storage_writer",

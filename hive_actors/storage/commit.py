@@ -4,12 +4,19 @@
 batches one after the other and remembers the folders it created whose entries in their parent
 are not yet durable (``unsynced``): a request below such a folder is reported done only after a
 barrier that covers the folder's parent too, so folders need no sync of their own when created.
+
+Staging folder: with ``staging`` set, the temp file of a whole-file write is created there (when
+it is on the target's file system) and renamed into the target's folder; a rename within one
+file system is just as atomic. Creating files in one folder is several times cheaper on ext4
+than creating each next to its target in a different session folder (inode allocation follows
+the parent folder). Stale temp files there (a crash) are removed when first used.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +25,7 @@ import trio
 
 from hive_actors.errors import StorageError
 from hive_actors.storage.atomic import (
+    TEMP_SUFFIX,
     append_staged,
     make_dirs,
     open_log,
@@ -87,9 +95,11 @@ def skipped_error(r: Request) -> StorageError:
 class BatchCommitter:
     """Commits batches of `Request`s in order; not thread-safe (one commit at a time)."""
 
-    def __init__(self, fs: FileSystem, sync_mode: SyncMode) -> None:
+    def __init__(self, fs: FileSystem, sync_mode: SyncMode, staging: Path | None = None) -> None:
         self.fs = fs
         self.sync_mode = sync_mode
+        self.staging = staging
+        self._staging_dev: int | None = None
         # folders this committer created whose entry in their parent is not known durable;
         # invariant: a folder is removed only once no folder above it is still listed
         self.unsynced: dict[Path, None] = {}
@@ -159,8 +169,12 @@ class BatchCommitter:
             return
         try:
             if r.op == "write":
-                r.tmp = temp_path_for(r.path)
+                staged_in = self._staging_for(r.dev)
+                r.tmp = (temp_path_for(r.path) if staged_in is None
+                         else temp_path_for(staged_in / r.path.name))
                 r.fd = fs.open(r.tmp, _TEMP_FLAGS, 0o644)
+                if staged_in is not None:
+                    fs.note_target(r.fd, r.path)
                 write_all(r.fd, r.data, fs)
             else:
                 r.fd, size, r.created = open_log(r.path, fs)
@@ -174,6 +188,20 @@ class BatchCommitter:
             else:
                 keepers[r.dev] = r.fd
             r.fd = None
+
+    def _staging_for(self, dev: int) -> Path | None:
+        """The staging folder if it is usable for a target on ``dev``."""
+        if self.staging is None:
+            return None
+        if self._staging_dev is None:
+            try:
+                make_dirs(self.staging, self.fs)  # its entry need not be durable
+                self._staging_dev = os.stat(self.staging).st_dev
+                _sweep_stale(self.staging, self.fs)
+            except OSError:
+                self.staging = None  # temp files go next to their targets instead
+                return None
+        return self.staging if dev == self._staging_dev else None
 
     # ---- barriers and renames --------------------------------------------------------------
 
@@ -253,3 +281,16 @@ class BatchCommitter:
         for d in sorted(dirs, key=lambda p: len(p.parts)):
             if d.parent not in self.unsynced:
                 self.unsynced.pop(d, None)
+
+
+STALE_SECONDS = 3600.0  # no batch keeps a temp file nearly that long
+
+
+def _sweep_stale(folder: Path, fs: FileSystem) -> None:
+    """Remove temp files older than `STALE_SECONDS` from ``folder`` (left by a crash; other
+    live processes sharing the folder only have fresh ones)."""
+    limit = time.time() - STALE_SECONDS
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.name.endswith(TEMP_SUFFIX) and e.is_file() and e.stat().st_mtime < limit:
+                remove_quietly(Path(e.path), fs)

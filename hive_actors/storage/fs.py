@@ -31,6 +31,9 @@ class FileSystem(Protocol):
     def fsync_dir(self, path: Path) -> None: ...
     def mkdir(self, path: Path) -> None: ...
     def unlink(self, path: Path) -> None: ...
+    def note_target(self, fd: int, target: Path) -> None:
+        """``fd`` is a temp file staged away from ``target``, which it will replace (a hint
+        for seams that key their behaviour by path; no system call)."""
 
 
 def _load_syncfs():  # type: ignore[no-untyped-def]
@@ -94,6 +97,9 @@ class RealFileSystem:
 
     def unlink(self, path: Path) -> None:
         os.unlink(path)
+
+    def note_target(self, fd: int, target: Path) -> None:
+        return None
 
 
 REAL_FS = RealFileSystem()
@@ -181,6 +187,11 @@ class FaultyFileSystem:
 
     def unlink(self, path: Path) -> None:
         self.inner.unlink(path)
+
+    def note_target(self, fd: int, target: Path) -> None:
+        """fd operations on a staged temp file also match faults by its target's path."""
+        with self._lock:
+            self._fd_paths[fd] = f"{self._fd_paths.get(fd, '')} -> {target}"
 
     @property
     def syncs(self) -> int:

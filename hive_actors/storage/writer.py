@@ -64,7 +64,8 @@ class StorageWriter:
 
     ``inbox_size`` bounds the queue (callers wait when it is full); ``max_batch`` bounds the
     requests of one commit (in syncfs mode one file is open at a time per file system; in
-    fsync mode, used for small batches, one per request).
+    fsync mode, used for small batches, one per request). ``staging_dir``: where temp files
+    are created (see commit.py; e.g. ``{storage}/.staging``); None = next to each target.
     """
 
     def __init__(
@@ -74,11 +75,13 @@ class StorageWriter:
         sync_mode: SyncMode = "auto",
         max_batch: int = 4096,
         inbox_size: int = 8192,
+        staging_dir: Path | None = None,
     ) -> None:
         if sync_mode not in ("auto", "fsync", "syncfs"):
             raise ValueError(f"sync_mode must be auto, fsync or syncfs, got {sync_mode!r}")
         self._fs = fs
-        self._committer = BatchCommitter(fs, sync_mode)
+        self._committer = BatchCommitter(fs, sync_mode,
+                                         Path(staging_dir) if staging_dir is not None else None)
         self._max_batch = max_batch
         self._send, self._recv = trio.open_memory_channel[Request](inbox_size)
         self._running = False
