@@ -177,6 +177,7 @@ class AgentRuntime:
         self._work_scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
         self._stopped.set()
+        self._host_done: trio.Event | None = None
         self._started_at: float | None = None
         self._failure: BaseException | None = None
         self._claims: collections.OrderedDict[str, _Claim] = collections.OrderedDict()
@@ -363,6 +364,7 @@ class AgentRuntime:
             return
         started = trio.Event()
         box: dict[str, BaseException] = {}
+        host_done = self._host_done = trio.Event()
 
         async def host() -> None:
             try:
@@ -376,6 +378,7 @@ class AgentRuntime:
                 box["error"] = exc
             finally:
                 started.set()
+                host_done.set()
 
         trio.lowlevel.spawn_system_task(host, name=f"runtime {self.graph.id}",
                                         context=contextvars.copy_context())
@@ -393,6 +396,9 @@ class AgentRuntime:
             self._work_scope.cancel()
         with trio.CancelScope(shield=True):
             await self._stopped.wait()
+            if self._host_done is not None:  # the system task start() opened has ended too
+                await self._host_done.wait()
+                self._host_done = None
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise RuntimeStateError(f"runtime of {self.graph.id!r} failed: {failure}") from failure

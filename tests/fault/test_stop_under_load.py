@@ -39,9 +39,9 @@ async def stop_then_resume(tmp_path, monkeypatch, n: int) -> None:
     assert sum(s["queued"] for s in stats.values()) == n - running
 
     await rt.stop()
+    assert all_tasks() == before  # no task of the runtime (nor start()'s host) outlives stop()
     ops, files = len(fs.log), snapshot(tmp_path)
     # let every task run until it blocks: a task of the runtime still alive would show here
-    # (the start() host task itself returns right after stop() has, with nothing left to do)
     await trio.testing.wait_all_tasks_blocked()
     assert all_tasks() == before
     assert len(fs.log) == ops and snapshot(tmp_path) == files  # nothing written after stop()
