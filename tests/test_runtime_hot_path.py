@@ -12,11 +12,11 @@ import trio.testing
 from hive_actors.bench import graphs
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.llm.scripted import ScriptedLLM
-from hive_actors.runtime import execution_stream
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
 from hive_actors.runtime.entry_point import EntryPointSpec
 from hive_actors.runtime.event_bus import EventBus
 from hive_actors.runtime.events import EventType
+from hive_actors.storage import session_store
 
 
 def runtime(graph: Any, functions: dict[str, Any], llm: Any = None) -> Any:
@@ -58,8 +58,9 @@ async def test_model_driven_executions_leave_no_reference_cycles():
 
 
 async def test_a_repeated_random_id_is_not_given_to_a_second_live_execution(monkeypatch):
-    ids = iter(["session_20260101_000000_aaaaaaaa"] * 3 + ["session_20260101_000000_bbbbbbbb"])
-    monkeypatch.setattr(execution_stream, "new_session_id", lambda: next(ids))
+    # the random part repeats: the second execution must still get another id
+    suffixes = iter(["aaaaaaaa"] * 3 + ["bbbbbbbb"])
+    monkeypatch.setattr(session_store.secrets, "token_hex", lambda n: next(suffixes))
     gate = trio.Event()
     functions = graphs.blocking_seq_functions(gate)
     async with runtime(graphs.seq_graph(), functions) as rt:

@@ -184,3 +184,22 @@ async def test_sweeping_removes_only_our_temp_files(tmp_path: Path) -> None:
     keep.write_text("user file")
     assert store.sweep_temp_files("s") == [stale]
     assert not stale.exists() and keep.exists() and store.read_state("s").session_id == "s"
+
+
+def test_new_session_ids_never_repeat_in_a_process_and_skip_taken_ones():
+    import datetime as dt
+
+    from hive_actors.storage.session_store import new_session_id
+
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    ids = {new_session_id(now) for _ in range(20_000)}
+    assert len(ids) == 20_000  # one second, 20k ids: 32 random bits alone would collide
+    assert all(i.startswith("session_20260101_120000_") and len(i) == 32 for i in ids)
+    seen: list[str] = []
+
+    def taken(session_id: str) -> bool:
+        seen.append(session_id)
+        return len(seen) < 3  # the first two candidates are "on disk"
+
+    chosen = new_session_id(now, taken=taken)
+    assert chosen == seen[2] and chosen not in ids

@@ -184,12 +184,11 @@ class ExecutionStream:
         return ex
 
     def _new_id(self) -> str:
-        # 32 random bits per second of ids repeat at thousands of executions a second: never
-        # hand out the id of an execution this stream still holds or remembers
-        while True:
-            execution_id = new_session_id()
-            if execution_id not in self._live and execution_id not in self._results:
-                return execution_id
+        # unique in this process by construction; with storage, not a folder already on disk
+        sessions = self._svc.sessions
+        if sessions is None:
+            return new_session_id()
+        return new_session_id(taken=lambda sid: sessions.session_dir(sid).exists())
 
     async def _reserve(self) -> None:
         while True:

@@ -94,10 +94,28 @@ class SessionRecord:
         return attrs.evolve(self, **changes)
 
 
-def new_session_id(now: dt.datetime | None = None) -> str:
-    """``session_YYYYMMDD_HHMMSS_{8 hex}`` from the UTC time (``now`` must be tz-aware)."""
-    now = (now or utc_now()).astimezone(dt.timezone.utc)
-    return f"session_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(4)}"
+# Suffixes handed out during the current second, so this process never repeats an id
+# (32 random bits would repeat within a second at thousands of executions a second).
+_issued: dict[str, set[str]] = {}
+
+
+def new_session_id(now: dt.datetime | None = None, *, taken: Any = None) -> str:
+    """``session_YYYYMMDD_HHMMSS_{8 hex}`` from the UTC time (``now`` must be tz-aware).
+
+    Never the same id twice in one process; ``taken(id) -> bool`` (e.g. "its folder exists")
+    rejects ids that are in use elsewhere.
+    """
+    stamp = f"{(now or utc_now()).astimezone(dt.timezone.utc):%Y%m%d_%H%M%S}"
+    issued = _issued.get(stamp)
+    if issued is None:
+        _issued.clear()
+        issued = _issued[stamp] = set()
+    while True:
+        suffix = secrets.token_hex(4)
+        session_id = f"session_{stamp}_{suffix}"
+        if suffix not in issued and not (taken is not None and taken(session_id)):
+            issued.add(suffix)
+            return session_id
 
 
 def check_session_id(session_id: str) -> str:
