@@ -245,7 +245,9 @@ def _csv(text: str) -> tuple[str, ...]:
 )
 def _bench(args: argparse.Namespace) -> int:
     from hive_actors.bench import STANDARD, BenchOptions, quick, run_benchmarks, select
-    from hive_actors.bench.report import plot, print_report, write_json
+    from pathlib import Path
+
+    from hive_actors.bench.report import plot, print_report, write_json, write_text
 
     try:
         workloads = select(
@@ -262,6 +264,7 @@ def _bench(args: argparse.Namespace) -> int:
     print_report(report)
     if args.out:
         print(f"wrote {write_json(report, args.out)}")
+        print(f"wrote {write_text(report, Path(args.out).with_suffix('.txt'))}")
     if args.plot:
         print(f"wrote {plot(report, args.plot)}")
     return EXIT_FAILED if any(r.error for r in report.results) else EXIT_OK

@@ -78,6 +78,17 @@ def tables(report: BenchReport) -> list[Any]:
     return [header, results, ratios, targets]
 
 
+def write_text(report: BenchReport, path: str | Path) -> Path:
+    """The printed tables as plain text (what the README's Performance section shows)."""
+    from rich.console import Console
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        print_report(report, Console(file=f, width=160, no_color=True, highlight=False))
+    return out
+
+
 def print_report(report: BenchReport, console: Any = None) -> None:
     from rich.console import Console
 

@@ -124,6 +124,14 @@ class LiteLLMProvider:
         self.on_retry = on_retry
         self.litellm_kwargs = litellm_kwargs
 
+    def lifespan(self) -> Any:
+        """The asyncio loop (trio-asyncio) and HTTP pool this provider's calls need; the
+        runtime enters it around its nursery (an app running the executor alone can enter
+        ``hive_actors.llm.open_llm_loop()`` itself)."""
+        from .aio_loop import open_llm_loop
+
+        return open_llm_loop()
+
     def __repr__(self) -> str:
         return f"LiteLLMProvider(model={self.model!r}, api_base={self.api_base!r})"
 

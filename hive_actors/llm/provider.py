@@ -12,6 +12,10 @@ A provider's ``stream(request)`` is an async iterator of chunks: ``TextDelta`` a
 ``ToolCall`` once a call is fully assembled, ``StreamReset`` if the provider restarted the
 turn after text was already yielded (consumers discard that turn's text so far), and exactly
 one final ``TurnEnd``.
+
+A provider that needs resources for as long as a runtime uses it (an event loop, a connection
+pool) also has ``lifespan()``, returning an async context manager; the runtime enters it
+around everything it runs, so the resources open and close with the runtime.
 """
 
 from __future__ import annotations

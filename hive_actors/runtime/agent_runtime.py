@@ -79,6 +79,8 @@ class RuntimeServices:
     agent_name: str
     owner: Any
     executor_class: Any = None
+    # context variables the provider's lifespan set (e.g. its asyncio loop), for executions
+    context_vars: tuple[tuple[Any, Any], ...] = ()
     # the one registry of every execution when the runtime has no tools (per-registry
     # caches such as tool schemas then hold across executions)
     _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
@@ -178,6 +180,7 @@ class AgentRuntime:
         self._stopped = trio.Event()
         self._stopped.set()
         self._host_done: trio.Event | None = None
+        self._lifespan_vars: tuple[tuple[Any, Any], ...] = ()
         self._started_at: float | None = None
         self._failure: BaseException | None = None
         self._claims: collections.OrderedDict[str, _Claim] = collections.OrderedDict()
@@ -270,7 +273,7 @@ class AgentRuntime:
         self._failure = None
         self._started_at = trio.current_time()
         try:
-            async with _single_errors(), trio.open_nursery() as nursery:
+            async with self._llm_lifespan(), _single_errors(), trio.open_nursery() as nursery:
                 infra: list[trio.CancelScope] = []
                 try:
                     svc = await self._start_infrastructure(nursery, infra)
@@ -291,6 +294,26 @@ class AgentRuntime:
             self._streams = {}
             self._triggers = {}
             self._stopped.set()
+
+    @contextlib.asynccontextmanager
+    async def _llm_lifespan(self) -> AsyncIterator[None]:
+        """The provider's resources for the runtime's life (e.g. litellm's asyncio loop).
+
+        They are found through context variables, which a task inherits from the task that
+        spawned it; executions are spawned by whoever called trigger(), so the variables the
+        lifespan set are recorded here and set again in each execution's task."""
+        self._lifespan_vars = ()
+        lifespan = getattr(self.llm, "lifespan", None)
+        if lifespan is None:
+            yield
+            return
+        before = contextvars.copy_context()
+        async with lifespan():
+            self._lifespan_vars = tuple(
+                (var, value) for var, value in contextvars.copy_context().items()
+                if var not in before or before[var] is not value
+            )
+            yield
 
     async def _start_infrastructure(
         self, nursery: trio.Nursery, infra: list[trio.CancelScope]
@@ -314,7 +337,7 @@ class AgentRuntime:
             config=self.config, bus=bus, state_manager=self._state_manager,
             sessions=sessions, writer=writer, agent_name=self.agent_name,
             owner=current_owner() if sessions is not None else None,
-            executor_class=self.executor_class,
+            executor_class=self.executor_class, context_vars=self._lifespan_vars,
         )
 
     async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,

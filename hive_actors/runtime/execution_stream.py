@@ -293,6 +293,8 @@ class ExecutionStream:
         self._space.unpark()
 
     async def _run_one(self, ex: Execution) -> None:
+        for var, value in self._svc.context_vars:  # e.g. the model provider's asyncio loop
+            var.set(value)
         result: ExecutionResult | None = None
         try:
             with trio.CancelScope() as ex.cancel_scope:

@@ -61,6 +61,8 @@ class SessionRecorder:
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_tokens = 0
+        self.cost_usd: float | None = None
         self.tool_calls = 0
         self.record: SessionRecord | None = None
         cp = svc.checkpoint_config
@@ -158,6 +160,9 @@ class SessionRecorder:
     def usage(self, data: dict[str, Any]) -> None:
         self.input_tokens += int(data.get("input_tokens") or 0)
         self.output_tokens += int(data.get("output_tokens") or 0)
+        self.cached_tokens += int(data.get("cached_tokens") or 0)
+        if data.get("cost_usd") is not None:  # None: the model's price is not known
+            self.cost_usd = (self.cost_usd or 0.0) + float(data["cost_usd"])
 
     async def finished(self, result: ExecutionResult) -> None:
         """Final state.json (completed, failed, paused or cancelled), pending details lines
@@ -182,7 +187,9 @@ class SessionRecorder:
                 "usage": {
                     "input_tokens": self.input_tokens,
                     "output_tokens": self.output_tokens,
+                    "cached_tokens": self.cached_tokens,
                     "total_tokens": max(result.total_tokens, self.input_tokens + self.output_tokens),
+                    "cost_usd": self.cost_usd,
                 },
                 "total_latency_ms": result.total_latency_ms,
                 "started_at": self.started_at.isoformat(),

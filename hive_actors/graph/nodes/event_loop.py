@@ -98,6 +98,7 @@ class EventLoopNode(NodeImpl):
             await services.events.emit(
                 EventType.LLM_TURN_COMPLETED, node.id, iteration=iteration, stop_reason=stop,
                 input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens, cost_usd=usage.cost_usd,
                 tool_calls=len(calls),
             )
             missing = [k for k in required if outputs.get(k) is None]
