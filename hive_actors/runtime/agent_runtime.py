@@ -18,29 +18,23 @@ of the runtime is left and every file is durable. Three ways to use it:
 
 A start that fails midway (bad trigger config, unwritable storage) unwinds everything it
 started and leaves the runtime stopped; ``start()`` may be retried.
+
+What the streams share is in `services.py`, idempotency keys in `idempotency.py`, session
+resume and crash recovery in `recovery.py`, supervision of the actors in `supervisor.py`.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import contextvars
 import functools
 import logging
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import trio
 
-from hive_actors.errors import (
-    HiveActorsError,
-    RuntimeStateError,
-    UnknownEntryPointError,
-    UnknownSessionError,
-)
-from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.errors import RuntimeStateError, UnknownEntryPointError
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import Goal, GraphSpec
 from hive_actors.runtime.config import RuntimeConfig
@@ -48,97 +42,23 @@ from hive_actors.runtime.entry_point import EntryPointSpec
 from hive_actors.runtime.event_bus import EventBus
 from hive_actors.runtime.events import AgentEvent, EventType
 from hive_actors.runtime.execution_stream import Execution, ExecutionStream
-from hive_actors.runtime.supervisor import supervise
+from hive_actors.runtime.idempotency import IdempotencyClaims
+from hive_actors.runtime.recovery import recover_interrupted, resume_session
+from hive_actors.runtime.services import (
+    RuntimeServices,
+    make_outcome_aggregator,
+    make_state_manager,
+    provider_lifespan,
+)
+from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
 from hive_actors.runtime.triggers import make_trigger
-from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.session_store import SessionStore
-from hive_actors.storage.writer import StorageWriter
-from hive_actors.tools.registry import ToolRegistry
+from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 
 __all__ = ["AgentRuntime", "RuntimeConfig", "create_agent_runtime", "open_agent_runtime"]
 
 log = logging.getLogger(__name__)
-
-
-@attrs.define(eq=False)
-class RuntimeServices:
-    """What the streams of one runtime share (built at each start)."""
-
-    graph: GraphSpec
-    goal: Goal
-    llm: Any
-    tools: Any
-    tool_executor: Any
-    checkpoint_config: Any
-    config: RuntimeConfig
-    bus: EventBus
-    state_manager: Any
-    sessions: SessionStore | None
-    writer: StorageWriter | None
-    agent_name: str
-    owner: Any
-    executor_class: Any = None
-    # context variables the provider's lifespan set (e.g. its asyncio loop), for executions
-    context_vars: tuple[tuple[Any, Any], ...] = ()
-    # the one registry of every execution when the runtime has no tools (per-registry
-    # caches such as tool schemas then hold across executions)
-    _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
-
-    def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: Any) -> Any:
-        """A GraphExecutor for one execution, wired to its session folder, events and scope."""
-        executor_class = self.executor_class
-        if executor_class is None:
-            from hive_actors.graph.executor import GraphExecutor as executor_class
-
-        session_dir = ex.recorder.session_dir
-        base = self.config.executor_config or ExecutorConfig()
-        tools = self.tools
-        if tools is None and self.tool_executor is None:
-            tools = self._no_tools
-        return executor_class(
-            self.llm,
-            tools,
-            self.tool_executor,
-            storage_path=session_dir,
-            events=sink,
-            checkpoint_store=ex.recorder.checkpoint_store,
-            scope=self._scope(ex, spec),
-            config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec)),
-        )
-
-    def _scope(self, ex: Execution, spec: EntryPointSpec) -> Any:
-        if self.state_manager is None:
-            return None
-        return self.state_manager.scope_for(ex.id, spec.id, spec.isolation_level,
-                                            events=ex.recorder.sink)
-
-    def release(self, ex: Execution) -> None:
-        """Forget what the runtime kept for a finished execution."""
-        if self.state_manager is not None:
-            self.state_manager.cleanup_execution(ex.id)
-
-    def _input_policy(self, ex: Execution, spec: EntryPointSpec) -> Any:
-        """SEMANTICS §2: wait for a live client that listens for this execution, else pause."""
-        bus, wait = self.bus, self.config.client_input_timeout
-
-        def input_timeout() -> float | None:
-            live = bus.has_subscribers(
-                EventType.CLIENT_INPUT_REQUESTED, stream_id=spec.id, execution_id=ex.id
-            )
-            return wait if live else 0.0
-
-        return input_timeout
-
-
-@attrs.define(eq=False)
-class _Claim:
-    """An idempotency key: pending until its execution is accepted."""
-
-    stream_id: str
-    execution: Execution | None = None
-    settled: trio.Event = attrs.field(factory=trio.Event)
-    at: float = 0.0
 
 
 class AgentRuntime:
@@ -173,17 +93,16 @@ class AgentRuntime:
         self._streams: dict[str, ExecutionStream] = {}
         self._triggers: dict[str, Any] = {}
         self._bus = EventBus()
-        self._state_manager = _make_state_manager(self._bus)
-        self._outcomes = _make_outcome_aggregator(goal, self._bus)
+        self._state_manager = make_state_manager(self._bus)
+        self._outcomes = make_outcome_aggregator(goal, self._bus)
         self._state = "stopped"  # stopped | starting | running | stopping
         self._work_scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
         self._stopped.set()
         self._host_done: trio.Event | None = None
-        self._lifespan_vars: tuple[tuple[Any, Any], ...] = ()
         self._started_at: float | None = None
         self._failure: BaseException | None = None
-        self._claims: collections.OrderedDict[str, _Claim] = collections.OrderedDict()
+        self._claims = IdempotencyClaims()
         self._resuming: set[str] = set()
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
@@ -273,15 +192,16 @@ class AgentRuntime:
         self._failure = None
         self._started_at = trio.current_time()
         try:
-            async with self._llm_lifespan(), _single_errors(), trio.open_nursery() as nursery:
+            async with (provider_lifespan(self.llm) as context_vars, single_errors(),
+                        trio.open_nursery() as nursery):
                 infra: list[trio.CancelScope] = []
                 try:
-                    svc = await self._start_infrastructure(nursery, infra)
+                    svc = await self._start_infrastructure(nursery, infra, context_vars)
                     with trio.CancelScope() as self._work_scope:
                         async with trio.open_nursery() as work:
                             await self._start_streams(work, svc, triggers)
                             self._state = "running"
-                            self._recover(work, svc)
+                            recover_interrupted(self, work, svc)
                             task_status.started(self)
                             await trio.sleep_forever()
                 finally:
@@ -295,33 +215,14 @@ class AgentRuntime:
             self._triggers = {}
             self._stopped.set()
 
-    @contextlib.asynccontextmanager
-    async def _llm_lifespan(self) -> AsyncIterator[None]:
-        """The provider's resources for the runtime's life (e.g. litellm's asyncio loop).
-
-        They are found through context variables, which a task inherits from the task that
-        spawned it; executions are spawned by whoever called trigger(), so the variables the
-        lifespan set are recorded here and set again in each execution's task."""
-        self._lifespan_vars = ()
-        lifespan = getattr(self.llm, "lifespan", None)
-        if lifespan is None:
-            yield
-            return
-        before = contextvars.copy_context()
-        async with lifespan():
-            self._lifespan_vars = tuple(
-                (var, value) for var, value in contextvars.copy_context().items()
-                if var not in before or before[var] is not value
-            )
-            yield
-
     async def _start_infrastructure(
-        self, nursery: trio.Nursery, infra: list[trio.CancelScope]
+        self, nursery: trio.Nursery, infra: list[trio.CancelScope],
+        context_vars: tuple[tuple[Any, Any], ...],
     ) -> RuntimeServices:
         if self._bus.closed or getattr(self._bus, "_started", False):
             self._bus = EventBus()  # a bus runs once; a restarted runtime gets a new one
-            self._state_manager = _make_state_manager(self._bus)
-            self._outcomes = _make_outcome_aggregator(self.goal, self._bus)
+            self._state_manager = make_state_manager(self._bus)
+            self._outcomes = make_outcome_aggregator(self.goal, self._bus)
         bus = self._bus
         await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
         writer = sessions = None
@@ -337,7 +238,7 @@ class AgentRuntime:
             config=self.config, bus=bus, state_manager=self._state_manager,
             sessions=sessions, writer=writer, agent_name=self.agent_name,
             owner=current_owner() if sessions is not None else None,
-            executor_class=self.executor_class, context_vars=self._lifespan_vars,
+            executor_class=self.executor_class, context_vars=context_vars,
         )
 
     async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
@@ -385,29 +286,13 @@ class AgentRuntime:
         if nursery is not None:
             await nursery.start(self.run)
             return
-        started = trio.Event()
-        box: dict[str, BaseException] = {}
-        host_done = self._host_done = trio.Event()
+        self._host_done = trio.Event()
+        await start_in_system_task(self.run, f"runtime {self.graph.id}", self._host_failed,
+                                   self._host_done)
 
-        async def host() -> None:
-            try:
-                async with _single_errors(), trio.open_nursery() as n:
-                    await n.start(self.run)
-                    started.set()
-            except BaseException as exc:  # noqa: BLE001 - a system task must not raise
-                if started.is_set() and not isinstance(exc, trio.Cancelled):
-                    log.error("runtime of %s failed", self.graph.id, exc_info=exc)
-                    self._failure = exc  # re-raised by stop() and reported by later calls
-                box["error"] = exc
-            finally:
-                started.set()
-                host_done.set()
-
-        trio.lowlevel.spawn_system_task(host, name=f"runtime {self.graph.id}",
-                                        context=contextvars.copy_context())
-        await started.wait()
-        if "error" in box:
-            raise box["error"]
+    def _host_failed(self, exc: BaseException) -> None:
+        log.error("runtime of %s failed", self.graph.id, exc_info=exc)
+        self._failure = exc  # re-raised by stop() and reported by later calls
 
     async def stop(self) -> None:
         """Structured cancellation: returns once every execution has ended ``cancelled`` (or
@@ -428,7 +313,7 @@ class AgentRuntime:
 
     async def __aenter__(self) -> AgentRuntime:
         stack = contextlib.AsyncExitStack()
-        await stack.enter_async_context(_single_errors())
+        await stack.enter_async_context(single_errors())
         nursery = await stack.enter_async_context(trio.open_nursery())
         try:
             await nursery.start(self.run)
@@ -495,36 +380,11 @@ class AgentRuntime:
             session_state = SessionState.from_dict(session_state)
         if key is None:
             return await stream.submit(dict(input_data or {}), session_state)
-        while True:
-            self._prune_claims()
-            claim = self._claims.get(key)
-            if claim is None:
-                break
-            if claim.execution is not None:
-                return claim.execution
-            await claim.settled.wait()  # accepted or failed meanwhile; look again
-        claim = self._claims[key] = _Claim(stream_id=stream.id, at=trio.current_time())
-        try:
-            claim.execution = await stream.submit(
-                dict(input_data or {}), session_state, idempotency_key=key
-            )
-        except BaseException:
-            self._claims.pop(key, None)
-            raise
-        finally:
-            claim.settled.set()
-        return claim.execution
-
-    def _prune_claims(self) -> None:
-        ttl, cap = self.config.idempotency_ttl_seconds, self.config.idempotency_max_keys
-        horizon = trio.current_time() - ttl
-        claims = self._claims
-        while claims:
-            key, oldest = next(iter(claims.items()))
-            if oldest.execution is not None and (oldest.at < horizon or len(claims) > cap):
-                claims.popitem(last=False)
-            else:
-                break
+        return await self._claims.submit_once(
+            key, stream.id,
+            lambda: stream.submit(dict(input_data or {}), session_state, idempotency_key=key),
+            ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
+        )
 
     async def wait_for_result(self, execution_id: str) -> ExecutionResult:
         """The result of a running, queued or recently finished execution (waits for it).
@@ -564,7 +424,7 @@ class AgentRuntime:
 
     async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None) -> str:
         """Like `resume` but returns the execution id (= session id) once accepted."""
-        return (await self._resume(session_id, input_data)).id
+        return (await resume_session(self, session_id, input_data)).id
 
     async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
@@ -573,86 +433,7 @@ class AgentRuntime:
         Raises RuntimeStateError (not running, no storage, session already running or
         completed), UnknownSessionError, UnknownEntryPointError.
         """
-        return await (await self._resume(session_id, input_data)).wait()
-
-    async def _resume(self, session_id: str, input_data: dict[str, Any] | None) -> Execution:
-        self._check_running()
-        sessions = self._svc.sessions
-        if sessions is None:
-            raise RuntimeStateError("resume needs a runtime with a storage_path")
-        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
-            raise RuntimeStateError(f"session {session_id!r} is already running here")
-        record = await trio.to_thread.run_sync(sessions.read_state, session_id)
-        if record.status == "completed":
-            raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
-        stream = self._stream(record.entry_point)
-        store = CheckpointStore(sessions.session_dir(session_id), self._svc.writer)
-        latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
-        self._resuming.add(session_id)
-        try:
-            if latest is None:  # nothing completed: start over with the original input
-                return await stream.submit(record.input_data, None, execution_id=session_id,
-                                           resumed=True)
-            return await stream.submit(dict(input_data or {}), latest.state,
-                                       execution_id=session_id, resumed=True)
-        finally:
-            self._resuming.discard(session_id)
-
-    def _recover(self, work: trio.Nursery, svc: RuntimeServices) -> None:
-        if svc.sessions is None:
-            return
-        try:
-            orphans = svc.sessions.find_orphaned()
-        except HiveActorsError:
-            log.exception("could not scan %s for interrupted sessions", svc.sessions.sessions_dir)
-            return
-        self.interrupted_sessions = [r.session_id for r in orphans]
-        if self.config.resume_interrupted:
-            for sid in self.interrupted_sessions:
-                work.start_soon(self._resume_quietly, sid)
-
-    async def _resume_quietly(self, session_id: str) -> None:
-        try:
-            await self._resume(session_id, None)
-        except (HiveActorsError, UnknownSessionError) as exc:
-            log.error("could not resume interrupted session %s: %s", session_id, exc)
-
-
-@contextlib.asynccontextmanager
-async def _single_errors() -> AsyncIterator[None]:
-    """Re-raise a nursery error group holding one real error as that error (so a failed
-    start raises, say, ConfigurationError rather than a nested ExceptionGroup)."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
-        if len(real) == 1:
-            raise real[0] from group
-        raise
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]
-
-
-def _make_state_manager(bus: EventBus) -> Any:
-    try:
-        from hive_actors.runtime.shared_state import SharedBufferManager
-    except ImportError:  # not built yet: executions run isolated
-        return None
-    return SharedBufferManager(bus)
-
-
-def _make_outcome_aggregator(goal: Goal, bus: EventBus) -> Any:
-    try:
-        from hive_actors.runtime.outcome_aggregator import OutcomeAggregator
-    except ImportError:
-        return None
-    return OutcomeAggregator(goal, bus)
-
+        return await (await resume_session(self, session_id, input_data)).wait()
 
 def create_agent_runtime(
     graph: GraphSpec,

@@ -5,13 +5,18 @@ An actor is an ``async run(*, task_status)`` that calls ``task_status.started()`
 A crash before ``started()`` is a start failure and propagates (the runtime rolls back). A crash
 after it is reported through ``on_crash`` and the actor is run again, at most ``max_restarts``
 times within ``window`` seconds; the next crash raises `ActorFailedError`.
+
+Also here: `single_errors` (a nursery's lone real error raised as itself) and
+`start_in_system_task` (how ``AgentRuntime.start()`` hosts a runtime without a nursery).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import trio
@@ -82,3 +87,54 @@ async def supervise(
                 on_crash(name, exc, len(crashes))
                 status = _Status(trio.TASK_STATUS_IGNORED)
                 status.done = True
+
+
+@contextlib.asynccontextmanager
+async def single_errors() -> AsyncIterator[None]:
+    """Re-raise a nursery error group holding one real error as that error (so a failed
+    start raises, say, ConfigurationError rather than a nested ExceptionGroup)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+        if len(real) == 1:
+            raise real[0] from group
+        raise
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+async def start_in_system_task(run: ActorRun, name: str,
+                               on_failure: Callable[[BaseException], None],
+                               done: trio.Event) -> None:
+    """Run ``run`` (started like ``nursery.start(run)``) in a trio system task named ``name``
+    and return once it has started; ``done`` is set when the task ends.
+
+    Raises what a failed start raised. A failure after the start (not a cancellation) goes
+    to ``on_failure``, since a system task must not raise.
+    """
+    started = trio.Event()
+    box: dict[str, BaseException] = {}
+
+    async def host() -> None:
+        try:
+            async with single_errors(), trio.open_nursery() as n:
+                await n.start(run)
+                started.set()
+        except BaseException as exc:  # noqa: BLE001 - a system task must not raise
+            if started.is_set() and not isinstance(exc, trio.Cancelled):
+                on_failure(exc)
+            box["error"] = exc
+        finally:
+            started.set()
+            done.set()
+
+    trio.lowlevel.spawn_system_task(host, name=name, context=contextvars.copy_context())
+    await started.wait()
+    if "error" in box:
+        raise box["error"]

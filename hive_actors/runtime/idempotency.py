@@ -1,0 +1,73 @@
+"""Idempotency keys of one runtime: the same key yields the same execution, never a second.
+
+A key is claimed before its execution is submitted; a concurrent trigger with that key waits
+until the first is accepted (and gets its execution) or fails (and then claims the key itself).
+Accepted keys are forgotten oldest first, after ``ttl`` seconds or beyond ``max_keys``.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from hive_actors.runtime.execution_stream import Execution
+
+__all__ = ["IdempotencyClaims"]
+
+
+@attrs.define(eq=False)
+class _Claim:
+    """An idempotency key: pending until its execution is accepted."""
+
+    stream_id: str
+    execution: Execution | None = None
+    settled: trio.Event = attrs.field(factory=trio.Event)
+    at: float = 0.0
+
+
+class IdempotencyClaims:
+    """The keys a runtime has seen, oldest first."""
+
+    def __init__(self) -> None:
+        self._claims: collections.OrderedDict[str, _Claim] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+    async def submit_once(self, key: str, stream_id: str,
+                          submit: Callable[[], Awaitable[Execution]],
+                          *, ttl: float, max_keys: int) -> Execution:
+        """The execution already accepted for ``key``, else the one ``submit()`` accepts.
+
+        Raises what ``submit()`` raises (and then forgets the claim, so a retry may claim it).
+        """
+        while True:
+            self._prune(ttl, max_keys)
+            claim = self._claims.get(key)
+            if claim is None:
+                break
+            if claim.execution is not None:
+                return claim.execution
+            await claim.settled.wait()  # accepted or failed meanwhile; look again
+        claim = self._claims[key] = _Claim(stream_id=stream_id, at=trio.current_time())
+        try:
+            claim.execution = await submit()
+        except BaseException:
+            self._claims.pop(key, None)
+            raise
+        finally:
+            claim.settled.set()
+        return claim.execution
+
+    def _prune(self, ttl: float, cap: int) -> None:
+        horizon = trio.current_time() - ttl
+        claims = self._claims
+        while claims:
+            key, oldest = next(iter(claims.items()))
+            if oldest.execution is not None and (oldest.at < horizon or len(claims) > cap):
+                claims.popitem(last=False)
+            else:
+                break
