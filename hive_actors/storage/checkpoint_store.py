@@ -31,6 +31,7 @@ from hive_actors.errors import CorruptFileError, SessionStateError
 from hive_actors.graph.result import SessionState
 from hive_actors.serde import converter
 from hive_actors.storage.atomic import is_temp_name
+from hive_actors.storage.jsonfile import load_json_object
 from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
@@ -81,12 +82,7 @@ def encode_checkpoint(cp: Checkpoint) -> bytes:
 
 def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:
     """Parse one checkpoint file's bytes; raises `CorruptFileError` naming ``path``."""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise CorruptFileError(str(path), f"not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise CorruptFileError(str(path), "not a JSON object")
+    data = load_json_object(path, raw)
     version = data.pop("schema_version", None)
     if version != CHECKPOINT_SCHEMA_VERSION:
         raise CorruptFileError(str(path), f"unsupported schema_version {version!r}")

@@ -30,6 +30,7 @@ import trio
 from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionError
 from hive_actors.serde import converter
 from hive_actors.storage.atomic import append_bytes, sweep_temp_files
+from hive_actors.storage.jsonfile import load_json_object
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
 from hive_actors.storage.writer import FileOp, StorageWriter, commit_files
 
@@ -139,12 +140,7 @@ def encode_record(record: SessionRecord) -> bytes:
 
 def decode_record(path: Path, raw: bytes) -> SessionRecord:
     """Parse a state.json; raises `CorruptFileError` naming ``path``."""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise CorruptFileError(str(path), f"not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise CorruptFileError(str(path), "not a JSON object")
+    data = load_json_object(path, raw)
     version = data.get("schema_version")
     if version != SESSION_SCHEMA_VERSION:
         raise CorruptFileError(
