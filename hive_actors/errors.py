@@ -47,6 +47,10 @@ class ExpressionEvalError(ExpressionError):
     """A well-formed expression failed while being evaluated (unknown name, bad index...)."""
 
 
+class InputDataError(HiveActorsError, TypeError):
+    """Input data for an execution is not a JSON object (a dict with string keys)."""
+
+
 class SessionStateError(HiveActorsError):
     """A ``session_state`` passed in to resume is malformed."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 
+import pytest
 import trio
 import trio.testing
 
@@ -125,3 +126,27 @@ async def test_200_executions_stop_midway_then_resume_to_same_output(tmp_path):
             assert (k, "n1") not in resumed_calls and (k, "n2") not in resumed_calls
         assert status(k) == "completed"  # no stale status after resume
     assert results[1].output == fresh.output
+
+
+async def test_bad_input_and_unknown_nodes_are_typed_errors(tmp_path):
+    from hive_actors.errors import InputDataError, UnknownNodeError
+
+    rt = create_agent_runtime(graph=seq_graph_for_errors(), goal=Goal(id="g"),
+                              storage_path=tmp_path)
+    async with rt:
+        for bad in ("hello", ["a"], {1: "x"}):
+            with pytest.raises(InputDataError, match="entry point 'default': input_data must"):
+                await rt.trigger("default", bad)
+        with pytest.raises(InputDataError, match="cannot be stored as JSON"):
+            await rt.trigger("default", {"x": object()})
+        with pytest.raises(UnknownNodeError, match="no node 'ghost' in graph"):
+            await rt.inject_input("ghost", "hi")
+        assert await rt.inject_input("a", "hi") is False  # a real node, not waiting
+        assert not (tmp_path / "sessions").exists() or not any((tmp_path / "sessions").iterdir())
+
+
+def seq_graph_for_errors():
+    from hive_actors.graph.spec import GraphSpec, NodeSpec
+
+    return GraphSpec(id="g", entry_node="a", nodes=(NodeSpec(id="a", node_type="function",
+                                                             function="builtins:dict"),))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -34,7 +35,12 @@ from typing import Any
 
 import trio
 
-from hive_actors.errors import RuntimeStateError, UnknownEntryPointError
+from hive_actors.errors import (
+    InputDataError,
+    RuntimeStateError,
+    UnknownEntryPointError,
+    UnknownNodeError,
+)
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import Goal, GraphSpec
 from hive_actors.runtime.config import RuntimeConfig
@@ -376,13 +382,14 @@ class AgentRuntime:
                        session_state: Any, key: str | None) -> Execution:
         self._check_running()
         stream = self._stream(entry_point_id)
+        data = _input_dict(entry_point_id, input_data, stored=self.storage_path is not None)
         if session_state is not None:
             session_state = SessionState.from_dict(session_state)
         if key is None:
-            return await stream.submit(dict(input_data or {}), session_state)
+            return await stream.submit(data, session_state)
         return await self._claims.submit_once(
             key, stream.id,
-            lambda: stream.submit(dict(input_data or {}), session_state, idempotency_key=key),
+            lambda: stream.submit(data, session_state, idempotency_key=key),
             ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
         )
 
@@ -399,7 +406,13 @@ class AgentRuntime:
         raise KeyError(f"execution {execution_id!r} is not known to this runtime")
 
     async def inject_input(self, node_id: str, content: Any, execution_id: str | None = None) -> bool:
-        """Give user input to a node waiting for it; True if a running execution took it."""
+        """Give user input to a node waiting for it; True if a running execution took it,
+        False if none is running that node. Raises UnknownNodeError for a node the graph
+        does not have."""
+        if self.graph.get_node(node_id) is None:
+            known = ", ".join(n.id for n in self.graph.nodes)
+            raise UnknownNodeError(
+                f"inject_input: no node {node_id!r} in graph {self.graph.id!r} (nodes: {known})")
         for stream in list(self._streams.values()):
             if await stream.inject_input(node_id, content, execution_id):
                 return True
@@ -464,3 +477,22 @@ async def open_agent_runtime(**kwargs: Any) -> AsyncIterator[AgentRuntime]:
     runtime = create_agent_runtime(**kwargs)
     async with runtime:
         yield runtime
+
+
+def _input_dict(entry_point_id: str, input_data: Any, *, stored: bool) -> dict[str, Any]:
+    """A copy of ``input_data`` as a dict; raises InputDataError for anything else, and (when
+    sessions are stored, so the input goes into state.json) for values JSON cannot hold."""
+    if input_data is None:
+        return {}
+    if not isinstance(input_data, dict) or not all(isinstance(k, str) for k in input_data):
+        raise InputDataError(
+            f"entry point {entry_point_id!r}: input_data must be a dict with string keys "
+            f"(a JSON object), got {type(input_data).__name__}")
+    if stored:
+        try:
+            json.dumps(input_data)
+        except (TypeError, ValueError) as exc:
+            raise InputDataError(
+                f"entry point {entry_point_id!r}: input_data cannot be stored as JSON: {exc}"
+            ) from None
+    return dict(input_data)
