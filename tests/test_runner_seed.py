@@ -28,6 +28,9 @@ nodes = [
              output_keys=("decision",)),
     NodeSpec(id="finish", node_type="function", function="steps:finish",
              input_keys=("task", "decision"), output_keys=("report",)),
+    # the seed's inject_input example names a node "chat"; here it exists but is not
+    # reachable, so nothing is waiting on it when the seed's block injects input
+    NodeSpec(id="chat", client_facing=True, output_keys=("reply",)),
 ]
 edges = [EdgeSpec(id="e1", source="start", target="review-node"),
          EdgeSpec(id="e2", source="review-node", target="finish")]
