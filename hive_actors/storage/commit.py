@@ -37,6 +37,7 @@ from hive_actors.storage.atomic import (
 from hive_actors.storage.fs import FileSystem
 
 SyncMode = Literal["auto", "fsync", "syncfs"]
+_PATH = type(Path())
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -52,11 +53,14 @@ class FileOp:
 
     @classmethod
     def write(cls, path: Path, data: bytes) -> FileOp:
-        return cls("write", Path(path), bytes(data))
+        # the hot path hands a Path and bytes: no re-parse, no copy
+        return cls("write", path if type(path) is _PATH else Path(path),
+                   data if type(data) is bytes else bytes(data))
 
     @classmethod
     def append(cls, path: Path, data: bytes, *, durable: bool = True) -> FileOp:
-        return cls("append", Path(path), bytes(data), durable)
+        return cls("append", path if type(path) is _PATH else Path(path),
+                   data if type(data) is bytes else bytes(data), durable)
 
 
 @attrs.define(eq=False)

@@ -36,6 +36,7 @@ from hive_actors.storage.writer import FileOp, StorageWriter, commit_files
 
 SESSION_SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "failed", "paused", "cancelled")
+_PATH_CACHE_SIZE = 4096  # session ids whose paths are kept (the cache is cleared when full)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
 
@@ -182,16 +183,30 @@ class SessionStore:
         self.runtime_logs_dir = self.storage_path / "runtime_logs"
         self._writer = writer
         self._locks: dict[str, trio.Lock] = {}
+        self._path_cache: dict[str, tuple[Path, Path, Path, Path]] = {}
 
     def session_dir(self, session_id: str) -> Path:
         """The folder of ``session_id``; raises `InvalidSessionIdError` for unsafe ids."""
-        return self.sessions_dir / check_session_id(session_id)
+        return self._paths(session_id)[0]
 
     def state_path(self, session_id: str) -> Path:
-        return self.session_dir(session_id) / "state.json"
+        return self._paths(session_id)[1]
 
     def logs_dir(self, session_id: str) -> Path:
-        return self.session_dir(session_id) / "logs"
+        return self._paths(session_id)[2]
+
+    def _paths(self, session_id: str) -> tuple[Path, Path, Path, Path]:
+        """(folder, state.json, logs/, logs/details.jsonl) of a checked id, built once per
+        id: every node boundary writes there, and pathlib joins are not cheap."""
+        paths = self._path_cache.get(session_id)
+        if paths is None:
+            folder = self.sessions_dir / check_session_id(session_id)
+            logs = folder / "logs"
+            paths = (folder, folder / "state.json", logs, logs / "details.jsonl")
+            if len(self._path_cache) >= _PATH_CACHE_SIZE:
+                self._path_cache.clear()
+            self._path_cache[session_id] = paths
+        return paths
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -213,7 +228,7 @@ class SessionStore:
         return FileOp.write(self.logs_dir(session_id) / "summary.json", data.encode())
 
     def details_op(self, session_id: str, record: dict[str, Any]) -> FileOp:
-        return FileOp.append(self.logs_dir(session_id) / "details.jsonl", _line(record))
+        return FileOp.append(self._paths(session_id)[3], _line(record))
 
     async def commit(self, session_id: str, ops: list[FileOp]) -> None:
         """Apply ``ops`` (files of ``session_id``) as one group: one batch of the writer, so one

@@ -143,10 +143,11 @@ class StorageWriter:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the writer stopped meanwhile: the rest is done directly below
         finally:
-            # what is queued is finished whatever happens to the caller
-            with trio.CancelScope(shield=True):
-                for r in reqs[:queued]:
-                    await r.done.wait()
+            # what is queued is finished whatever happens to the caller; the inbox is FIFO
+            # and batches finish in order, so the last queued request is done last
+            if queued:
+                with trio.CancelScope(shield=True):
+                    await reqs[queued - 1].done.wait()
         if queued < len(reqs):
             await self._direct(reqs[queued:])
 
