@@ -185,7 +185,9 @@ def _serve(args: argparse.Namespace) -> int:
     arg("--model", default=None, help="provider/name of the model (litellm form)"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
     arg("--entry-point", default=None, help="entry point id (default: the first)"),
-    arg("--scripted", action="store_true", help="use the offline scripted model (autopilot)"),
+    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
+        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
+             "script.json, else autopilot replies"),
 )
 def _run(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import run_command
@@ -201,7 +203,9 @@ def _run(args: argparse.Namespace) -> int:
     arg("session_id", metavar="SESSION_ID"),
     arg("--model", default=None, help="provider/name of the model (litellm form)"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
-    arg("--scripted", action="store_true", help="use the offline scripted model (autopilot)"),
+    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
+        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
+             "script.json, else autopilot replies"),
 )
 def _resume(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import resume_command

@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 import trio
 
-from hive_actors.errors import LLMError
+from hive_actors.errors import ConfigurationError, LLMError
 from hive_actors.llm.provider import (
     Chunk,
     LLMRequest,
@@ -153,8 +153,13 @@ class ScriptedLLM:
 
     @classmethod
     def from_file(cls, path: str | Path, **kw: Any) -> ScriptedLLM:
-        """A ScriptedLLM playing the JSON script at ``path`` (see module docs)."""
-        return cls(json.loads(Path(path).read_text(encoding="utf-8")), **kw)
+        """A ScriptedLLM playing the JSON script at ``path`` (see module docs); raises
+        ConfigurationError naming the file when it cannot be read or parsed."""
+        try:
+            script = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"scripted model: cannot read script {path}: {exc}") from None
+        return cls(script, **kw)
 
     def calls_for(self, node_id: str) -> list[LLMRequest]:
         """The requests made for ``node_id`` so far."""

@@ -24,7 +24,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def run_command(path: str, input_json: str, *, model: str | None = None,
                 storage: str | None = None, entry_point: str | None = None,
-                scripted: bool = False, out: TextIO | None = None) -> int:
+                scripted: str | None = None, out: TextIO | None = None) -> int:
     """Run the agent at ``path`` once, headless, with ``input_json`` as its input."""
     out = out or sys.stdout
     try:
@@ -47,7 +47,7 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
 
 
 def resume_command(path: str, session_id: str, *, model: str | None = None,
-                   storage: str | None = None, scripted: bool = False,
+                   storage: str | None = None, scripted: str | None = None,
                    out: TextIO | None = None) -> int:
     """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint."""
     out = out or sys.stdout
@@ -86,10 +86,10 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
     return EXIT_OK
 
 
-def _with_runner(path: str, model: str | None, storage: str | None, scripted: bool,
+def _with_runner(path: str, model: str | None, storage: str | None, scripted: str | None,
                  main: Any) -> int:
     async def body() -> int:
-        runner = AgentRunner.load(path, model=model, llm="scripted" if scripted else None,
+        runner = AgentRunner.load(path, model=model, llm=_scripted_llm(scripted),
                                   storage_path=storage)
         async with runner:
             result = await main(runner)
@@ -102,15 +102,26 @@ def _with_runner(path: str, model: str | None, storage: str | None, scripted: bo
         return EXIT_FAILED
 
 
-def _hint(path: str, storage: str | None, model: str | None, scripted: bool) -> Any:
+def _scripted_llm(scripted: str | None) -> Any:
+    """``--scripted``: None (not asked), "" (the agent's script.json or autopilot) or a file."""
+    if scripted is None:
+        return None
+    if scripted == "":
+        return "scripted"
+    from hive_actors.llm.scripted import ScriptedLLM
+
+    return ScriptedLLM.from_file(scripted, autopilot=True)
+
+
+def _hint(path: str, storage: str | None, model: str | None, scripted: str | None) -> Any:
     def hint(session_id: str) -> str:
         cmd = ["hive-actors", "resume", str(Path(path)), session_id]
         if storage:
             cmd += ["--storage", storage]
         if model:
             cmd += ["--model", model]
-        if scripted:
-            cmd.append("--scripted")
+        if scripted is not None:
+            cmd += ["--scripted", scripted] if scripted else ["--scripted"]
         return "Resume with: " + shlex.join(cmd)
 
     return hint
