@@ -113,3 +113,22 @@ async def test_recorded_requests_are_bounded():
         await collect(llm, req(f"n{i}"))
     assert 3 <= len(llm.requests) <= 6
     assert llm.requests[-1].node_id == "n9"
+
+
+async def test_a_fresh_scripted_model_resumes_a_visit_without_replaying_its_turns():
+    # e.g. `hive-actors resume --scripted` in a new process: the conversation in the
+    # checkpoint already holds the node's first turn, so the script goes on from its second
+    from hive_actors.graph.executor import GraphExecutor
+    from hive_actors.graph.spec import Goal, GraphSpec, NodeSpec
+
+    script = {"ask": ["What topic?", Reply("Got it.", [call("set_output", key="topic",
+                                                              value="trio")])]}
+    graph = GraphSpec(id="g", entry_node="ask", nodes=(
+        NodeSpec(id="ask", client_facing=True, output_keys=("topic",)),))
+    first = await GraphExecutor(llm=ScriptedLLM(script)).execute(graph, Goal(id="g"), {})
+    assert first.status == "paused" and first.paused_at == "ask"
+    fresh = ScriptedLLM(script)  # nothing played yet, as in a new process
+    result = await GraphExecutor(llm=fresh).execute(
+        graph, Goal(id="g"), {"input": "trio please"}, session_state=first.session_state)
+    assert result.status == "completed" and result.output == {"topic": "trio"}
+    assert len(fresh.calls_for("ask")) == 1  # only the second scripted turn was asked for

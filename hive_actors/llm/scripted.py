@@ -169,6 +169,10 @@ class ScriptedLLM:
         key = request.node_id if request.node_id in self._script else "*"
         replies = self._script.get(key, [])
         n = self._played.get(key, 0)
+        if key != "*":
+            # a visit resumed from a checkpoint (perhaps in a new process) already holds its
+            # earlier turns: never replay a reply the conversation already has
+            n = max(n, _turns_in_visit(request))
         if n < len(replies):
             self._played[key] = n + 1
             return replies[n]
@@ -204,3 +208,14 @@ class ScriptedLLM:
         usage = Usage(input_tokens=sum(len(str(m.get("content") or "")) for m in request.messages) // 4 + 1,
                       output_tokens=len(text) // 4 + 1)
         yield TurnEnd("tool_calls" if reply.tool_calls else "stop", usage)
+
+
+def _turns_in_visit(request: LLMRequest) -> int:
+    """Assistant turns since the opening message of the requesting node's current visit."""
+    from hive_actors.graph.nodes.conversation import phase_start
+
+    messages = list(request.messages)
+    start = phase_start(messages, request.node_id)
+    if start is None:
+        return 0
+    return sum(1 for m in messages[start:] if m.get("role") == "assistant")

@@ -98,13 +98,19 @@ async def run_headless(
 
     echo = not _isatty(reader)
     last_node: list[str | None] = [None]
+    out_closed: list[bool] = []
 
     def show(event: AgentEvent) -> None:
-        if event.data.get("reset") or (last_node[0] not in (None, event.node_id)):
-            out.write("\n\n")  # a restarted turn, or another node talking: a new paragraph
-        last_node[0] = event.node_id
-        out.write(str(event.data.get("content", "")))
-        out.flush()
+        if out_closed:
+            return
+        try:
+            if event.data.get("reset") or (last_node[0] not in (None, event.node_id)):
+                out.write("\n\n")  # a restarted turn, or another node talking: a new paragraph
+            last_node[0] = event.node_id
+            out.write(str(event.data.get("content", "")))
+            out.flush()
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): the run goes on, unseen
+            out_closed.append(True)
 
     sub_out = runtime.subscribe_to_events([EventType.CLIENT_OUTPUT_DELTA], show,
                                           stream_id=entry_point_id, lossless=True)
