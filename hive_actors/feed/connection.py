@@ -4,7 +4,8 @@ Tasks per connection (all children of the connection's nursery, all gone when it
 the writer (Outbox -> websocket), the heartbeat (ping; no pong in time closes the
 connection), and one pump per subscription (bus subscription -> Outbox, never waiting).
 The request loop runs in the connection task itself, one request at a time, so replies come
-back in request order.
+back in request order. When the connection ends, input requests it was sent and that nobody
+answered are declined (the execution pauses there, resumable) unless another client listens.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 
+# At most this many executions with unanswered input requests are remembered per connection
+# (the oldest is forgotten first).
+MAX_PENDING_EXECUTIONS = 256
+_ENDED = frozenset({EventType.EXECUTION_COMPLETED, EventType.EXECUTION_FAILED,
+                    EventType.EXECUTION_PAUSED, EventType.EXECUTION_CANCELLED})
+
 
 class Connection:
     """Serves one accepted websocket until the client leaves, goes silent, or the feed stops."""
@@ -41,6 +48,10 @@ class Connection:
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._close_reason: str | None = None
+        # Input requests sent to this client and not seen answered:
+        # execution_id -> {node_id: stream_id}. Only changed synchronously (no await between
+        # read and write), by this connection's own tasks.
+        self._asked: dict[str, dict[str, str]] = {}
 
     async def serve(self) -> None:
         """Run until the connection closes; never raises for client mistakes."""
@@ -50,6 +61,10 @@ class Connection:
             nursery.start_soon(self._until_closed, self._heartbeat)
             await self._until_closed(self._read_loop)
         self._nursery = None
+        # The client left (closed, died, went silent); not reached when the feed itself is
+        # cancelled (shutdown cancels the executions too). The pumps, and so this connection's
+        # bus subscriptions, are gone by now; this never awaits.
+        self._decline_unanswered()
         if self._close_reason is not None:
             with trio.move_on_after(1.0):
                 await self.ws.aclose(CLOSE_GOING_AWAY, self._close_reason)
@@ -89,6 +104,9 @@ class Connection:
             if isinstance(request, p.Unsubscribe):
                 return self._unsubscribe(request)
             result = await call_runtime(self.runtime, request)
+            if isinstance(request, p.InjectInput) and request.execution_id is not None:
+                if isinstance(result, dict) and result.get("delivered"):
+                    self._note_answered(request.execution_id, request.node_id)
             if isinstance(request, p.GetStats) and isinstance(result, dict):
                 result["connection"] = {"subscriptions": sorted(self._subscriptions),
                                         "events_dropped": self.outbox.total_dropped}
@@ -150,9 +168,51 @@ class Connection:
                     if _is_marker_of(event, sub.id):
                         self.outbox.push_gap(sub_id, int(event.data.get("count", 0)))
                     else:
+                        self._track_input(event)
                         self.outbox.push_event(sub_id, sub.last_offset, event)
         # The bus stopped: the subscription ended without the client asking.
         self._subscriptions.pop(sub_id, None)
+
+    # -- input requests this client may answer ----------------------------------------------
+
+    def _track_input(self, event: AgentEvent) -> None:
+        """Remember input requests sent to this client; forget answered or ended ones."""
+        if event.type is EventType.CLIENT_INPUT_REQUESTED and event.node_id is not None:
+            nodes = self._asked.pop(event.execution_id, {})
+            nodes[event.node_id] = event.stream_id
+            self._asked[event.execution_id] = nodes  # newest last
+            if len(self._asked) > MAX_PENDING_EXECUTIONS:
+                del self._asked[next(iter(self._asked))]
+        elif event.type is EventType.CLIENT_INPUT_RECEIVED and event.node_id is not None:
+            self._note_answered(event.execution_id, event.node_id)
+        elif event.type in _ENDED:
+            self._asked.pop(event.execution_id, None)
+
+    def _note_answered(self, execution_id: str, node_id: str) -> None:
+        nodes = self._asked.get(execution_id)
+        if nodes is not None:
+            nodes.pop(node_id, None)
+            if not nodes:
+                del self._asked[execution_id]
+
+    def _decline_unanswered(self) -> None:
+        """This client is gone: each input request it was sent, still unanswered and heard by
+        no other live subscriber, is declined, so its execution pauses there (resumable with
+        the reply) instead of waiting forever. A node no longer waiting is left alone."""
+        asked, self._asked = self._asked, {}
+        bus = self.runtime.event_bus
+        for execution_id, nodes in asked.items():
+            for node_id, stream_id in nodes.items():
+                if bus.has_subscribers(EventType.CLIENT_INPUT_REQUESTED, stream_id=stream_id,
+                                       execution_id=execution_id, node_id=node_id):
+                    continue
+                try:
+                    if self.runtime.decline_input(node_id, execution_id):
+                        log.info("feed: client left; execution %s pauses at %s for input",
+                                 execution_id, node_id)
+                except Exception:  # one failure must not hide the other declines
+                    log.exception("feed: declining input of %s at %s failed",
+                                  execution_id, node_id)
 
     # -- writing and liveness ---------------------------------------------------------------
 
