@@ -12,25 +12,29 @@ events of an execution in publish order.
 
 Events made by the bus itself (``EVENTS_DROPPED`` markers, ``HANDLER_FAILED``) have ``seq == 0``:
 they are not part of an execution's numbered sequence.
+
+Subscription matching is in `event_routing.py`, history, replay and stats in
+`event_history.py` (both base classes of EventBus: no extra call per event), and each
+execution's emitter in `event_emitter.py`.
 """
 
 from __future__ import annotations
 
 import collections
-import datetime
 import inspect
 import itertools
 import logging
 import math
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import attrs
 import trio
 
 from hive_actors.errors import HiveActorsError, RuntimeStateError
+from hive_actors.runtime.event_emitter import BusEmitter
+from hive_actors.runtime.event_history import BusStats, EventHistory
+from hive_actors.runtime.event_routing import Handler, SubscriptionIndex
 from hive_actors.runtime.event_subscription import (
     Subscription,
     SubscriptionStats,
@@ -56,32 +60,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_now = datetime.datetime.now
-_UTC = datetime.timezone.utc
-
-Handler = Callable[[AgentEvent], Any]
-
-# Match-cache bounds: distinct execution ids / (type, stream, node) keys kept before the
-# cache is dropped.
-_CACHE_EXECUTIONS = 1024
-_CACHE_KEYS = 4096
-
-
 class EventWaitTimeout(HiveActorsError, trio.TooSlowError):
     """:meth:`EventBus.wait_for` saw no matching event in time (also a ``trio.TooSlowError``)."""
 
 
-@attrs.frozen
-class BusStats:
-    published: int
-    dropped: int  # total, including subscriptions since removed
-    handler_errors: int
-    history_size: int
-    next_offset: int
-    subscriptions: dict[str, SubscriptionStats]
-
-
-class EventBus:
+class EventBus(EventHistory, SubscriptionIndex):
     """Fans events out to subscriptions; run it with ``await nursery.start(bus.run)``.
 
     ``max_history`` bounds the replayable history; ``default_buffer_size`` is each
@@ -156,11 +139,6 @@ class EventBus:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def next_offset(self) -> int:
-        """The offset the next published event will get (pass it to ``since=`` to miss none)."""
-        return self._next_offset
-
     # ---- publishing (hot path) --------------------------------------------------------------
 
     def publish_nowait(self, event: AgentEvent) -> int:
@@ -220,29 +198,6 @@ class EventBus:
             if full is None or trio.lowlevel.current_task() in self._delivery_tasks:
                 return subs
             await full.wait_for_room()
-
-    def _match(self, type: EventType, stream_id: str, execution_id: str,
-               node_id: str | None) -> tuple[Subscription, ...]:
-        key = (type, stream_id, node_id)
-        subs = self._any_cache.get(key)
-        if subs is None:
-            if len(self._any_cache) >= _CACHE_KEYS:
-                self._any_cache.clear()
-            subs = self._any_cache[key] = tuple(
-                s for s in self._by_exec[None] if s.matches(type, stream_id, node_id)
-            )
-        if len(self._by_exec) == 1 or execution_id not in self._by_exec:
-            return subs
-        per_exec = self._cache.get(execution_id)
-        if per_exec is None:
-            if len(self._cache) >= _CACHE_EXECUTIONS:
-                self._cache.clear()
-            per_exec = self._cache[execution_id] = {}
-        hit = per_exec.get(key)
-        if hit is None:
-            own = [s for s in self._by_exec[execution_id] if s.matches(type, stream_id, node_id)]
-            hit = per_exec[key] = (*subs, *own)
-        return hit
 
     # ---- subscriptions ----------------------------------------------------------------------
 
@@ -326,54 +281,6 @@ class EventBus:
         (etype,) = normalize_event_types([event_type])  # type: ignore[misc]
         return bool(self._match(etype, stream_id, execution_id, node_id))
 
-    def _add(self, event_types: TypeSpec, stream_id: str | None, execution_id: str | None,
-             node_id: str | None, buffer_size: int | None, lossless: bool, *,
-             handler: Handler | None = None, first_only: bool = False) -> Subscription:
-        if self._closed:
-            raise RuntimeStateError("cannot subscribe: the event bus has stopped")
-        size = self.default_buffer_size if buffer_size is None else buffer_size
-        if size < 1:
-            raise ValueError(f"subscription buffer_size must be >= 1, got {size}")
-        sub = Subscription(
-            id=f"sub_{next(self._ids)}", types=normalize_event_types(event_types),
-            stream_id=stream_id, execution_id=execution_id, node_id=node_id, capacity=size,
-            lossless=lossless, first_only=first_only, handler=handler,
-        )
-        self._subs[sub.id] = sub
-        self._by_exec.setdefault(execution_id, []).append(sub)
-        self._lossless += lossless
-        self._invalidate(execution_id)
-        return sub
-
-    def _remove(self, sub: Subscription, *, discard: bool) -> None:
-        if self._subs.pop(sub.id, None) is None:
-            return
-        peers = self._by_exec[sub.execution_id]
-        peers.remove(sub)
-        if not peers and sub.execution_id is not None:
-            del self._by_exec[sub.execution_id]
-        self._lossless -= sub.lossless
-        self._invalidate(sub.execution_id)
-        self._dropped_gone += sub.dropped
-        sub.close(discard=discard)
-
-    def _invalidate(self, execution_id: str | None) -> None:
-        if execution_id is None:
-            self._any_cache.clear()
-            self._cache.clear()
-        else:
-            self._cache.pop(execution_id, None)
-
-    def _replay_into(self, sub: Subscription, since: int) -> None:
-        for item in self._history_items(since):
-            _, event = item
-            if sub.matches(event.type, event.stream_id, event.node_id) and (
-                sub.execution_id is None or sub.execution_id == event.execution_id
-            ):
-                if len(sub.buffer) >= sub.capacity and not sub.make_room():
-                    continue
-                sub.buffer.append(item)
-
     # ---- delivery -----------------------------------------------------------------------------
 
     async def _deliver(self, sub: Subscription) -> None:
@@ -421,40 +328,7 @@ class EventBus:
             exclude=sub,
         )
 
-    # ---- history, stats, emitters -----------------------------------------------------------
-
-    def _history_items(self, since: int) -> Iterable[tuple[int, AgentEvent]]:
-        history = self._history
-        first = self._next_offset - len(history)
-        skip = max(0, since - first)
-        return zip(itertools.count(first + skip), itertools.islice(history, skip, None))
-
-    def history(self, since: int = 0, *, event_types: TypeSpec = None, stream_id: str | None = None,
-                execution_id: str | None = None, node_id: str | None = None,
-                limit: int | None = None) -> list[tuple[int, AgentEvent]]:
-        """Retained ``(offset, event)`` pairs with offset >= ``since``, oldest first, filtered;
-        ``limit`` keeps the oldest ``limit`` of them."""
-        types = normalize_event_types(event_types)
-        out = []
-        for item in self._history_items(since):
-            e = item[1]
-            if ((types is None or e.type in types)
-                    and (stream_id is None or e.stream_id == stream_id)
-                    and (execution_id is None or e.execution_id == execution_id)
-                    and (node_id is None or e.node_id == node_id)):
-                out.append(item)
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
-
-    def stats(self) -> BusStats:
-        subs = {sid: s.stats() for sid, s in self._subs.items()}
-        return BusStats(
-            published=self._published,
-            dropped=self._dropped_gone + sum(s.dropped for s in self._subs.values()),
-            handler_errors=self._handler_errors, history_size=len(self._history),
-            next_offset=self._next_offset, subscriptions=subs,
-        )
+    # ---- emitters -----------------------------------------------------------------------------
 
     def emitter(self, stream_id: str, execution_id: str) -> BusEmitter:
         """The :class:`EventSink` of one execution; the same object while anyone holds it, so
@@ -464,41 +338,6 @@ class EventBus:
         if em is None:
             em = self._emitters[key] = BusEmitter(self, stream_id, execution_id)
         return em
-
-
-class BusEmitter:
-    """Publishes one execution's events with ``seq`` 1, 2, 3, ... in publish order."""
-
-    def __init__(self, bus: EventBus, stream_id: str, execution_id: str) -> None:
-        self.bus = bus
-        self.stream_id = stream_id
-        self.execution_id = execution_id
-        self._seq = 0
-
-    def may_wait(self) -> bool:
-        """Whether :meth:`emit` could wait now (only for a lossless subscription); when False
-        it publishes without yielding."""
-        return bool(self.bus._lossless) and not self.bus._closed
-
-    async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
-        """Build the event and publish it (waits only for full lossless subscribers)."""
-        bus = self.bus
-        subs = None
-        if bus._lossless:  # only lossless subscriptions can make a publisher wait
-            subs = await bus._wait_for_room(type, self.stream_id, self.execution_id, node_id)
-        # seq is taken right before publishing, with no await in between: seq order is
-        # publish order even when several tasks of one execution emit concurrently.
-        seq = self._seq = self._seq + 1
-        bus._publish(AgentEvent(type, self.stream_id, self.execution_id, node_id, data,
-                                _now(_UTC), seq), None, subs)
-
-    def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
-        """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`)."""
-        seq = self._seq = self._seq + 1
-        return self.bus._publish(
-            AgentEvent(type, self.stream_id, self.execution_id, node_id, data, _now(_UTC), seq),
-            None,
-        )
 
 
 @asynccontextmanager
