@@ -20,14 +20,13 @@ A start that fails midway (bad trigger config, unwritable storage) unwinds every
 started and leaves the runtime stopped; ``start()`` may be retried.
 
 What the streams share is in `services.py`, idempotency keys in `idempotency.py`, session
-resume and crash recovery in `recovery.py`, supervision of the actors in `supervisor.py`.
+resume and crash recovery in `recovery.py`, supervision of the actors in `supervisor.py`,
+actor start-up in `startup.py`, admission of new executions in `admission.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -35,31 +34,25 @@ from typing import Any
 
 import trio
 
-from hive_actors.errors import (
-    InputDataError,
-    RuntimeStateError,
-    UnknownEntryPointError,
-    UnknownNodeError,
-)
-from hive_actors.graph.result import ExecutionResult, SessionState
+from hive_actors.errors import RuntimeStateError, UnknownEntryPointError, UnknownNodeError
+from hive_actors.graph.result import ExecutionResult
 from hive_actors.graph.spec import Goal, GraphSpec
+from hive_actors.runtime.admission import submit_execution
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.entry_point import EntryPointSpec
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import AgentEvent, EventType
-from hive_actors.runtime.execution_stream import Execution, ExecutionStream
+from hive_actors.runtime.execution_stream import ExecutionStream
 from hive_actors.runtime.idempotency import IdempotencyClaims
 from hive_actors.runtime.recovery import recover_interrupted, resume_session
-from hive_actors.runtime.services import (
+from hive_actors.runtime.services import (  # RuntimeServices: importable here too
     RuntimeServices,
     make_outcome_aggregator,
     make_state_manager,
     provider_lifespan,
 )
-from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
+from hive_actors.runtime.startup import start_infrastructure, start_streams
+from hive_actors.runtime.supervisor import single_errors, start_in_system_task
 from hive_actors.runtime.triggers import make_trigger
-from hive_actors.storage.owner import current_owner
-from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 
 __all__ = ["AgentRuntime", "RuntimeConfig", "create_agent_runtime", "open_agent_runtime"]
@@ -202,10 +195,11 @@ class AgentRuntime:
                         trio.open_nursery() as nursery):
                 infra: list[trio.CancelScope] = []
                 try:
-                    svc = await self._start_infrastructure(nursery, infra, context_vars)
+                    svc = await start_infrastructure(self, nursery, infra, context_vars,
+                                                     StorageWriter)
                     with trio.CancelScope() as self._work_scope:
                         async with trio.open_nursery() as work:
-                            await self._start_streams(work, svc, triggers)
+                            await start_streams(self, work, svc, triggers)
                             self._state = "running"
                             recover_interrupted(self, work, svc)
                             task_status.started(self)
@@ -220,64 +214,6 @@ class AgentRuntime:
             self._streams = {}
             self._triggers = {}
             self._stopped.set()
-
-    async def _start_infrastructure(
-        self, nursery: trio.Nursery, infra: list[trio.CancelScope],
-        context_vars: tuple[tuple[Any, Any], ...],
-    ) -> RuntimeServices:
-        if self._bus.closed or getattr(self._bus, "_started", False):
-            self._bus = EventBus()  # a bus runs once; a restarted runtime gets a new one
-            self._state_manager = make_state_manager(self._bus)
-            self._outcomes = make_outcome_aggregator(self.goal, self._bus)
-        bus = self._bus
-        await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
-        writer = sessions = None
-        if self.storage_path is not None:
-            # temp files in one folder: far cheaper to create than one per session folder
-            writer = StorageWriter(staging_dir=Path(self.storage_path) / ".staging")
-            await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
-                                    restarts=0)
-            sessions = SessionStore(self.storage_path, writer)
-        return RuntimeServices(
-            graph=self.graph, goal=self.goal, llm=self.llm, tools=self.tools,
-            tool_executor=self.tool_executor, checkpoint_config=self.checkpoint_config,
-            config=self.config, bus=bus, state_manager=self._state_manager,
-            sessions=sessions, writer=writer, agent_name=self.agent_name,
-            owner=current_owner() if sessions is not None else None,
-            executor_class=self.executor_class, context_vars=context_vars,
-        )
-
-    async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
-                             triggers: dict[str, Any]) -> None:
-        self._svc = svc
-        for spec in self._specs.values():
-            stream = ExecutionStream(spec, svc)
-            await self._start_actor(work, f"stream:{spec.id}", lambda s=stream: s.run)
-            self._streams[spec.id] = stream
-        for spec in self._specs.values():
-            trigger = triggers[spec.id]
-            if trigger is not None:
-                await self._start_actor(work, f"trigger:{spec.id}", lambda t=trigger: t.run)
-                self._triggers[spec.id] = trigger
-
-    async def _start_actor(self, nursery: trio.Nursery, name: str, make_run: Any,
-                           infra: list[trio.CancelScope] | None = None,
-                           restarts: int | None = None) -> None:
-        shield = None
-        if infra is not None:
-            shield = trio.CancelScope(shield=True)
-            infra.append(shield)
-        await nursery.start(functools.partial(
-            supervise, name, make_run, self._report_crash,
-            max_restarts=self.config.max_actor_restarts if restarts is None else restarts,
-            window=self.config.restart_window_seconds, shielded_scope=shield,
-        ))
-
-    def _report_crash(self, name: str, exc: BaseException, count: int) -> None:
-        self._bus.publish_nowait(AgentEvent(
-            type=EventType.ACTOR_CRASHED, stream_id=name,
-            data={"actor": name, "error": f"{type(exc).__name__}: {exc}", "crashes": count},
-        ))
 
     async def start(self, nursery: trio.Nursery | None = None) -> None:
         """Start the runtime and return once it runs (no-op if it already does).
@@ -361,7 +297,8 @@ class AgentRuntime:
         Raises RuntimeStateError, UnknownEntryPointError, SessionStateError (malformed
         session_state), QueueFullError, StorageError.
         """
-        ex = await self._trigger(entry_point_id, input_data, session_state, idempotency_key)
+        ex = await submit_execution(self, entry_point_id, input_data, session_state,
+                                    idempotency_key)
         return ex.id
 
     async def trigger_and_wait(self, entry_point_id: str, input_data: dict[str, Any] | None = None,
@@ -372,26 +309,12 @@ class AgentRuntime:
         ``timeout`` (seconds, None = forever) bounds the wait only: on expiry trio.TooSlowError
         is raised and the execution keeps running. Raises what `trigger` raises.
         """
-        ex = await self._trigger(entry_point_id, input_data, session_state, idempotency_key)
+        ex = await submit_execution(self, entry_point_id, input_data, session_state,
+                                    idempotency_key)
         if timeout is None:
             return await ex.wait()
         with trio.fail_after(timeout):
             return await ex.wait()
-
-    async def _trigger(self, entry_point_id: str, input_data: dict[str, Any] | None,
-                       session_state: Any, key: str | None) -> Execution:
-        self._check_running()
-        stream = self._stream(entry_point_id)
-        data = _input_dict(entry_point_id, input_data, stored=self.storage_path is not None)
-        if session_state is not None:
-            session_state = SessionState.from_dict(session_state)
-        if key is None:
-            return await stream.submit(data, session_state)
-        return await self._claims.submit_once(
-            key, stream.id,
-            lambda: stream.submit(data, session_state, idempotency_key=key),
-            ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
-        )
 
     async def wait_for_result(self, execution_id: str) -> ExecutionResult:
         """The result of a running, queued or recently finished execution (waits for it).
@@ -477,22 +400,3 @@ async def open_agent_runtime(**kwargs: Any) -> AsyncIterator[AgentRuntime]:
     runtime = create_agent_runtime(**kwargs)
     async with runtime:
         yield runtime
-
-
-def _input_dict(entry_point_id: str, input_data: Any, *, stored: bool) -> dict[str, Any]:
-    """A copy of ``input_data`` as a dict; raises InputDataError for anything else, and (when
-    sessions are stored, so the input goes into state.json) for values JSON cannot hold."""
-    if input_data is None:
-        return {}
-    if not isinstance(input_data, dict) or not all(isinstance(k, str) for k in input_data):
-        raise InputDataError(
-            f"entry point {entry_point_id!r}: input_data must be a dict with string keys "
-            f"(a JSON object), got {type(input_data).__name__}")
-    if stored:
-        try:
-            json.dumps(input_data)
-        except (TypeError, ValueError) as exc:
-            raise InputDataError(
-                f"entry point {entry_point_id!r}: input_data cannot be stored as JSON: {exc}"
-            ) from None
-    return dict(input_data)
