@@ -97,20 +97,21 @@ async def run_headless(
     requests, pending = trio.open_memory_channel[AgentEvent](64)
 
     echo = not _isatty(reader)
-    last_node: list[str | None] = [None]
-    out_closed: list[bool] = []
+    last_node: str | None = None  # the node whose text is on screen (None: a fresh line)
+    out_closed = False
 
     def show(event: AgentEvent) -> None:
+        nonlocal last_node, out_closed
         if out_closed:
             return
         try:
-            if event.data.get("reset") or (last_node[0] not in (None, event.node_id)):
+            if event.data.get("reset") or (last_node not in (None, event.node_id)):
                 out.write("\n\n")  # a restarted turn, or another node talking: a new paragraph
-            last_node[0] = event.node_id
+            last_node = event.node_id
             out.write(str(event.data.get("content", "")))
             out.flush()
         except BrokenPipeError:  # the reader went away (e.g. `| head`): the run goes on, unseen
-            out_closed.append(True)
+            out_closed = True
 
     sub_out = runtime.subscribe_to_events([EventType.CLIENT_OUTPUT_DELTA], show,
                                           stream_id=entry_point_id, lossless=True)
@@ -119,17 +120,18 @@ async def run_headless(
                                          stream_id=entry_point_id)
 
     async def answer() -> None:
+        nonlocal last_node
         async for event in pending:
             if mine.get("id") not in (None, event.execution_id):
                 continue
-            if last_node[0] is None and event.data.get("prompt"):
+            if last_node is None and event.data.get("prompt"):
                 out.write(str(event.data["prompt"]))  # asked again on resume: show the question
             out.write("\n> ")
             out.flush()
             line = await reader.readline() if not reader.eof else None
             if line is not None and echo:
                 out.write(line + "\n")  # piped input: show the answer as if typed
-            last_node[0] = None
+            last_node = None
             if line is None:
                 runtime.unsubscribe_from_events(sub_in)  # nobody answers from now on
                 if not runtime.decline_input(event.node_id, event.execution_id):

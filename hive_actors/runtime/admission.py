@@ -3,7 +3,6 @@ its entry point's stream, at most once per idempotency key."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from hive_actors.errors import InputDataError
@@ -23,7 +22,7 @@ async def submit_execution(runtime: AgentRuntime, entry_point_id: str,
     same one again for a repeated ``key``). Raises what `AgentRuntime.trigger` raises."""
     runtime._check_running()
     stream = runtime._stream(entry_point_id)
-    data = _input_dict(entry_point_id, input_data, stored=runtime.storage_path is not None)
+    data = _input_dict(entry_point_id, input_data)
     if session_state is not None:
         session_state = SessionState.from_dict(session_state)
     if key is None:
@@ -35,20 +34,13 @@ async def submit_execution(runtime: AgentRuntime, entry_point_id: str,
     )
 
 
-def _input_dict(entry_point_id: str, input_data: Any, *, stored: bool) -> dict[str, Any]:
-    """A copy of ``input_data`` as a dict; raises InputDataError for anything else, and (when
-    sessions are stored, so the input goes into state.json) for values JSON cannot hold."""
+def _input_dict(entry_point_id: str, input_data: Any) -> dict[str, Any]:
+    """A copy of ``input_data`` as a dict; raises InputDataError for anything else (values JSON
+    cannot hold are refused when state.json is written, by the session recorder)."""
     if input_data is None:
         return {}
     if not isinstance(input_data, dict) or not all(isinstance(k, str) for k in input_data):
         raise InputDataError(
             f"entry point {entry_point_id!r}: input_data must be a dict with string keys "
             f"(a JSON object), got {type(input_data).__name__}")
-    if stored:
-        try:
-            json.dumps(input_data)
-        except (TypeError, ValueError) as exc:
-            raise InputDataError(
-                f"entry point {entry_point_id!r}: input_data cannot be stored as JSON: {exc}"
-            ) from None
     return dict(input_data)

@@ -44,7 +44,7 @@ from hive_actors.runtime.event_bus import EventBus
 from hive_actors.runtime.execution_stream import ExecutionStream
 from hive_actors.runtime.idempotency import IdempotencyClaims
 from hive_actors.runtime.recovery import recover_interrupted, resume_session
-from hive_actors.runtime.services import (  # RuntimeServices: importable here too
+from hive_actors.runtime.services import (
     RuntimeServices,
     make_outcome_aggregator,
     make_state_manager,
@@ -55,7 +55,13 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task
 from hive_actors.runtime.triggers import make_trigger
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 
-__all__ = ["AgentRuntime", "RuntimeConfig", "create_agent_runtime", "open_agent_runtime"]
+__all__ = [
+    "AgentRuntime",
+    "RuntimeConfig",
+    "RuntimeServices",
+    "create_agent_runtime",
+    "open_agent_runtime",
+]
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +376,7 @@ class AgentRuntime:
         completed), UnknownSessionError, UnknownEntryPointError.
         """
         return await (await resume_session(self, session_id, input_data)).wait()
+
 
 def create_agent_runtime(
     graph: GraphSpec,

@@ -60,6 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 class EventWaitTimeout(HiveActorsError, trio.TooSlowError):
     """:meth:`EventBus.wait_for` saw no matching event in time (also a ``trio.TooSlowError``)."""
 

@@ -22,7 +22,8 @@ from hive_actors.errors import QueueFullError, RuntimeStateError
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runtime.entry_point import EntryPointSpec
 from hive_actors.runtime.events import EventType
-from hive_actors.runtime.session_recorder import NullRecorder, SessionRecorder, new_session_id
+from hive_actors.runtime.session_recorder import NullRecorder, SessionRecorder
+from hive_actors.storage.session_store import new_session_id
 
 if TYPE_CHECKING:
     from hive_actors.runtime.agent_runtime import RuntimeServices

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from hive_actors.errors import CorruptFileError, UnknownSessionError
+from hive_actors.errors import CorruptFileError, InputDataError, UnknownSessionError
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runtime.entry_point import EntryPointSpec
 from hive_actors.runtime.events import EventType
 from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
-from hive_actors.storage.session_store import SessionRecord, new_session_id
+from hive_actors.storage.session_store import SessionRecord
 from hive_actors.storage.writer import FileOp
 
 if TYPE_CHECKING:
@@ -98,8 +98,18 @@ class SessionRecorder:
         await self.store.commit(self.ex.id, [self.store.state_op(self.record), *extra])
 
     async def accepted(self) -> None:
-        """state.json says ``running`` (owned by this process) once this returns."""
-        await self._write(status="running", owner=self.svc.owner, error=None, paused_at=None)
+        """state.json says ``running`` (owned by this process) once this returns. Raises
+        InputDataError when the input cannot be stored as JSON (nothing is written then)."""
+        assert self.record is not None
+        self.record = self.record.evolve(status="running", owner=self.svc.owner, error=None,
+                                         paused_at=None)
+        try:
+            op = self.store.state_op(self.record)  # encodes the input with the rest
+        except (TypeError, ValueError) as exc:
+            raise InputDataError(
+                f"entry point {self.spec.id!r}: input_data cannot be stored as JSON: {exc}"
+            ) from None
+        await self.store.commit(self.ex.id, [op])
 
     async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
         details = self.store.details_op(

@@ -9,7 +9,6 @@ import functools
 import json
 
 import pytest
-import trio
 
 from fault.runtime_support import Work, expected_output, make_runtime, snapshot
 from fault.support import STATS, check_session_folder
