@@ -9,8 +9,9 @@ import pytest
 import trio
 import trio.testing
 
+from hive_actors.bench.graphs import function_line
 from hive_actors.graph.executor_config import ExecutorConfig
-from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
+from hive_actors.graph.spec import Goal, GraphSpec, NodeSpec
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
 from hive_actors.runtime.execution_stream import EntryPointSpec
 
@@ -19,13 +20,7 @@ KEYS = ["k", "a", "b", "c", "d", "e"]
 
 
 def five_node_graph() -> GraphSpec:
-    nodes = tuple(
-        NodeSpec(id=f"n{i}", node_type="function", function=f"f{i}",
-                 input_keys=(KEYS[i - 1],), output_keys=(KEYS[i],))
-        for i in range(1, 6)
-    )
-    edges = tuple(EdgeSpec(id=f"e{i}", source=f"n{i}", target=f"n{i + 1}") for i in range(1, 5))
-    return GraphSpec(id="five", entry_node="n1", nodes=nodes, edges=edges)
+    return function_line("five", KEYS, "f")
 
 
 class Work:
@@ -146,7 +141,7 @@ async def test_bad_input_and_unknown_nodes_are_typed_errors(tmp_path):
 
 
 def seq_graph_for_errors():
-    from hive_actors.graph.spec import GraphSpec, NodeSpec
+    from hive_actors.graph.spec import GraphSpec
 
     return GraphSpec(id="g", entry_node="a", nodes=(NodeSpec(id="a", node_type="function",
                                                              function="builtins:dict"),))

@@ -7,6 +7,7 @@ Steps cost nothing on purpose: what is measured is the runtime around them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
@@ -48,16 +49,24 @@ async def par_join(**inputs: Any) -> dict[str, Any]:
     return {"e": sum(inputs[b] for b in BRANCHES)}
 
 
+def function_line(graph_id: str, keys: Sequence[str], function_prefix: str,
+                  **graph_fields: Any) -> GraphSpec:
+    """Function nodes n1 -> n2 -> ... in a line: node ``ni`` calls ``{prefix}i`` with
+    ``keys[i-1]`` and writes ``keys[i]`` (so ``len(keys) - 1`` nodes)."""
+    count = len(keys) - 1
+    nodes = tuple(
+        NodeSpec(id=f"n{i}", node_type="function", function=f"{function_prefix}{i}",
+                 input_keys=(keys[i - 1],), output_keys=(keys[i],))
+        for i in range(1, count + 1)
+    )
+    edges = tuple(EdgeSpec(id=f"e{i}", source=f"n{i}", target=f"n{i + 1}")
+                  for i in range(1, count))
+    return GraphSpec(id=graph_id, entry_node="n1", nodes=nodes, edges=edges, **graph_fields)
+
+
 def seq_graph() -> GraphSpec:
     """The 5-node function `seq` graph."""
-    nodes = tuple(
-        NodeSpec(id=f"n{i}", node_type="function", function=f"s{i}",
-                 input_keys=(SEQ_KEYS[i - 1],), output_keys=(SEQ_KEYS[i],))
-        for i in range(1, 6)
-    )
-    edges = tuple(EdgeSpec(id=f"e{i}", source=f"n{i}", target=f"n{i + 1}") for i in range(1, 5))
-    return GraphSpec(id="bench_seq", entry_node="n1", nodes=nodes, edges=edges,
-                     terminal_nodes=("n5",))
+    return function_line("bench_seq", SEQ_KEYS, "s", terminal_nodes=("n5",))
 
 
 def seq_functions() -> dict[str, Any]:

@@ -11,8 +11,9 @@ from typing import Any
 
 import trio
 
+from hive_actors.bench.graphs import function_line
 from hive_actors.graph.executor_config import ExecutorConfig
-from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
+from hive_actors.graph.spec import Goal, GraphSpec
 from hive_actors.runtime import agent_runtime
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
 from hive_actors.runtime.entry_point import EntryPointSpec
@@ -24,13 +25,7 @@ KEYS = ("k", "a", "b", "c", "d")
 
 
 def four_node_graph() -> GraphSpec:
-    nodes = tuple(
-        NodeSpec(id=f"n{i}", node_type="function", function=f"f{i}",
-                 input_keys=(KEYS[i - 1],), output_keys=(KEYS[i],))
-        for i in range(1, 5)
-    )
-    edges = tuple(EdgeSpec(id=f"e{i}", source=f"n{i}", target=f"n{i + 1}") for i in range(1, 4))
-    return GraphSpec(id="four", entry_node="n1", nodes=nodes, edges=edges, max_steps=10)
+    return function_line("four", KEYS, "f", max_steps=10)
 
 
 def expected_output(k: int) -> int:
