@@ -41,20 +41,8 @@ def check_targets(results: Sequence[CaseResult]) -> tuple[TargetCheck, ...]:
     seq, floor = _find(results, "seq"), _find(results, "seq", "floor")
     lg = _find(results, "seq", "langgraph")
     at = f" at {seq.case.concurrency} concurrent" if seq else ""
-    if seq and floor and seq.case.concurrency == floor.case.concurrency:
-        x = seq.median("throughput") / floor.median("throughput")  # type: ignore[operator]
-        checks.append(TargetCheck("seq vs bare-trio floor", ">= 0.35x", x, "x", x >= 0.35,
-                                  f"{seq.median('throughput'):,.0f}/s vs "
-                                  f"{floor.median('throughput'):,.0f}/s{at}"))
-    else:
-        checks.append(TargetCheck("seq vs bare-trio floor", ">= 0.35x", None, "x", None))
-    if seq and lg and seq.case.concurrency == lg.case.concurrency:
-        x = seq.median("throughput") / lg.median("throughput")  # type: ignore[operator]
-        checks.append(TargetCheck("seq vs LangGraph", ">= 20x", x, "x", x >= 20,
-                                  f"{seq.median('throughput'):,.0f}/s vs "
-                                  f"{lg.median('throughput'):,.0f}/s{at}"))
-    else:
-        checks.append(TargetCheck("seq vs LangGraph", ">= 20x", None, "x", None))
+    checks.append(_ratio_check("seq vs bare-trio floor", 0.35, seq, floor, at))
+    checks.append(_ratio_check("seq vs LangGraph", 20.0, seq, lg, at))
     durable = _find(results, "durable")
     if durable:
         rate = durable.median("throughput") or 0.0
@@ -104,3 +92,14 @@ def _slow_subscriber(results: Sequence[CaseResult]) -> TargetCheck:
         return TargetCheck("never-reading subscriber", "< 5% change", None, "%", None)
     return TargetCheck("never-reading subscriber", "< 5% change", worst[0], "%", worst[0] < 5,
                        f"worst case with {worst[1]} other subscriber(s)")
+
+
+def _ratio_check(name: str, wanted: float, ours: CaseResult | None, base: CaseResult | None,
+                 at: str) -> TargetCheck:
+    """Our throughput over a baseline's at the same concurrency, against ``wanted``."""
+    if not (ours and base and ours.case.concurrency == base.case.concurrency):
+        return TargetCheck(name, f">= {wanted:g}x", None, "x", None)
+    a, b = ours.median("throughput"), base.median("throughput")
+    x = a / b
+    return TargetCheck(name, f">= {wanted:g}x", x, "x", x >= wanted,
+                       f"{a:,.0f}/s vs {b:,.0f}/s{at}")
