@@ -12,7 +12,7 @@ from trio_websocket import WebSocketConnection
 
 from hive_actors.errors import UnknownEntryPointError
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 
 class FeedClient:
@@ -85,7 +85,7 @@ class FakeRuntime:
         return [{"session_id": "s2"}, {"session_id": "s1"}]  # oldest first
 
     def get_entry_points(self) -> list[Any]:
-        from hive_actors.runtime.entry_point import EntryPointSpec
+        from hive_actors.graph.spec import EntryPointSpec
 
         return [EntryPointSpec(id="default", entry_node="a")]
 

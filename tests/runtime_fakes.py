@@ -8,7 +8,7 @@ import trio
 
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 
 def line_graph(*ids: str, graph_id: str = "g") -> GraphSpec:

@@ -10,7 +10,7 @@ from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
 from hive_actors.graph.spec import Constraint, Goal, SuccessCriterion
 from hive_actors.llm.provider import LLMRequest
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
-from hive_actors.runtime.events import EventType, ListSink
+from hive_actors.events import EventType, ListSink
 from hive_actors.tools.registry import tool
 
 from executor_support import GOAL, chain, graph, llm_node

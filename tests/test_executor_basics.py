@@ -9,7 +9,7 @@ import pytest
 from hive_actors.errors import SessionStateError
 from hive_actors.graph.executor import GraphExecutor
 from hive_actors.graph.result import SessionState
-from hive_actors.runtime.events import EventType, ListSink
+from hive_actors.events import EventType, ListSink
 
 from executor_support import GOAL, Flaky, chain, edge, executor, fn, graph
 

@@ -7,7 +7,7 @@ import trio
 
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.result import SessionState
-from hive_actors.runtime.events import EventType, ListSink
+from hive_actors.events import EventType, ListSink
 from hive_actors.storage.checkpoint_store import CheckpointStore
 
 from executor_support import GOAL, chain, edge, executor, fn, graph

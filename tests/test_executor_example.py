@@ -7,7 +7,7 @@ from pathlib import Path
 from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
 from hive_actors.graph.loader import load_agent, resolve_function
 from hive_actors.llm.scripted import ScriptedLLM
-from hive_actors.runtime.events import EventType, ListSink
+from hive_actors.events import EventType, ListSink
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "research_assistant"
 

@@ -9,7 +9,7 @@ import trio.testing
 
 from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
-from hive_actors.runtime.events import EventType, ListSink
+from hive_actors.events import EventType, ListSink
 
 from executor_support import GOAL, chain, edge, executor, fn, graph, llm_node
 

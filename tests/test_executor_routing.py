@@ -7,7 +7,7 @@ import trio.testing
 
 from hive_actors.graph.routing import RoutingTable, find_join
 from hive_actors.graph.spec import ParallelConfig
-from hive_actors.runtime.events import EventType, ListSink
+from hive_actors.events import EventType, ListSink
 
 from executor_support import GOAL, Flaky, chain, edge, executor, fn, graph
 

@@ -8,7 +8,7 @@ import pytest
 
 from hive_actors.feed import protocol as p
 from hive_actors.feed.outbox import Outbox
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 
 
 def _error_of(frame: str) -> p.Error:

@@ -11,7 +11,7 @@ import trio
 
 from hive_actors.llm.litellm_provider import LiteLLMProvider
 from hive_actors.runner import AgentRunner
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 from fake_openai import FakeOpenAI, FakeScript, FakeToolCall, FakeUsage, Reply
 

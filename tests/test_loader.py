@@ -21,7 +21,7 @@ from hive_actors.graph.loader import (
     resolve_function,
     validate_agent,
 )
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.tools.registry import ToolRegistry
 
 DOUBLER = Path(__file__).parent / "agents" / "doubler"
@@ -150,7 +150,7 @@ def test_agent_py_imports_sibling_modules_relatively(tmp_path):
         """,
         "agent.py": """
             from hive_actors.graph import Goal
-            from hive_actors.runtime.entry_point import EntryPointSpec
+            from hive_actors.graph.spec import EntryPointSpec
             from .nodes import ONLY
 
             goal = Goal(id="g")

@@ -14,7 +14,7 @@ from hive_actors.llm.scripted import Reply, ScriptedLLM, call
 from hive_actors.runner import AgentRunner
 from hive_actors.runtime.agent_runtime import AgentRuntime, create_agent_runtime  # noqa: F401
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 from hive_actors.runtime.execution_stream import EntryPointSpec
 
 AGENT_PY = '''

@@ -13,9 +13,9 @@ from hive_actors.bench import graphs
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.llm.scripted import ScriptedLLM
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 from hive_actors.storage import session_store
 
 

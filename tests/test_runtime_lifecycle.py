@@ -15,7 +15,7 @@ from hive_actors.errors import (
     UnknownEntryPointError,
 )
 from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 from hive_actors.runtime.execution_stream import EntryPointSpec
 
 from runtime_fakes import GOAL, FakeExecutor, Gates, line_graph

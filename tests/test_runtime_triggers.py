@@ -12,7 +12,7 @@ import trio
 
 from hive_actors.errors import ConfigurationError
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 from hive_actors.runtime.execution_stream import EntryPointSpec
 from hive_actors.runtime.supervisor import ActorFailedError, supervise
 from hive_actors.storage.owner import OwnerInfo

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from hive_actors.runtime.event_bus import EventBus, EventType
-from hive_actors.runtime.events import ListSink
+from hive_actors.events import ListSink
 from hive_actors.runtime.shared_state import SharedBufferManager, StateScopeError
 
 

@@ -32,7 +32,7 @@ from hive_actors.bench.model import Case
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.spec import GraphSpec
 from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 
 MB = 1024 * 1024
 WARMUP = 100

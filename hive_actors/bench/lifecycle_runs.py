@@ -24,7 +24,7 @@ from hive_actors.bench.hive_runs import MB, make_runtime
 from hive_actors.bench.measure import rss_bytes
 from hive_actors.bench.model import Case
 from hive_actors.llm.scripted import Reply, ScriptedLLM
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 
 def run_stop(case: Case, storage_root: str | None = None) -> dict[str, float]:

@@ -21,7 +21,7 @@ from hive_actors.feed import protocol as p
 from hive_actors.feed.config import FeedConfig
 from hive_actors.feed.dispatch import call_runtime, error_for
 from hive_actors.feed.outbox import Outbox
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections import deque
 import trio
 
 from hive_actors.feed.protocol import EventMessage, EventsDropped, Reply, ServerMessage
-from hive_actors.runtime.events import AgentEvent
+from hive_actors.events import AgentEvent
 
 
 class Outbox:

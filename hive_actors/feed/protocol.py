@@ -15,7 +15,7 @@ from typing import Any, Union
 import attrs
 import cattrs
 
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 from hive_actors.serde import converter
 
 RequestId = Union[str, int]

@@ -25,7 +25,7 @@ from hive_actors.graph.routing import routing_table
 from hive_actors.graph.run_state import Lane, RunState
 from hive_actors.graph.services import Services, as_registry
 from hive_actors.graph.spec import EdgeCondition, Goal, GraphSpec
-from hive_actors.runtime.events import EventSink, EventType, NullSink
+from hive_actors.events import EventSink, EventType, NullSink
 
 __all__ = ["ExecutorConfig", "GraphExecutor"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from hive_actors.graph.spec import GraphSpec
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.serde import to_data
 
 

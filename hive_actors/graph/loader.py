@@ -25,7 +25,7 @@ from hive_actors.graph import hive_format
 from hive_actors.graph.export import default_entry_point, definition_to_json
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.graph.validation import Paths, build_record, check_graph, check_value, join
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.tools.registry import ToolRegistry
 
 __all__ = ["AgentDefinition", "definition_to_json", "load_agent", "resolve_function",

@@ -10,7 +10,7 @@ import trio
 
 from hive_actors.graph.nodes import NodeContext, NodeOutcome, implementation_for
 from hive_actors.graph.spec import NodeSpec
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 if TYPE_CHECKING:
     from hive_actors.graph.executor import _Execution

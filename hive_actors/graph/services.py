@@ -15,7 +15,7 @@ import trio
 from hive_actors.errors import NodeError
 from hive_actors.graph.client_input import InputHub
 from hive_actors.graph.executor_config import ExecutorConfig
-from hive_actors.runtime.events import EventSink
+from hive_actors.events import EventSink
 from hive_actors.tools.registry import ToolRegistry
 
 

@@ -196,3 +196,22 @@ def _index(graph: GraphSpec):
         outgoing = {k: tuple(sorted(v, key=lambda e: -e.priority)) for k, v in out.items()}
         idx = graph._cache["index"] = (nodes, outgoing, {k: tuple(v) for k, v in inc.items()})
     return idx
+
+TRIGGER_TYPES = ("manual", "timer", "event")
+ISOLATION_LEVELS = ("isolated", "shared", "synchronized")
+
+
+@attrs.frozen
+class EntryPointSpec:
+    id: str
+    entry_node: str
+    name: str = ""
+    trigger_type: str = attrs.field(default="manual", validator=attrs.validators.in_(TRIGGER_TYPES))
+    # timer: {"interval_seconds": 60} or {"cron": "*/5 * * * *"};
+    # event: {"event_types": [...], "stream_id": ..., ...filters}
+    trigger_config: dict[str, Any] = attrs.field(factory=dict)
+    isolation_level: str = attrs.field(
+        default="isolated", validator=attrs.validators.in_(ISOLATION_LEVELS)
+    )
+    max_concurrent: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    max_queued: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))

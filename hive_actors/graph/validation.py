@@ -21,7 +21,7 @@ from cattrs.v import format_exception
 
 from hive_actors.errors import Problem
 from hive_actors.graph.spec import LEGACY_NODE_TYPES, NODE_TYPES, EdgeCondition, GraphSpec
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.serde import converter
 
 CONVERSATION_MODES = ("continuous", "isolated")

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import trio
 
 from hive_actors.graph.result import ExecutionResult
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 
 __all__ = ["LineReader", "run_headless"]
 

@@ -27,7 +27,7 @@ from hive_actors.errors import ConfigurationError
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 
 __all__ = ["AgentRunner", "default_storage_path"]
 

@@ -39,7 +39,7 @@ from hive_actors.graph.result import ExecutionResult
 from hive_actors.graph.spec import Goal, GraphSpec
 from hive_actors.runtime.admission import submit_execution
 from hive_actors.runtime.config import RuntimeConfig
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.runtime.event_bus import EventBus
 from hive_actors.runtime.execution_stream import ExecutionStream
 from hive_actors.runtime.idempotency import IdempotencyClaims

@@ -42,7 +42,7 @@ from hive_actors.runtime.event_subscription import (
     UnknownEventTypeError,
     normalize_event_types,
 )
-from hive_actors.runtime.events import AgentEvent, EventSink, EventType
+from hive_actors.events import AgentEvent, EventSink, EventType
 
 __all__ = [
     "AgentEvent",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 
 if TYPE_CHECKING:
     from hive_actors.runtime.event_bus import EventBus

@@ -20,7 +20,7 @@ from hive_actors.runtime.event_subscription import (
     TypeSpec,
     normalize_event_types,
 )
-from hive_actors.runtime.events import AgentEvent
+from hive_actors.events import AgentEvent
 
 __all__ = ["BusStats", "EventHistory"]
 

@@ -19,7 +19,7 @@ from hive_actors.runtime.event_subscription import (
     TypeSpec,
     normalize_event_types,
 )
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 
 __all__ = ["SubscriptionIndex"]
 

@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from hive_actors.errors import HiveActorsError
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 
 TypeSpec = EventType | str | Iterable[EventType | str] | None
 

@@ -20,8 +20,8 @@ import trio
 
 from hive_actors.errors import QueueFullError, RuntimeStateError
 from hive_actors.graph.result import ExecutionResult
-from hive_actors.runtime.entry_point import EntryPointSpec
-from hive_actors.runtime.events import EventType
+from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.events import EventType
 from hive_actors.runtime.session_recorder import NullRecorder, SessionRecorder
 from hive_actors.storage.session_store import new_session_id
 

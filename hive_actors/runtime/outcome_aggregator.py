@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import attrs
 
 from hive_actors.graph.spec import Goal, SuccessCriterion
-from hive_actors.runtime.events import AgentEvent, EventType, utcnow
+from hive_actors.events import AgentEvent, EventType, utcnow
 from hive_actors.serde import to_data
 
 DEFAULT_REQUIRED_RATE = 0.8

@@ -13,9 +13,9 @@ import attrs
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.spec import Goal, GraphSpec
 from hive_actors.runtime.config import RuntimeConfig
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 from hive_actors.runtime.execution_stream import Execution
 from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.writer import StorageWriter

@@ -22,8 +22,8 @@ import attrs
 
 from hive_actors.errors import CorruptFileError, InputDataError, UnknownSessionError
 from hive_actors.graph.result import ExecutionResult
-from hive_actors.runtime.entry_point import EntryPointSpec
-from hive_actors.runtime.events import EventType
+from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.events import EventType
 from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
 from hive_actors.storage.session_store import SessionRecord
 from hive_actors.storage.writer import FileOp

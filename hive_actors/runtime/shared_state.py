@@ -23,8 +23,8 @@ import attrs
 import trio
 
 from hive_actors.errors import HiveActorsError
-from hive_actors.runtime.entry_point import ISOLATION_LEVELS
-from hive_actors.runtime.events import EventSink, EventType
+from hive_actors.graph.spec import ISOLATION_LEVELS
+from hive_actors.events import EventSink, EventType
 
 SCOPES = ("execution", "stream", "global")
 

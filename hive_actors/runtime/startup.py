@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 from hive_actors.runtime.execution_stream import ExecutionStream
 from hive_actors.runtime.services import (
     RuntimeServices,

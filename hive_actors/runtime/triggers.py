@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hive_actors.errors import ConfigurationError, HiveActorsError
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.runtime.event_subscription import normalize_event_types
-from hive_actors.runtime.events import AgentEvent, EventType
+from hive_actors.events import AgentEvent, EventType
 from hive_actors.serde import converter
 
 if TYPE_CHECKING:

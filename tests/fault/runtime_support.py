@@ -16,7 +16,7 @@ from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.spec import Goal, GraphSpec
 from hive_actors.runtime import agent_runtime
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
-from hive_actors.runtime.entry_point import EntryPointSpec
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.storage.fs import FaultyFileSystem
 from hive_actors.storage.writer import StorageWriter
 

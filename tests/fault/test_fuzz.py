@@ -29,7 +29,7 @@ from hive_actors.graph.expressions import compile_expression, edge_names
 from hive_actors.graph.loader import load_agent, validate_agent
 from hive_actors.graph.result import SessionState
 from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

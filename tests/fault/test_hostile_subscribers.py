@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from fault.runtime_support import Work, expected_output, make_runtime
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 
 async def test_raising_blocking_and_unread_subscribers_do_not_hold_up_executions():

@@ -27,7 +27,7 @@ from hive_actors.graph.nodes.llm_tools import (
     tool_schemas,
 )
 from hive_actors.llm.provider import LLMRequest, StreamReset, TextDelta, ToolCall, TurnEnd, Usage
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 
 
 def max_iterations(ctx: NodeContext) -> int:

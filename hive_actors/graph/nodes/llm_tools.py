@@ -13,7 +13,7 @@ import trio
 from hive_actors.graph.nodes.base import NodeContext
 from hive_actors.graph.nodes.conversation import decode_value
 from hive_actors.llm.provider import ToolCall
-from hive_actors.runtime.events import EventType
+from hive_actors.events import EventType
 from hive_actors.tools.registry import result_to_text
 
 SET_OUTPUT = "set_output"
