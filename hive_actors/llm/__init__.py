@@ -5,6 +5,7 @@ litellm and trio-asyncio are imported only when a real provider is built or used
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from .provider import (
@@ -30,14 +31,14 @@ def make_provider(model: str, **kwargs: Any) -> LiteLLMProvider:
     return _make(model, **kwargs)
 
 
-def open_llm_loop() -> Any:
+def open_llm_loop() -> AbstractAsyncContextManager[Any]:
     """``async with open_llm_loop():`` -- see ``hive_actors.llm.aio_loop.open_llm_loop``."""
     from .aio_loop import open_llm_loop as _open
 
     return _open()
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "LiteLLMProvider":
         from .litellm_provider import LiteLLMProvider
 

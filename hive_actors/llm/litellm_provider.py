@@ -37,14 +37,16 @@ import email.utils
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import trio
 
 from ..errors import ConfigurationError, LLMError
 from .aio_loop import current_llm_loop, prepare_loop
-from .openai_native import build_call, cost_of
+from .openai_native import NativeCall, build_call, cost_of
 from .provider import Chunk, LLMRequest, StreamReset, TextDelta, TurnEnd, Usage
 from .stream_assembly import ToolCallAssembler, field, usage_from, without_ghost_messages
 
@@ -54,10 +56,13 @@ _TRANSPORTS = ("auto", "litellm", "native")
 # litellm's own options, never sent in a native request body
 _LITELLM_ONLY = {"model", "timeout", "num_retries", "max_retries", "api_base", "api_key", "drop_params"}
 
-_litellm_module: Any = None
+_litellm_module: types.ModuleType | None = None
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def import_litellm() -> Any:
+def import_litellm() -> types.ModuleType:
     """litellm, imported once, offline cost map, quiet, no litellm-side retries."""
     global _litellm_module
     if _litellm_module is None:
@@ -124,7 +129,7 @@ class LiteLLMProvider:
         self.on_retry = on_retry
         self.litellm_kwargs = litellm_kwargs
 
-    def lifespan(self) -> Any:
+    def lifespan(self) -> AbstractAsyncContextManager[object]:
         """The asyncio loop (trio-asyncio) and HTTP pool this provider's calls need; the
         runtime enters it around its nursery (an app running the executor alone can enter
         ``hive_actors.llm.open_llm_loop()`` itself)."""
@@ -179,7 +184,7 @@ class LiteLLMProvider:
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
         return ceiling * (0.5 + random.random() / 2)  # jitter: 50-100 % of the ceiling
 
     def call_kwargs(self, request: LLMRequest) -> dict[str, Any]:
@@ -213,7 +218,7 @@ class LiteLLMProvider:
             return self.transport == "native"
         return ((request and request.model) or self.model).startswith("openai/")
 
-    def _open_call(self, request: LLMRequest) -> Any:
+    def _open_call(self, request: LLMRequest) -> _Transport:
         kwargs = self.call_kwargs(request)
         if self.uses_native_transport(request):
             payload = {k: v for k, v in kwargs.items() if k not in _LITELLM_ONLY}
@@ -246,7 +251,7 @@ class LiteLLMProvider:
                 scope.deadline = trio.current_time() + 2.0
                 await call.aclose()
 
-    async def _guarded(self, deadline: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _guarded(self, deadline: float, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await fn(...)`` by ``deadline``, mapping failures to ``_Retryable`` / ``LLMError``."""
         try:
             with trio.fail_at(deadline):
@@ -259,13 +264,26 @@ class LiteLLMProvider:
             raise _classify(self.model, exc) from exc
 
 
+class _Transport(Protocol):
+    """One streamed model call: ``open()``, ``next()`` until None, ``aclose()``."""
+
+    async def open(self) -> None: ...
+
+    # A chunk: litellm's pydantic object or a parsed JSON dict, read through ``field()``.
+    async def next(self) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+    def cost(self, raw_usage: Any) -> float | None: ...
+
+
 class _LiteLLMTransport:
     """One ``litellm.acompletion`` stream, awaited from trio through trio-asyncio."""
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self._kwargs = kwargs
         self._litellm = import_litellm()
-        self._response: Any = None
+        self._response: Any = None  # litellm's CustomStreamWrapper (untyped, asyncio side)
 
     async def open(self) -> None:
         import trio_asyncio
@@ -290,7 +308,7 @@ class _LiteLLMTransport:
 class _NativeTransport:
     """One call to an OpenAI-compatible endpoint over httpx on trio (no asyncio)."""
 
-    def __init__(self, call: Any, model: str) -> None:
+    def __init__(self, call: NativeCall, model: str) -> None:
         self._call, self._model = call, model
         self.open, self.next, self.aclose = call.open, call.next, call.aclose
 
@@ -298,7 +316,7 @@ class _NativeTransport:
         return cost_of(self._model, raw_usage)
 
 
-async def _next_or_none(response: Any) -> Any:
+async def _next_or_none(response: AsyncIterator[T]) -> T | None:
     try:
         return await response.__anext__()
     except StopAsyncIteration:
@@ -318,6 +336,7 @@ def _classify(model: str, exc: Exception) -> Exception:
 
 def _retry_after(exc: Exception) -> float | None:
     """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date), if sent."""
+    # whatever the library attached: a dict, httpx.Headers or litellm's own mapping
     headers: Any = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
     if not headers:
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
@@ -336,7 +355,7 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-def _cost(litellm: Any, model: str, raw_usage: Any) -> float | None:
+def _cost(litellm: types.ModuleType, model: str, raw_usage: Any) -> float | None:
     """The turn's cost in USD if litellm knows the model's prices, else None."""
     if raw_usage is None:
         return None

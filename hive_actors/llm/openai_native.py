@@ -18,12 +18,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..errors import ConfigurationError
 from .stream_assembly import field
+
+if TYPE_CHECKING:  # imported lazily at run time: httpx is only needed once a native call is made
+    import httpx
 
 DEFAULT_BASE = "https://api.openai.com/v1"
 
@@ -43,9 +46,9 @@ class NativeConnectionError(OSError):
 
 class _ClientHolder:
     def __init__(self) -> None:
-        self.client: Any = None
+        self.client: httpx.AsyncClient | None = None
 
-    def get(self) -> Any:
+    def get(self) -> httpx.AsyncClient:
         if self.client is None:
             import httpx
 
@@ -85,29 +88,29 @@ class NativeCall:
             )
         self._client = holder.get()
         self._url, self._headers, self._body = url, headers, body
-        self._response: Any = None
-        self._lines: Any = None
+        self._response: httpx.Response | None = None
+        self._lines: AsyncIterator[str] | None = None
 
     async def open(self) -> None:
         import httpx
 
         request = self._client.build_request("POST", self._url, json=self._body, headers=self._headers)
         try:
-            self._response = await self._client.send(request, stream=True)
-            if self._response.status_code != 200:
-                raw = await self._response.aread()
-                raise HTTPStatusFailure(
-                    self._response.status_code, _error_message(raw), dict(self._response.headers)
-                )
+            response = self._response = await self._client.send(request, stream=True)
+            if response.status_code != 200:
+                raw = await response.aread()
+                raise HTTPStatusFailure(response.status_code, _error_message(raw), dict(response.headers))
         except httpx.TransportError as exc:
             raise NativeConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        self._lines = self._response.aiter_lines()
+        self._lines = response.aiter_lines()
 
     async def next(self) -> dict[str, Any] | None:
         """The next parsed chunk; None after ``[DONE]``. A body that ends before ``[DONE]``
         raises ``NativeConnectionError``."""
         import httpx
 
+        if self._lines is None:
+            raise RuntimeError("NativeCall.next() before open()")
         try:
             async for line in self._lines:
                 if not line.startswith("data:"):
@@ -115,7 +118,8 @@ class NativeCall:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     return None
-                return json.loads(data)
+                chunk: dict[str, Any] = json.loads(data)  # one chat.completion.chunk object
+                return chunk
         except httpx.TransportError as exc:
             raise NativeConnectionError(f"stream broke: {type(exc).__name__}: {exc}") from exc
         raise NativeConnectionError("stream ended before [DONE]")
@@ -179,4 +183,4 @@ def cost_of(model: str, raw_usage: Any) -> float | None:
     in_price = entry["input_cost_per_token"]
     cached_price = entry.get("cache_read_input_token_cost", in_price)
     out_price = entry.get("output_cost_per_token", 0.0)
-    return (prompt - cached) * in_price + cached * cached_price + completion * out_price
+    return float((prompt - cached) * in_price + cached * cached_price + completion * out_price)

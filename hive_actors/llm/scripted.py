@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,16 @@ class ScriptedCall:
     """A tool call in a script; its id is assigned when played."""
 
     name: str
-    arguments: Any = attrs.field(factory=dict)  # dict (encoded as JSON) or raw text
+    arguments: dict[str, Any] | str = attrs.field(factory=dict)  # JSON arguments, or raw text
 
 
 def call(name: str, /, **arguments: Any) -> ScriptedCall:
     """A scripted tool call: ``call("set_output", key="x", value="1")``."""
     return ScriptedCall(name, arguments)
+
+
+def _call_tuple(calls: Iterable[ScriptedCall]) -> tuple[ScriptedCall, ...]:
+    return tuple(calls)
 
 
 @attrs.frozen
@@ -61,7 +65,7 @@ class Reply:
     (then plays the turn in full); ``error`` makes the call raise instead."""
 
     text: str = ""
-    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=tuple)
+    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=_call_tuple)
     reset_after: int | None = None
     error: str | None = None
 
@@ -69,7 +73,11 @@ class Reply:
 _DONE = Reply("Done.")
 
 
-def _as_reply(item: Any) -> Reply:
+# What a script lists per node: a Reply, its text, or its JSON form (see the module docs).
+ScriptItem = Reply | str | Mapping[str, Any]
+
+
+def _as_reply(item: ScriptItem) -> Reply:
     if isinstance(item, Reply):
         return item
     if isinstance(item, str):
@@ -134,7 +142,7 @@ class _SharedTimer:
 class ScriptedLLM:
     def __init__(
         self,
-        script: Mapping[str, Sequence[Any]] | None = None,
+        script: Mapping[str, Sequence[ScriptItem]] | None = None,
         *,
         autopilot: bool = False,
         delay: float = 0.0,
