@@ -97,7 +97,11 @@ class ConfigurationError(HiveActorsError):
 
 
 class StorageError(HiveActorsError):
-    """A file could not be written or read."""
+    """A file could not be written or read; ``path`` and ``errno`` say which file and why,
+    when known."""
+
+    path: str | None = None
+    errno: int | None = None
 
 
 class CorruptFileError(StorageError):

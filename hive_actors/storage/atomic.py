@@ -57,8 +57,8 @@ def storage_error(action: str, path: Path, exc: OSError) -> StorageError:
     """A `StorageError` saying what failed where; carries ``path`` and ``errno``."""
     reason = exc.strerror or str(exc)
     err = StorageError(f"{path}: could not {action}: {reason} (errno {exc.errno})")
-    err.path = str(path)  # type: ignore[attr-defined]
-    err.errno = exc.errno  # type: ignore[attr-defined]
+    err.path = str(path)
+    err.errno = exc.errno
     return err
 
 
@@ -91,7 +91,7 @@ def ensure_dir(path: Path, fs: FileSystem = REAL_FS) -> None:
 def write_all(fd: int, data: bytes, fs: FileSystem) -> None:
     view = memoryview(data)
     while view:
-        n = fs.write(fd, view)  # type: ignore[arg-type]
+        n = fs.write(fd, view)
         view = view[n:]
 
 

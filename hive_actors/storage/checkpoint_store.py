@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -45,12 +45,12 @@ _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 _FILE = re.compile(r"^cp_(\d{6,})_([a-z][a-z0-9_]*)\.json$")
 
 
-def _aware(_inst: Any, attribute: attrs.Attribute, value: dt.datetime) -> None:  # type: ignore[type-arg]
+def _aware(_inst: object, attribute: attrs.Attribute[dt.datetime], value: dt.datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{attribute.name} must be timezone-aware, got {value.isoformat()}")
 
 
-def _kind(_inst: Any, _attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+def _kind(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
     if not _KIND.match(value):
         raise ValueError(f"checkpoint kind must match [a-z][a-z0-9_]*, got {value!r}")
 

@@ -91,8 +91,8 @@ def skipped_error(r: Request) -> StorageError:
     """The error of a request not applied because its anchor (``after``) failed."""
     assert r.after is not None
     err = StorageError(f"{r.path}: not written because the write of {r.after.path} failed")
-    err.path = str(r.path)  # type: ignore[attr-defined]
-    err.errno = getattr(r.after.error, "errno", None)  # type: ignore[attr-defined]
+    err.path = str(r.path)
+    err.errno = getattr(r.after.error, "errno", None)
     return err
 
 
@@ -215,8 +215,9 @@ class BatchCommitter:
             self._syncfs(reqs, keepers, "sync data of")
             return
         for r in reqs:
+            assert r.fd is not None  # staged, and not handed to the syncfs keepers
             try:
-                self.fs.fsync(r.fd)  # type: ignore[arg-type]
+                self.fs.fsync(r.fd)
             except OSError as exc:
                 r.error = storage_error("sync data of", r.path, exc)
 
@@ -240,8 +241,9 @@ class BatchCommitter:
         if r.after is not None and r.after.error is not None:
             r.error = skipped_error(r)
             return
+        assert r.tmp is not None  # only staged temp files are renamed
         try:
-            self.fs.replace(r.tmp, r.path)  # type: ignore[arg-type]
+            self.fs.replace(r.tmp, r.path)
             r.tmp = None
         except OSError as exc:
             r.error = storage_error("rename temp file onto", r.path, exc)

@@ -13,6 +13,7 @@ import errno as _errno
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +24,7 @@ class FileSystem(Protocol):
     """The few operations the storage layer needs. Each raises ``OSError`` on failure."""
 
     def open(self, path: Path, flags: int, mode: int = 0o644) -> int: ...
-    def write(self, fd: int, data: bytes) -> int: ...
+    def write(self, fd: int, data: bytes | memoryview) -> int: ...
     def fsync(self, fd: int) -> None: ...
     def syncfs(self, fd: int) -> None: ...
     def close(self, fd: int) -> None: ...
@@ -36,7 +37,7 @@ class FileSystem(Protocol):
         for seams that key their behaviour by path; no system call)."""
 
 
-def _load_syncfs():  # type: ignore[no-untyped-def]
+def _load_syncfs() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -56,7 +57,7 @@ class RealFileSystem:
     def open(self, path: Path, flags: int, mode: int = 0o644) -> int:
         return os.open(path, flags, mode)
 
-    def write(self, fd: int, data: bytes) -> int:
+    def write(self, fd: int, data: bytes | memoryview) -> int:
         return os.write(fd, data)
 
     def fsync(self, fd: int) -> None:
@@ -156,7 +157,7 @@ class FaultyFileSystem:
             self._fd_paths[fd] = str(path)
         return fd
 
-    def write(self, fd: int, data: bytes) -> int:
+    def write(self, fd: int, data: bytes | memoryview) -> int:
         self._check("write", self._fd_paths.get(fd, ""))
         return self.inner.write(fd, data)
 

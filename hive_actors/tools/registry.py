@@ -5,16 +5,19 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import types
 import typing
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, overload
 
 import attrs
 import trio
 
 from hive_actors.errors import ToolError
 
-_JSON_TYPES: dict[Any, str] = {
+F = TypeVar("F", bound=Callable[..., Any])
+
+_JSON_TYPES: dict[type, str] = {
     str: "string",
     int: "integer",
     float: "number",
@@ -43,11 +46,11 @@ class Tool:
         }
 
 
-def _json_type(annotation: Any) -> dict[str, Any]:
+def _json_type(annotation: object) -> dict[str, Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _json_type(args[0]) if len(args) == 1 else {}
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _json_type(members[0]) if len(members) == 1 else {}
     if origin in (list, tuple, set):
         args = typing.get_args(annotation)
         return {"type": "array", **({"items": _json_type(args[0])} if args else {})}
@@ -88,19 +91,32 @@ def schema_from_callable(fn: Callable[..., Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required}
 
 
+@overload
 def tool(
-    fn: Callable[..., Any] | None = None,
+    fn: F, *, name: str | None = None, description: str | None = None, parameters: dict[str, Any] | None = None
+) -> F: ...
+
+
+@overload
+def tool(
+    fn: None = None, *, name: str | None = None, description: str | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def tool(
+    fn: F | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
     parameters: dict[str, Any] | None = None,
-) -> Any:
+) -> F | Callable[[F], F]:
     """Mark a function as a tool. Use bare (``@tool``) or with overrides (``@tool(name=...)``).
 
     The function is returned unchanged, with a ``__hive_tool__`` attribute holding its Tool.
     """
 
-    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(f: F) -> F:
         doc = inspect.getdoc(f) or ""
         f.__hive_tool__ = Tool(  # type: ignore[attr-defined]
             name=name or f.__name__,
@@ -113,8 +129,18 @@ def tool(
     return mark(fn) if fn is not None else mark
 
 
-# A tool_executor takes (tool name, arguments) and returns the result (sync or async).
-ToolExecutor = Callable[[str, dict[str, Any]], Any | Awaitable[Any]]
+def _tool_of(fn: Callable[..., Any]) -> Tool:
+    """The Tool ``@tool`` attached to ``fn``, or one made from ``fn`` now."""
+    marked = getattr(fn, "__hive_tool__", None)
+    if isinstance(marked, Tool):
+        return marked
+    found: Tool = getattr(tool(fn), "__hive_tool__")
+    return found
+
+
+# A tool_executor takes (tool name, arguments) and returns the result, or an awaitable of it.
+# A result is whatever the tool returns (any value ``result_to_text`` can show).
+ToolExecutor = Callable[[str, dict[str, Any]], object]
 
 
 class ToolRegistry:
@@ -122,23 +148,23 @@ class ToolRegistry:
 
     def __init__(
         self,
-        tools: Iterable[Tool | Callable[..., Any]] | dict[str, Any] | None = None,
+        tools: Iterable[Tool | Callable[..., Any]] | Mapping[str, Tool | Callable[..., Any]] | None = None,
         tool_executor: ToolExecutor | None = None,
     ) -> None:
         self._tools: dict[str, Tool] = {}
         self._executor = tool_executor
-        if isinstance(tools, dict):
+        if isinstance(tools, Mapping):
             tools = tools.values()
         for t in tools or ():
             self.register(t)
 
     def register(self, t: Tool | Callable[..., Any]) -> Tool:
         if not isinstance(t, Tool):
-            t = getattr(t, "__hive_tool__", None) or tool(t).__hive_tool__
+            t = _tool_of(t)
         self._tools[t.name] = t
         return t
 
-    def register_module(self, module: Any) -> list[Tool]:
+    def register_module(self, module: types.ModuleType) -> list[Tool]:
         """Register every ``@tool`` function of a module (e.g. an agent's tools.py)."""
         found = [v.__hive_tool__ for v in vars(module).values() if hasattr(v, "__hive_tool__")]
         for t in found:
@@ -160,7 +186,7 @@ class ToolRegistry:
         return self._tools.get(name)
 
     def schemas(self, names: Iterable[str]) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for n in names:
             t = self._tools.get(n)
             if t is not None:
@@ -169,7 +195,7 @@ class ToolRegistry:
                 out.append(Tool(n, "", {"type": "object", "properties": {}}).schema())
         return out
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:  # Any: the tool's own result
         """Run a tool. Raises ToolError for an unknown tool; other exceptions pass through."""
         t = self._tools.get(name)
         if t is not None and t.fn is not None:
@@ -185,7 +211,7 @@ class ToolRegistry:
         raise ToolError(f"unknown tool {name!r} (known: {', '.join(self.names()) or 'none'})")
 
 
-def result_to_text(value: Any) -> str:
+def result_to_text(value: object) -> str:
     """A tool result as the string sent back to the model."""
     if isinstance(value, str):
         return value
