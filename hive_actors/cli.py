@@ -22,16 +22,18 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace], int]
+# one add_argument call: its flags and its keyword options (argparse takes values of any type)
+ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
 # name -> (help, argument specs, handler), in registration order
-COMMANDS: dict[str, tuple[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...], Handler]] = {}
+COMMANDS: dict[str, tuple[str, tuple[ArgSpec, ...], Handler]] = {}
 
 
-def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+def arg(*flags: str, **options: Any) -> ArgSpec:
     """One ``add_argument`` call of a command, e.g. ``arg("--json", action="store_true")``."""
     return flags, options
 
 
-def command(name: str, help: str, *args: tuple[tuple[str, ...], dict[str, Any]]) -> Callable[[Handler], Handler]:
+def command(name: str, help: str, *args: ArgSpec) -> Callable[[Handler], Handler]:
     """Register ``fn`` as subcommand ``name`` with the given :func:`arg` specs."""
 
     def register(fn: Handler) -> Handler:
@@ -61,8 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
     try:
-        return args.handler(args)
+        return handler(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly, as Unix tools do

@@ -110,7 +110,7 @@ class ParState(TypedDict, total=False):
     p5: int
     e: int
     # five branches write in one step; LangGraph needs a reducer only for shared keys
-    trace: Annotated[list, operator.add]
+    trace: Annotated[list[object], operator.add]
 
 
 def _lg_seq_builder() -> Any:
@@ -120,8 +120,8 @@ def _lg_seq_builder() -> Any:
     for i, fn in enumerate(graphs.SEQ_STEPS, start=1):
         src = graphs.SEQ_KEYS[i - 1]
 
-        async def node(state: SeqState, fn: Any = fn, src: str = src) -> dict[str, Any]:
-            return await fn(**{src: state[src]})
+        async def node(state: SeqState, fn: graphs.StepFn = fn, src: str = src) -> dict[str, int]:
+            return await fn(**{src: state[src]})  # type: ignore[literal-required]  # src is one of SEQ_KEYS
 
         builder.add_node(f"n{i}", node)
     builder.add_edge(START, "n1")
@@ -136,15 +136,15 @@ def _lg_par_builder() -> Any:
 
     builder = StateGraph(ParState)
 
-    async def start(state: ParState) -> dict[str, Any]:
+    async def start(state: ParState) -> dict[str, int]:
         return await graphs.par_start(state["k"])
 
-    async def join(state: ParState) -> dict[str, Any]:
-        return await graphs.par_join(**{b: state[b] for b in graphs.BRANCHES})
+    async def join(state: ParState) -> dict[str, int]:
+        return await graphs.par_join(**{b: state[b] for b in graphs.BRANCHES})  # type: ignore[literal-required]  # b in BRANCHES
 
     builder.add_node("start", start)
     for b in graphs.BRANCHES:
-        async def branch_node(state: ParState, b: str = b) -> dict[str, Any]:
+        async def branch_node(state: ParState, b: str = b) -> dict[str, int]:
             return await _BRANCH_FNS[b](state["a"])
 
         builder.add_node(b, branch_node)

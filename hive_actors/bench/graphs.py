@@ -7,10 +7,15 @@ Steps cost nothing on purpose: what is measured is the runtime around them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import trio
+
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
+
+# A function node's callable: the node's input keys as keyword arguments, its output updates back.
+StepFn = Callable[..., Awaitable[dict[str, int]]]
 
 GOAL = Goal(id="bench", name="benchmark")
 SEQ_KEYS = ("k", "a", "b", "c", "d", "e")
@@ -19,11 +24,11 @@ SEQ_TRANSITIONS = 5
 PAR_TRANSITIONS = 7
 
 
-def step(i: int) -> Any:
+def step(i: int) -> StepFn:
     """The i-th `seq` step (1..5): reads key i-1, writes key i."""
     src, dst = SEQ_KEYS[i - 1], SEQ_KEYS[i]
 
-    async def run(**inputs: Any) -> dict[str, Any]:
+    async def run(**inputs: int) -> dict[str, int]:
         return {dst: inputs[src] + 1}
 
     run.__name__ = f"s{i}"
@@ -33,24 +38,24 @@ def step(i: int) -> Any:
 SEQ_STEPS = tuple(step(i) for i in range(1, 6))
 
 
-async def par_start(k: int) -> dict[str, Any]:
+async def par_start(k: int) -> dict[str, int]:
     return {"a": k + 1}
 
 
-def branch(name: str) -> Any:
-    async def run(a: int) -> dict[str, Any]:
+def branch(name: str) -> StepFn:
+    async def run(a: int) -> dict[str, int]:
         return {name: a + 1}
 
     run.__name__ = name
     return run
 
 
-async def par_join(**inputs: Any) -> dict[str, Any]:
+async def par_join(**inputs: int) -> dict[str, int]:
     return {"e": sum(inputs[b] for b in BRANCHES)}
 
 
 def function_line(graph_id: str, keys: Sequence[str], function_prefix: str,
-                  **graph_fields: Any) -> GraphSpec:
+                  **graph_fields: Any) -> GraphSpec:  # GraphSpec's own fields, as it types them
     """Function nodes n1 -> n2 -> ... in a line: node ``ni`` calls ``{prefix}i`` with
     ``keys[i-1]`` and writes ``keys[i]`` (so ``len(keys) - 1`` nodes)."""
     count = len(keys) - 1
@@ -69,7 +74,7 @@ def seq_graph() -> GraphSpec:
     return function_line("bench_seq", SEQ_KEYS, "s", terminal_nodes=("n5",))
 
 
-def seq_functions() -> dict[str, Any]:
+def seq_functions() -> dict[str, StepFn]:
     return {f"s{i}": fn for i, fn in enumerate(SEQ_STEPS, start=1)}
 
 
@@ -87,8 +92,8 @@ def par_graph() -> GraphSpec:
                      terminal_nodes=("join",))
 
 
-def par_functions() -> dict[str, Any]:
-    fns: dict[str, Any] = {"par_start": par_start, "par_join": par_join}
+def par_functions() -> dict[str, StepFn]:
+    fns: dict[str, StepFn] = {"par_start": par_start, "par_join": par_join}
     fns.update({b: branch(b) for b in BRANCHES})
     return fns
 
@@ -113,12 +118,12 @@ def waiting_graph() -> GraphSpec:
     return GraphSpec(id="bench_wait", entry_node="ask", nodes=(node,), terminal_nodes=("ask",))
 
 
-def blocking_seq_functions(gate: Any) -> dict[str, Any]:
+def blocking_seq_functions(gate: trio.Event) -> dict[str, StepFn]:
     """`seq` steps whose third step waits for ``gate`` (a trio.Event) before returning."""
     fns = seq_functions()
     inner = fns["s3"]
 
-    async def s3(**inputs: Any) -> dict[str, Any]:
+    async def s3(**inputs: int) -> dict[str, int]:
         await gate.wait()
         return await inner(**inputs)
 

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -24,7 +23,8 @@ from hive_actors.bench.hive_runs import MB, make_runtime
 from hive_actors.bench.measure import rss_bytes
 from hive_actors.bench.model import Case
 from hive_actors.llm.scripted import Reply, ScriptedLLM
-from hive_actors.events import EventType
+from hive_actors.events import AgentEvent, EventType
+from hive_actors.status import ExecutionStatus
 
 
 def run_stop(case: Case, storage_root: str | None = None) -> dict[str, float]:
@@ -44,7 +44,7 @@ async def _stop_main(case: Case, base: Path) -> dict[str, float]:
     fns = graphs.blocking_seq_functions(gate)
     blocking = fns["s3"]
 
-    async def s3(**inputs: Any) -> dict[str, Any]:
+    async def s3(**inputs: int) -> dict[str, int]:
         entered[0] += 1
         if entered[0] == n:
             all_in.set()
@@ -62,18 +62,19 @@ async def _stop_main(case: Case, base: Path) -> dict[str, float]:
     await rt.stop()
     stop_ms = (time.perf_counter() - t0) * 1000
     statuses = [_status(base, sid) for sid in ids]
-    cancelled = sum(s == "cancelled" for s in statuses)
+    cancelled = sum(s is ExecutionStatus.CANCELLED for s in statuses)
     sample = ids[: int(case.options.get("resume_sample", 20))]
     resumed = await _resume_sample(case, base, sample)
     return {"stop_ms": stop_ms, "cancelled_fraction": cancelled / n,
             "resumed_fraction": resumed / max(len(sample), 1)}
 
 
-def _status(base: Path, session_id: str) -> str:
+def _status(base: Path, session_id: str) -> ExecutionStatus | None:
+    """The status the session's state.json records; None when it is missing or unreadable."""
     try:
-        return json.loads((base / "sessions" / session_id / "state.json").read_text())["status"]
-    except (OSError, ValueError, KeyError):
-        return "missing"
+        return ExecutionStatus(json.loads((base / "sessions" / session_id / "state.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def _resume_sample(case: Case, base: Path, sample: list[str]) -> int:
@@ -101,7 +102,7 @@ async def _paused_main(case: Case) -> dict[str, float]:
     waiting = [0]
     everyone = trio.Event()
 
-    def requested(_event: Any) -> None:
+    def requested(_event: AgentEvent) -> None:
         waiting[0] += 1
         if waiting[0] == n:
             everyone.set()

@@ -57,14 +57,15 @@ def check_targets(results: Sequence[CaseResult]) -> tuple[TargetCheck, ...]:
     else:
         checks.append(TargetCheck("durable throughput", ">= 1500/s", None, "/s", None))
     stop = _find(results, "stop")
-    ms = stop.median("stop_ms") if stop else None
-    checks.append(TargetCheck(
-        "stop() with blocked executions", "< 100 ms", ms, "ms",
-        None if ms is None else (ms < 100 and stop.median("cancelled_fraction") == 1.0  # type: ignore[union-attr]
-                                 and stop.median("resumed_fraction") == 1.0),  # type: ignore[union-attr]
-        f"{stop.case.concurrency} executions; all cancelled and resumable: "
-        f"{stop.median('cancelled_fraction') == 1.0 and stop.median('resumed_fraction') == 1.0}"
-        if stop else ""))
+    if stop is None:
+        checks.append(TargetCheck("stop() with blocked executions", "< 100 ms", None, "ms", None))
+    else:
+        ms = stop.median("stop_ms")
+        all_resumable = stop.median("cancelled_fraction") == 1.0 and stop.median("resumed_fraction") == 1.0
+        checks.append(TargetCheck(
+            "stop() with blocked executions", "< 100 ms", ms, "ms",
+            None if ms is None else (ms < 100 and all_resumable),
+            f"{stop.case.concurrency} executions; all cancelled and resumable: {all_resumable}"))
     paused = _find(results, "paused")
     mb = paused.median("rss_mb") if paused else None
     checks.append(TargetCheck("paused sessions RSS", "< 1024 MiB", mb, "MiB",
@@ -81,13 +82,14 @@ def _slow_subscriber(results: Sequence[CaseResult]) -> TargetCheck:
         c = r.case
         if c.workload != "events" or c.options.get("slow") or r.error or not r.metrics:
             continue
-        subs = c.options.get("subscribers")
+        subs = int(c.options.get("subscribers", 0))
         other = _find(results, "events", concurrency=c.concurrency, subscribers=subs, slow=True)
-        if other is None:
+        slowed, base = (other.median("throughput"), r.median("throughput")) if other else (None, None)
+        if slowed is None or base is None:
             continue
-        change = abs(1 - other.median("throughput") / r.median("throughput")) * 100  # type: ignore[operator]
+        change = abs(1 - slowed / base) * 100
         if worst is None or change > worst[0]:
-            worst = (change, subs)  # type: ignore[assignment]
+            worst = (change, subs)
     if worst is None:
         return TargetCheck("never-reading subscriber", "< 5% change", None, "%", None)
     return TargetCheck("never-reading subscriber", "< 5% change", worst[0], "%", worst[0] < 5,
@@ -100,6 +102,8 @@ def _ratio_check(name: str, wanted: float, ours: CaseResult | None, base: CaseRe
     if not (ours and base and ours.case.concurrency == base.case.concurrency):
         return TargetCheck(name, f">= {wanted:g}x", None, "x", None)
     a, b = ours.median("throughput"), base.median("throughput")
+    if a is None or b is None:
+        return TargetCheck(name, f">= {wanted:g}x", None, "x", None)
     x = a / b
     return TargetCheck(name, f">= {wanted:g}x", x, "x", x >= wanted,
                        f"{a:,.0f}/s vs {b:,.0f}/s{at}")
