@@ -43,7 +43,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Any:  # Any: the re-exported names are classes and functions of many types
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'hive_actors' has no attribute {name!r}")

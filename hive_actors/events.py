@@ -58,7 +58,7 @@ class AgentEvent:
     stream_id: str = ""
     execution_id: str = ""
     node_id: str | None = None
-    data: dict[str, Any] = attrs.field(factory=dict)
+    data: dict[str, Any] = attrs.field(factory=dict)  # the event's JSON payload: any JSON values
     timestamp: _dt.datetime = attrs.field(factory=utcnow)
     seq: int = 0
 

@@ -16,15 +16,15 @@ converter.register_unstructure_hook(_dt.datetime, lambda d: d.isoformat())
 converter.register_structure_hook(_dt.datetime, lambda v, _: _dt.datetime.fromisoformat(v))
 
 
-def to_data(obj: Any) -> Any:
-    """A record as plain JSON-able data (dicts, lists, str, numbers)."""
+def to_data(obj: object) -> Any:
+    """A record as plain JSON-able data (dicts, lists, str, numbers): Any, as JSON is."""
     return converter.unstructure(obj)
 
 
-def from_data(data: Any, cls: type[T]) -> T:
+def from_data(data: object, cls: type[T]) -> T:
     """Build a record of type ``cls`` from plain data; raises cattrs' ClassValidationError."""
     return converter.structure(data, cls)
 
 
-def dumps(obj: Any, **kw: Any) -> str:
+def dumps(obj: object, **kw: Any) -> str:  # kw: json.dumps options
     return json.dumps(to_data(obj), ensure_ascii=False, **kw)

@@ -12,7 +12,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,13 @@ from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.spec import GraphSpec
 from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
 from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.events import AgentEvent
+from hive_actors.llm.provider import LLMProvider
 
 MB = 1024 * 1024
 WARMUP = 100
 
-Submit = Callable[[int], Awaitable[Any]]
+Submit = Callable[[int], Awaitable[object]]
 
 
 async def drive(submit: Submit, case: Case, first: int = 0) -> tuple[float, list[float]]:
@@ -82,9 +84,11 @@ def entry_points(case: Case, entry_node: str) -> list[EntryPointSpec]:
             for j in range(case.entry_points)]
 
 
-def make_runtime(case: Case, graph: GraphSpec, functions: dict[str, Any],
-                 storage: Path | None = None, llm: Any = None, **config: Any) -> AgentRuntime:
-    """A runtime for ``graph`` with ``case.entry_points`` entry points sized for the case."""
+def make_runtime(case: Case, graph: GraphSpec, functions: Mapping[str, Callable[..., Any]],
+                 storage: Path | None = None, llm: LLMProvider | None = None,
+                 **config: Any) -> AgentRuntime:
+    """A runtime for ``graph`` with ``case.entry_points`` entry points sized for the case;
+    ``config`` are further RuntimeConfig fields."""
     cfg = RuntimeConfig(executor_config=ExecutorConfig(functions=functions,
                                                        sync_functions_in_thread=False), **config)
     return create_agent_runtime(graph=graph, goal=graphs.GOAL, storage_path=storage, llm=llm,
@@ -103,7 +107,7 @@ def submitter(rt: AgentRuntime, case: Case, failures: list[str]) -> Submit:
 
 
 async def _timed_runtime(case: Case, rt: AgentRuntime, transitions: int,
-                         before: Callable[[], Any] | None = None) -> dict[str, float]:
+                         before: Callable[[], None] | None = None) -> dict[str, float]:
     failures: list[str] = []
     submit = submitter(rt, case, failures)
     async with rt:
@@ -187,7 +191,7 @@ async def _events_main(case: Case, rt: AgentRuntime, subscribers: int,
     failures: list[str] = []
     delivered = [0]
 
-    def count(_event: Any) -> None:
+    def count(_event: AgentEvent) -> None:
         delivered[0] += 1
 
     submit = submitter(rt, case, failures)

@@ -16,13 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import trio
 
 from hive_actors.bench import graphs
 from hive_actors.bench.hive_runs import _timed_runtime, make_runtime
 from hive_actors.bench.model import Case
+from hive_actors.llm.provider import LLMProvider
 from hive_actors.llm.scripted import ScriptedLLM
 
 CALLS_PER_EXECUTION = 5
@@ -79,7 +79,7 @@ def run_model_latency(case: Case) -> dict[str, float]:
     return metrics
 
 
-async def _main(case: Case, llm: Any, needs_loop: bool) -> dict[str, float]:
+async def _main(case: Case, llm: LLMProvider, needs_loop: bool) -> dict[str, float]:
     rt = make_runtime(case, graphs.llm_seq_graph(), {}, llm=llm)
     if not needs_loop:
         return await _timed_runtime(case, rt, graphs.SEQ_TRANSITIONS)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hive_actors.bench.model import BenchReport
 from hive_actors.serde import to_data
+
+if TYPE_CHECKING:  # rich is imported when a report is printed, not with the package
+    from rich.console import Console, RenderableType
 
 # metric -> (column title, format)
 COLUMNS = {
@@ -39,7 +42,7 @@ def _fmt(value: float | None, pattern: str = "{:,.3g}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def tables(report: BenchReport) -> list[Any]:
+def tables(report: BenchReport) -> list[RenderableType]:
     """Rich renderables: a header, one results table, ratios and targets."""
     from rich.table import Table
     from rich.text import Text
@@ -89,7 +92,7 @@ def write_text(report: BenchReport, path: str | Path) -> Path:
     return out
 
 
-def print_report(report: BenchReport, console: Any = None) -> None:
+def print_report(report: BenchReport, console: Console | None = None) -> None:
     from rich.console import Console
 
     console = console or Console(width=160)
