@@ -26,7 +26,7 @@ import trio
 
 from hive_actors.errors import ConfigurationError, HiveActorsError
 from hive_actors.graph.spec import EntryPointSpec
-from hive_actors.runtime.event_subscription import normalize_event_types
+from hive_actors.runtime.event_bus import EventBus, normalize_event_types
 from hive_actors.events import AgentEvent, EventType
 from hive_actors.serde import converter
 
