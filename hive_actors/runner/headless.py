@@ -56,6 +56,14 @@ class LineReader:
             else:
                 self._buf += chunk
 
+    def isatty(self) -> bool:
+        """Whether the stream is a terminal (which echoes what the user types)."""
+        fileno = getattr(self._stream, "fileno", None)  # a file stream has one; others not
+        try:
+            return fileno is not None and os.isatty(fileno())
+        except OSError:
+            return False
+
     async def aclose(self) -> None:
         fd = getattr(self._stream, "fileno", lambda: None)()
         if fd is not None:
@@ -66,12 +74,6 @@ class LineReader:
         await self._stream.aclose()
 
 
-def _isatty(reader: LineReader) -> bool:
-    fileno = getattr(reader._stream, "fileno", None)
-    try:
-        return fileno is not None and os.isatty(fileno())
-    except OSError:
-        return False
 
 
 async def run_headless(
@@ -96,7 +98,7 @@ async def run_headless(
     requests: trio.MemorySendChannel[AgentEvent]
     requests, pending = trio.open_memory_channel[AgentEvent](64)
 
-    echo = not _isatty(reader)
+    echo = not reader.isatty()
     last_node: str | None = None  # the node whose text is on screen (None: a fresh line)
     out_closed = False
 
