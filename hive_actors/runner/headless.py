@@ -20,6 +20,7 @@ import trio
 
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.events import AgentEvent, EventType
+from hive_actors.status import ExecutionStatus
 
 __all__ = ["LineReader", "run_headless"]
 
@@ -154,10 +155,10 @@ async def run_headless(
             with trio.CancelScope(shield=True):
                 await reader.aclose()
     out.write("\n")
-    if result.status == "paused" and resume_hint is not None:
+    if result.status == ExecutionStatus.PAUSED and resume_hint is not None:
         out.write(f"Session {result.session_id} paused at node {result.paused_at!r}.\n")
         out.write(resume_hint(result.session_id) + "\n")
-    elif result.status == "completed":
+    elif result.status == ExecutionStatus.COMPLETED:
         out.write(json.dumps(result.output, ensure_ascii=False, default=str, indent=1) + "\n")
     else:
         out.write(f"Session {result.session_id} {result.status}: {result.error}\n")
