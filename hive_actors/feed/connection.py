@@ -147,7 +147,8 @@ class Connection:
         return p.Result(request.id, {"subscription": request.subscription})
 
     async def _pump(self, bus: Any, sub_id: str, request: p.Subscribe, replied: trio.Event, *,
-                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                    task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+                    ) -> None:
         """Move one bus subscription's events into the outbox; never waits on the client.
 
         The bus subscription is open once started (nothing published after is missed);

@@ -80,7 +80,7 @@ class DashboardApp:
 
 
 async def serve_dashboard(host: str, port: int, feed_port: int, token_required: bool, *,
-                          task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                          task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard over HTTP until cancelled; ``task_status.started`` gets the port.
 
     Raises OSError when the port cannot be bound.
@@ -95,7 +95,7 @@ async def serve_dashboard(host: str, port: int, feed_port: int, token_required: 
     config.graceful_timeout = 1.0
     app = DashboardApp(feed_port, token_required)
 
-    async def _serve(task_status: Any) -> None:
+    async def _serve(task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(app, config, task_status=task_status, mode="asgi")
 
     async with trio.open_nursery() as nursery:

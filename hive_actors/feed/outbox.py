@@ -13,8 +13,9 @@ from collections import deque
 
 import trio
 
-from hive_actors.feed.protocol import EventMessage, EventsDropped, Reply, ServerMessage
+from hive_actors.dropping import DropOldest
 from hive_actors.events import AgentEvent
+from hive_actors.feed.protocol import EventMessage, EventsDropped, Reply, ServerMessage
 
 
 class Outbox:
@@ -26,7 +27,7 @@ class Outbox:
         self.event_capacity = event_capacity
         self.reply_capacity = reply_capacity
         # (subscription, seq, event); event None marks a gap of ``seq`` events reported by the bus
-        self._events: deque[tuple[str, int, AgentEvent | None]] = deque()
+        self._events: DropOldest[tuple[str, int, AgentEvent | None]] = DropOldest(event_capacity)
         self._replies: deque[Reply] = deque()
         self._dropped: dict[str, int] = {}
         self._active: set[str] = set()
@@ -59,10 +60,10 @@ class Outbox:
             self._append(subscription, count, None)
 
     def _append(self, subscription: str, seq: int, event: AgentEvent | None) -> None:
-        if len(self._events) >= self.event_capacity:
-            old_sub, old_seq, old_event = self._events.popleft()
+        dropped = self._events.push((subscription, seq, event))
+        if dropped is not None:
+            old_sub, old_seq, old_event = dropped
             self._count_drop(old_sub, 1 if old_event is not None else old_seq, old_event)
-        self._events.append((subscription, seq, event))
         self._wakeup.set()
 
     def _count_drop(self, subscription: str, count: int, event: AgentEvent | None) -> None:

@@ -45,7 +45,7 @@ def describe(info: FeedInfo, token: str | None) -> str:
 
 async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
                       storage: str | Path | None = None, out: TextIO = sys.stdout,
-                      task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                      task_status: trio.TaskStatus[FeedInfo] = trio.TASK_STATUS_IGNORED) -> None:
     """Load the agent at ``path``, run its runtime with the feed until SIGINT/SIGTERM or
     cancellation, then stop everything. ``task_status.started`` gets the FeedInfo.
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
-from trio_websocket import WebSocketRequest, serve_websocket
+from trio_websocket import WebSocketRequest, WebSocketServer, serve_websocket
 
 from hive_actors.errors import ConfigurationError
 from hive_actors.feed.config import TOKEN_ENV, FeedConfig, is_loopback
@@ -129,10 +129,10 @@ class FeedServer:
         finally:
             self.connections -= 1
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; ``task_status.started`` gets the bound port."""
 
-        async def listen(task_status: Any) -> None:
+        async def listen(task_status: trio.TaskStatus[WebSocketServer]) -> None:
             await serve_websocket(
                 self.handle, self.config.host, self.config.port, None,
                 max_message_size=self.config.max_message_size, task_status=task_status,
@@ -145,7 +145,7 @@ class FeedServer:
 
 async def serve_feed(runtime: Any, host: str | None = None, port: int | None = None,
                      token: str | None = None, *, config: FeedConfig | None = None,
-                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                     task_status: trio.TaskStatus[FeedInfo] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the event feed (and the dashboard if ``config.dashboard_port`` is set) until
     cancelled. ``await nursery.start(serve_feed, runtime, ...)`` returns a FeedInfo.
 

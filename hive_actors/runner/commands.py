@@ -18,6 +18,7 @@ import trio
 from hive_actors.errors import HiveActorsError
 from hive_actors.runner.headless import run_headless
 from hive_actors.runner.runner import AgentRunner
+from hive_actors.status import ExecutionStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -93,7 +94,8 @@ def _with_runner(path: str, model: str | None, storage: str | None, scripted: st
                                   storage_path=storage)
         async with runner:
             result = await main(runner)
-        return EXIT_OK if result.status in ("completed", "paused") else EXIT_FAILED
+        done = result.status in (ExecutionStatus.COMPLETED, ExecutionStatus.PAUSED)
+        return EXIT_OK if done else EXIT_FAILED
 
     try:
         return trio.run(body)

@@ -20,6 +20,7 @@ import trio
 
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.events import AgentEvent, EventType
+from hive_actors.status import ExecutionStatus
 
 __all__ = ["LineReader", "run_headless"]
 
@@ -56,6 +57,14 @@ class LineReader:
             else:
                 self._buf += chunk
 
+    def isatty(self) -> bool:
+        """Whether the stream is a terminal (which echoes what the user types)."""
+        fileno = getattr(self._stream, "fileno", None)  # a file stream has one; others not
+        try:
+            return fileno is not None and os.isatty(fileno())
+        except OSError:
+            return False
+
     async def aclose(self) -> None:
         fd = getattr(self._stream, "fileno", lambda: None)()
         if fd is not None:
@@ -66,12 +75,6 @@ class LineReader:
         await self._stream.aclose()
 
 
-def _isatty(reader: LineReader) -> bool:
-    fileno = getattr(reader._stream, "fileno", None)
-    try:
-        return fileno is not None and os.isatty(fileno())
-    except OSError:
-        return False
 
 
 async def run_headless(
@@ -96,7 +99,7 @@ async def run_headless(
     requests: trio.MemorySendChannel[AgentEvent]
     requests, pending = trio.open_memory_channel[AgentEvent](64)
 
-    echo = not _isatty(reader)
+    echo = not reader.isatty()
     last_node: str | None = None  # the node whose text is on screen (None: a fresh line)
     out_closed = False
 
@@ -152,10 +155,10 @@ async def run_headless(
             with trio.CancelScope(shield=True):
                 await reader.aclose()
     out.write("\n")
-    if result.status == "paused" and resume_hint is not None:
+    if result.status == ExecutionStatus.PAUSED and resume_hint is not None:
         out.write(f"Session {result.session_id} paused at node {result.paused_at!r}.\n")
         out.write(resume_hint(result.session_id) + "\n")
-    elif result.status == "completed":
+    elif result.status == ExecutionStatus.COMPLETED:
         out.write(json.dumps(result.output, ensure_ascii=False, default=str, indent=1) + "\n")
     else:
         out.write(f"Session {result.session_id} {result.status}: {result.error}\n")

@@ -142,8 +142,8 @@ class AgentRunner:
         """Release what needs no event loop. A runtime still running is asked to stop (its
         structured shutdown completes as soon as the trio loop runs); await `cleanup_async`
         to wait for it."""
-        if self._runtime is not None and self._runtime._work_scope is not None:
-            self._runtime._work_scope.cancel()
+        if self._runtime is not None:
+            self._runtime.request_stop()
 
     async def cleanup_async(self) -> None:
         """Stop the runtime and wait until it has stopped, then `cleanup`."""

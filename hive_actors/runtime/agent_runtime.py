@@ -19,40 +19,59 @@ of the runtime is left and every file is durable. Three ways to use it:
 A start that fails midway (bad trigger config, unwritable storage) unwinds everything it
 started and leaves the runtime stopped; ``start()`` may be retried.
 
-What the streams share is in `services.py`, idempotency keys in `idempotency.py`, session
-resume and crash recovery in `recovery.py`, supervision of the actors in `supervisor.py`,
-actor start-up in `startup.py`, admission of new executions in `admission.py`.
+The runtime owns its actors and their bookkeeping; what it hands down is explicit. Each
+`ExecutionStream` gets the `RuntimeServices` (in `execution_stream.py`) the runtime builds at
+each start; the trigger actors (`triggers.py`) get ``self.trigger`` and the bus; idempotency
+keys (`idempotency.py`) get a submit callable. Supervision of the actors is in `supervisor.py`.
+Methods by concern, in this one module because they share the runtime's state: start-up
+(``_start_infrastructure``, ``_start_streams``, ``_start_actor``), admission of executions
+(``_submit``), session resume and crash recovery (``_resume_session``,
+``_recover_interrupted``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from hive_actors.errors import RuntimeStateError, UnknownEntryPointError, UnknownNodeError
-from hive_actors.graph.result import ExecutionResult
-from hive_actors.graph.spec import Goal, GraphSpec
-from hive_actors.runtime.admission import submit_execution
-from hive_actors.runtime.config import RuntimeConfig
-from hive_actors.graph.spec import EntryPointSpec
-from hive_actors.runtime.event_bus import EventBus
-from hive_actors.runtime.execution_stream import ExecutionStream
-from hive_actors.runtime.idempotency import IdempotencyClaims
-from hive_actors.runtime.recovery import recover_interrupted, resume_session
-from hive_actors.runtime.services import (
-    RuntimeServices,
-    make_outcome_aggregator,
-    make_state_manager,
-    provider_lifespan,
+from hive_actors.errors import (
+    HiveActorsError,
+    InputDataError,
+    RuntimeStateError,
+    UnknownEntryPointError,
+    UnknownNodeError,
+    UnknownSessionError,
 )
-from hive_actors.runtime.startup import start_infrastructure, start_streams
-from hive_actors.runtime.supervisor import single_errors, start_in_system_task
-from hive_actors.runtime.triggers import make_trigger
+from hive_actors.events import AgentEvent, EventType
+from hive_actors.graph.checkpoint_config import CheckpointConfig
+from hive_actors.graph.executor import GraphExecutor
+from hive_actors.graph.result import ExecutionResult, SessionState
+from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
+from hive_actors.llm.provider import LLMProvider
+from hive_actors.runtime.config import RuntimeConfig
+from hive_actors.runtime.event_bus import EventBus, Handler, TypeSpec
+from hive_actors.runtime.execution_stream import (
+    ContextValues,
+    Execution,
+    ExecutionStream,
+    RuntimeServices,
+)
+from hive_actors.runtime.idempotency import IdempotencyClaims
+from hive_actors.runtime.outcome_aggregator import OutcomeAggregator
+from hive_actors.runtime.shared_state import SharedBufferManager
+from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
+from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
+from hive_actors.status import ExecutionStatus
+from hive_actors.storage.checkpoint_store import CheckpointStore
+from hive_actors.storage.owner import current_owner
+from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 
 __all__ = [
@@ -61,7 +80,11 @@ __all__ = [
     "RuntimeServices",
     "create_agent_runtime",
     "open_agent_runtime",
+    "provider_lifespan",
 ]
+
+# What a session_state argument may be: a paused result's state, or its JSON data.
+SessionStateInput = SessionState | dict[str, Any] | str | bytes | None
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +93,7 @@ class AgentRuntime:
     """Runs one agent graph: routes triggers to entry-point streams, owns events and storage."""
 
     # The executor class of every execution (None = GraphExecutor); a seam for tests.
-    executor_class: Any = None
+    executor_class: Callable[..., GraphExecutor] | None = None
 
     def __init__(
         self,
@@ -78,10 +101,10 @@ class AgentRuntime:
         goal: Goal,
         storage_path: str | Path | None = None,
         *,
-        llm: Any = None,
+        llm: LLMProvider | None = None,
         tools: Any = None,
-        tool_executor: Any = None,
-        checkpoint_config: Any = None,
+        tool_executor: Callable[..., Any] | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
         config: RuntimeConfig | None = None,
         agent_name: str | None = None,
     ) -> None:
@@ -95,11 +118,12 @@ class AgentRuntime:
         self.config = config or RuntimeConfig()
         self.agent_name = agent_name or graph.id
         self._specs: dict[str, EntryPointSpec] = {}
+        # set while running: what the streams share, the streams and the trigger actors
+        self._svc: RuntimeServices | None = None
         self._streams: dict[str, ExecutionStream] = {}
-        self._triggers: dict[str, Any] = {}
-        self._bus = EventBus()
-        self._state_manager = make_state_manager(self._bus)
-        self._outcomes = make_outcome_aggregator(goal, self._bus)
+        self._triggers: dict[str, TimerTrigger | EventTrigger] = {}
+        # a bus runs once: each start after the first gets a new one (and new listeners)
+        self._bus, self._state_manager, self._outcomes = self._new_bus()
         self._state = "stopped"  # stopped | starting | running | stopping
         self._work_scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
@@ -107,7 +131,7 @@ class AgentRuntime:
         self._host_done: trio.Event | None = None
         self._started_at: float | None = None
         self._failure: BaseException | None = None
-        self._claims = IdempotencyClaims()
+        self._claims: IdempotencyClaims[Execution] = IdempotencyClaims()
         self._resuming: set[str] = set()
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
@@ -142,11 +166,11 @@ class AgentRuntime:
         return self._bus
 
     @property
-    def state_manager(self) -> Any:
+    def state_manager(self) -> SharedBufferManager:
         return self._state_manager
 
     @property
-    def outcome_aggregator(self) -> Any:
+    def outcome_aggregator(self) -> OutcomeAggregator:
         return self._outcomes
 
     def get_stats(self) -> dict[str, Any]:
@@ -164,7 +188,7 @@ class AgentRuntime:
             "idempotency_keys": len(self._claims),
         }
 
-    def subscribe_to_events(self, event_types: Any, handler: Any, **filters: Any) -> str:
+    def subscribe_to_events(self, event_types: TypeSpec, handler: Handler, **filters: Any) -> str:
         """Call ``handler(event)`` (sync or async) for matching events; returns the id.
 
         Filters: ``stream_id``, ``execution_id``, ``node_id`` (``filter_stream`` etc. are
@@ -182,7 +206,9 @@ class AgentRuntime:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[AgentRuntime] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Start every actor, report started, serve until ``stop()`` or cancellation.
 
         Raises RuntimeStateError if already running, the start error (after unwinding) if a
@@ -190,8 +216,13 @@ class AgentRuntime:
         """
         if self._state != "stopped":
             raise RuntimeStateError(f"runtime of {self.graph.id!r} is already {self._state}")
-        # Validate every trigger config before anything starts.
-        triggers = {spec.id: make_trigger(spec, self) for spec in self._specs.values()}
+        if self._bus.closed or self._bus.has_run:
+            self._bus, self._state_manager, self._outcomes = self._new_bus()
+        # Validate every trigger config before anything starts. A firing looks up
+        # self.trigger when it fires (a seam: tests wrap it on a running runtime).
+        triggers = {spec.id: make_trigger(spec, lambda ep, data: self.trigger(ep, data),
+                                          self._bus)
+                    for spec in self._specs.values()}
         self._state = "starting"
         self._stopped = trio.Event()
         self._failure = None
@@ -201,13 +232,13 @@ class AgentRuntime:
                         trio.open_nursery() as nursery):
                 infra: list[trio.CancelScope] = []
                 try:
-                    svc = await start_infrastructure(self, nursery, infra, context_vars,
-                                                     StorageWriter)
+                    svc = self._svc = await self._start_infrastructure(nursery, infra,
+                                                                       context_vars)
                     with trio.CancelScope() as self._work_scope:
                         async with trio.open_nursery() as work:
-                            await start_streams(self, work, svc, triggers)
+                            await self._start_streams(work, svc, triggers)
                             self._state = "running"
-                            recover_interrupted(self, work, svc)
+                            self._recover_interrupted(work, svc)
                             task_status.started(self)
                             await trio.sleep_forever()
                 finally:
@@ -217,6 +248,7 @@ class AgentRuntime:
         finally:
             self._state = "stopped"
             self._work_scope = None
+            self._svc = None
             self._streams = {}
             self._triggers = {}
             self._stopped.set()
@@ -248,8 +280,7 @@ class AgentRuntime:
 
         Idempotent. Re-raises the error that made the runtime fail, if one did.
         """
-        if self._work_scope is not None:
-            self._work_scope.cancel()
+        self.request_stop()
         with trio.CancelScope(shield=True):
             await self._stopped.wait()
             if self._host_done is not None:  # the system task start() opened has ended too
@@ -258,6 +289,12 @@ class AgentRuntime:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise RuntimeStateError(f"runtime of {self.graph.id!r} failed: {failure}") from failure
+
+    def request_stop(self) -> None:
+        """Ask a running runtime to stop and return at once: its structured shutdown (see
+        `stop`) runs as soon as the trio loop does. No-op when not running."""
+        if self._work_scope is not None:
+            self._work_scope.cancel()
 
     async def __aenter__(self) -> AgentRuntime:
         stack = contextlib.AsyncExitStack()
@@ -274,10 +311,76 @@ class AgentRuntime:
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         stack, self._exit_stack = self._exit_stack, None
-        if self._work_scope is not None:
-            self._work_scope.cancel()
+        self.request_stop()
         assert stack is not None
         return await stack.__aexit__(*exc_info)
+
+    # ---- start-up ------------------------------------------------------------------------
+    # Infrastructure actors run in shielded scopes that ``run`` collects in ``infra`` and
+    # cancels last (writer commits, then the bus stops), so they outlive the executions.
+
+    def _new_bus(self) -> tuple[EventBus, SharedBufferManager, OutcomeAggregator]:
+        """A new event bus, and the shared state and outcome aggregator publishing on it."""
+        bus = EventBus()
+        return bus, SharedBufferManager(bus), OutcomeAggregator(self.goal, bus)
+
+    async def _start_infrastructure(self, nursery: trio.Nursery, infra: list[trio.CancelScope],
+                                    context_vars: ContextValues) -> RuntimeServices:
+        """Start the event bus and (with a storage path) the storage writer, each shielded
+        in a scope appended to ``infra``; return the services the streams share.
+        Raises what a failed start raised."""
+        bus = self._bus
+        await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
+        writer = sessions = None
+        if self.storage_path is not None:
+            # temp files in one folder: far cheaper to create than one per session folder
+            writer = StorageWriter(staging_dir=self.storage_path / ".staging")
+            await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
+                                    restarts=0)
+            sessions = SessionStore(self.storage_path, writer)
+        return RuntimeServices(
+            graph=self.graph, goal=self.goal, llm=self.llm, tools=self.tools,
+            tool_executor=self.tool_executor, checkpoint_config=self.checkpoint_config,
+            config=self.config, bus=bus, state_manager=self._state_manager,
+            sessions=sessions, writer=writer, agent_name=self.agent_name,
+            owner=current_owner() if sessions is not None else None,
+            executor_class=self.executor_class, context_vars=context_vars,
+        )
+
+    async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
+                             triggers: dict[str, TimerTrigger | EventTrigger | None]) -> None:
+        """Start one stream per entry point, then its trigger actor (if any), in ``work``."""
+        for spec in self._specs.values():
+            stream = ExecutionStream(spec, svc)
+            await self._start_actor(work, f"stream:{spec.id}", lambda s=stream: s.run)
+            self._streams[spec.id] = stream
+        for spec in self._specs.values():
+            trigger = triggers[spec.id]
+            if trigger is not None:
+                await self._start_actor(work, f"trigger:{spec.id}", lambda t=trigger: t.run)
+                self._triggers[spec.id] = trigger
+
+    async def _start_actor(self, nursery: trio.Nursery, name: str,
+                           make_run: Callable[[], Callable[..., Any]],
+                           infra: list[trio.CancelScope] | None = None,
+                           restarts: int | None = None) -> None:
+        """Run ``make_run()`` under `supervise` in ``nursery`` and return once it started;
+        with ``infra``, in a new shielded scope appended to it. Crashes go to the bus."""
+        shield = None
+        if infra is not None:
+            shield = trio.CancelScope(shield=True)
+            infra.append(shield)
+        await nursery.start(functools.partial(
+            supervise, name, make_run, self._report_crash,
+            max_restarts=self.config.max_actor_restarts if restarts is None else restarts,
+            window=self.config.restart_window_seconds, shielded_scope=shield,
+        ))
+
+    def _report_crash(self, name: str, exc: BaseException, count: int) -> None:
+        self._bus.publish_nowait(AgentEvent(
+            type=EventType.ACTOR_CRASHED, stream_id=name,
+            data={"actor": name, "error": f"{type(exc).__name__}: {exc}", "crashes": count},
+        ))
 
     # ---- executions ----------------------------------------------------------------------
 
@@ -294,8 +397,25 @@ class AgentRuntime:
             )
         return stream
 
+    async def _submit(self, entry_point_id: str, input_data: dict[str, Any] | None,
+                      session_state: SessionStateInput, key: str | None) -> Execution:
+        """Submit a new execution to ``entry_point_id``'s stream and return it once accepted
+        (the same one again for a repeated ``key``). Raises what `trigger` raises."""
+        self._check_running()
+        stream = self._stream(entry_point_id)
+        data = _input_dict(entry_point_id, input_data)
+        state = SessionState.from_dict(session_state) if session_state is not None else None
+        if key is None:
+            return await stream.submit(data, state)
+        return await self._claims.submit_once(
+            key, stream.id,
+            lambda: stream.submit(data, state, idempotency_key=key),
+            ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
+        )
+
     async def trigger(self, entry_point_id: str, input_data: dict[str, Any] | None = None,
-                      session_state: Any = None, idempotency_key: str | None = None) -> str:
+                      session_state: SessionStateInput = None,
+                      idempotency_key: str | None = None) -> str:
         """Accept an execution and return its id at once (it runs in the background).
 
         ``state.json`` (status running) is durable before this returns. The same
@@ -303,20 +423,19 @@ class AgentRuntime:
         Raises RuntimeStateError, UnknownEntryPointError, SessionStateError (malformed
         session_state), QueueFullError, StorageError.
         """
-        ex = await submit_execution(self, entry_point_id, input_data, session_state,
-                                    idempotency_key)
+        ex = await self._submit(entry_point_id, input_data, session_state, idempotency_key)
         return ex.id
 
     async def trigger_and_wait(self, entry_point_id: str, input_data: dict[str, Any] | None = None,
-                               session_state: Any = None, idempotency_key: str | None = None,
+                               session_state: SessionStateInput = None,
+                               idempotency_key: str | None = None,
                                timeout: float | None = None) -> ExecutionResult:
         """Trigger and return the ExecutionResult once the execution ends.
 
         ``timeout`` (seconds, None = forever) bounds the wait only: on expiry trio.TooSlowError
         is raised and the execution keeps running. Raises what `trigger` raises.
         """
-        ex = await submit_execution(self, entry_point_id, input_data, session_state,
-                                    idempotency_key)
+        ex = await self._submit(entry_point_id, input_data, session_state, idempotency_key)
         if timeout is None:
             return await ex.wait()
         with trio.fail_after(timeout):
@@ -334,7 +453,8 @@ class AgentRuntime:
                 return result
         raise KeyError(f"execution {execution_id!r} is not known to this runtime")
 
-    async def inject_input(self, node_id: str, content: Any, execution_id: str | None = None) -> bool:
+    async def inject_input(self, node_id: str, content: str,
+                           execution_id: str | None = None) -> bool:
         """Give user input to a node waiting for it; True if a running execution took it,
         False if none is running that node. Raises UnknownNodeError for a node the graph
         does not have."""
@@ -366,7 +486,7 @@ class AgentRuntime:
 
     async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None) -> str:
         """Like `resume` but returns the execution id (= session id) once accepted."""
-        return (await resume_session(self, session_id, input_data)).id
+        return (await self._resume_session(session_id, input_data)).id
 
     async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
@@ -375,7 +495,60 @@ class AgentRuntime:
         Raises RuntimeStateError (not running, no storage, session already running or
         completed), UnknownSessionError, UnknownEntryPointError.
         """
-        return await (await resume_session(self, session_id, input_data)).wait()
+        return await (await self._resume_session(session_id, input_data)).wait()
+
+    async def _resume_session(self, session_id: str,
+                              input_data: dict[str, Any] | None) -> Execution:
+        """Submit ``session_id`` again to its entry point's stream, from its latest checkpoint
+        (or from the start with its original input if none was saved).
+
+        Raises RuntimeStateError (not running, no storage, session already running or
+        completed), UnknownSessionError, UnknownEntryPointError.
+        """
+        self._check_running()
+        assert self._svc is not None  # set while running
+        sessions = self._svc.sessions
+        if sessions is None:
+            raise RuntimeStateError("resume needs a runtime with a storage_path")
+        streams = self._streams.values()
+        if session_id in self._resuming or any(s.find(session_id) for s in streams):
+            raise RuntimeStateError(f"session {session_id!r} is already running here")
+        record = await trio.to_thread.run_sync(sessions.read_state, session_id)
+        if record.status == ExecutionStatus.COMPLETED:
+            raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
+        stream = self._stream(record.entry_point)
+        store = CheckpointStore(sessions.session_dir(session_id), self._svc.writer)
+        latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
+        self._resuming.add(session_id)
+        try:
+            if latest is None:  # nothing completed: start over with the original input
+                return await stream.submit(record.input_data, None, execution_id=session_id,
+                                           resumed=True)
+            return await stream.submit(dict(input_data or {}), latest.state,
+                                       execution_id=session_id, resumed=True)
+        finally:
+            self._resuming.discard(session_id)
+
+    def _recover_interrupted(self, work: trio.Nursery, svc: RuntimeServices) -> None:
+        """Record the sessions left ``running`` on disk in ``interrupted_sessions`` and, if
+        the config asks, resume each in ``work``. A failed scan is logged, never raised."""
+        if svc.sessions is None:
+            return
+        try:
+            orphans = svc.sessions.find_orphaned()
+        except HiveActorsError:
+            log.exception("could not scan %s for interrupted sessions", svc.sessions.sessions_dir)
+            return
+        self.interrupted_sessions = [r.session_id for r in orphans]
+        if self.config.resume_interrupted:
+            for sid in self.interrupted_sessions:
+                work.start_soon(self._resume_quietly, sid)
+
+    async def _resume_quietly(self, session_id: str) -> None:
+        try:
+            await self._resume_session(session_id, None)
+        except (HiveActorsError, UnknownSessionError) as exc:
+            log.error("could not resume interrupted session %s: %s", session_id, exc)
 
 
 def create_agent_runtime(
@@ -383,10 +556,10 @@ def create_agent_runtime(
     goal: Goal,
     storage_path: str | Path | None = None,
     entry_points: Iterable[EntryPointSpec] | None = None,
-    llm: Any = None,
+    llm: LLMProvider | None = None,
     tools: Any = None,
-    tool_executor: Any = None,
-    checkpoint_config: Any = None,
+    tool_executor: Callable[..., Any] | None = None,
+    checkpoint_config: CheckpointConfig | None = None,
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
 ) -> AgentRuntime:
@@ -407,3 +580,35 @@ async def open_agent_runtime(**kwargs: Any) -> AsyncIterator[AgentRuntime]:
     runtime = create_agent_runtime(**kwargs)
     async with runtime:
         yield runtime
+
+
+def _input_dict(entry_point_id: str, input_data: object) -> dict[str, Any]:
+    """A copy of ``input_data`` as a dict; raises InputDataError for anything else (values JSON
+    cannot hold are refused when state.json is written, by the session recorder)."""
+    if input_data is None:
+        return {}
+    if not isinstance(input_data, dict) or not all(isinstance(k, str) for k in input_data):
+        raise InputDataError(
+            f"entry point {entry_point_id!r}: input_data must be a dict with string keys "
+            f"(a JSON object), got {type(input_data).__name__}")
+    return dict(input_data)
+
+
+@contextlib.asynccontextmanager
+async def provider_lifespan(llm: LLMProvider | None) -> AsyncIterator[ContextValues]:
+    """The provider's resources for the runtime's life (e.g. litellm's asyncio loop), if it
+    has a ``lifespan()``; yields the context variables that lifespan set (none without one).
+
+    They are found through context variables, which a task inherits from the task that
+    spawned it; executions are spawned by whoever called trigger(), so the runtime keeps these
+    in `RuntimeServices.context_vars` and each execution's task sets them again."""
+    lifespan = getattr(llm, "lifespan", None)  # optional: not part of LLMProvider
+    if lifespan is None:
+        yield ()
+        return
+    before = contextvars.copy_context()
+    async with lifespan():
+        yield tuple(
+            (var, value) for var, value in contextvars.copy_context().items()
+            if var not in before or before[var] is not value
+        )

@@ -1,47 +1,47 @@
 """EventBus: the actor that fans events out to subscribers without letting them slow publishers.
 
 Every published event gets a bus-wide offset (1, 2, 3, ...) and goes into a bounded history
-(``deque(maxlen=...)``: O(1) trimming; offsets are contiguous, so they are not stored). Each subscription owns a bounded buffer. A lossy
-subscription drops its oldest buffered events when full and later receives one
-``EVENTS_DROPPED`` marker (``data={"count": n, "subscription_id": id}``) before its next real
-event; a lossless one makes :meth:`EventBus.publish` wait for room instead. Handler
-subscriptions are drained by their own delivery task, a child of :meth:`EventBus.run`, so a slow,
-blocked or raising handler never holds up publishers or other subscribers, and no delivery task
-outlives the bus. One buffer per subscription, drained in order, means every subscriber sees the
-events of an execution in publish order.
+(``deque(maxlen=...)``: O(1) trimming; offsets are contiguous, so they are not stored, and the
+oldest retained event has offset ``next_offset - len(history)``). Each subscription owns a
+bounded buffer (a `DropOldest`). A lossy subscription drops its oldest buffered events when full
+and later receives one ``EVENTS_DROPPED`` marker (``data={"count": n, "subscription_id": id}``)
+before its next real event; a lossless one makes :meth:`EventBus.publish` wait for room instead.
+Handler subscriptions are drained by their own delivery task, a child of :meth:`EventBus.run`, so
+a slow, blocked or raising handler never holds up publishers or other subscribers, and no delivery
+task outlives the bus. One buffer per subscription, drained in order, means every subscriber sees
+the events of an execution in publish order.
+
+Matching: subscriptions are indexed by their execution filter; lookups are cached per
+``(type, stream_id, node_id)`` (and per execution for executions with subscriptions of their
+own) and the caches are dropped whenever a subscription comes or goes.
+
+Each execution publishes through its `BusEmitter` (``EventBus.emitter(...)``), which numbers its
+events (``seq`` 1, 2, 3, ...) and calls `EventBus.wait_for_room` (only while a lossless
+subscription exists) and `EventBus.publish_nowait` directly: one call per event.
 
 Events made by the bus itself (``EVENTS_DROPPED`` markers, ``HANDLER_FAILED``) have ``seq == 0``:
-they are not part of an execution's numbered sequence.
-
-Subscription matching is in `event_routing.py`, history, replay and stats in
-`event_history.py` (both base classes of EventBus: no extra call per event), and each
-execution's emitter in `event_emitter.py`.
+they are not part of an execution's numbered sequence. Only the bus and a subscription's one
+consumer touch a `Subscription`.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime
 import inspect
 import itertools
 import logging
 import math
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import attrs
 import trio
 
+from hive_actors.dropping import DropOldest
 from hive_actors.errors import HiveActorsError, RuntimeStateError
-from hive_actors.runtime.event_emitter import BusEmitter
-from hive_actors.runtime.event_history import BusStats, EventHistory
-from hive_actors.runtime.event_routing import Handler, SubscriptionIndex
-from hive_actors.runtime.event_subscription import (
-    Subscription,
-    SubscriptionStats,
-    TypeSpec,
-    UnknownEventTypeError,
-    normalize_event_types,
-)
 from hive_actors.events import AgentEvent, EventSink, EventType
 
 __all__ = [
@@ -52,20 +52,225 @@ __all__ = [
     "EventSink",
     "EventType",
     "EventWaitTimeout",
+    "Handler",
     "Subscription",
     "SubscriptionStats",
+    "TypeSpec",
     "UnknownEventTypeError",
+    "normalize_event_types",
     "open_event_bus",
 ]
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[AgentEvent], Any]
+TypeSpec = EventType | str | Iterable[EventType | str] | None
+
+# Match-cache bounds: distinct execution ids / (type, stream, node) keys kept before the
+# cache is dropped.
+_CACHE_EXECUTIONS = 1024
+_CACHE_KEYS = 4096
+
+_now = datetime.datetime.now
+_UTC = datetime.timezone.utc
+
+class UnknownEventTypeError(HiveActorsError, ValueError):
+    """A subscription or query names an event type that does not exist."""
+
+
+def normalize_event_types(types: TypeSpec) -> frozenset[EventType] | None:
+    """``None`` (every type) or the set of EventType members named; accepts members and their
+    string values. Raises UnknownEventTypeError naming the bad value and the known ones."""
+    if types is None:
+        return None
+    if isinstance(types, (str, EventType)):
+        types = [types]
+    out = set()
+    for t in types:
+        try:
+            out.add(EventType(t))
+        except ValueError:
+            known = ", ".join(e.value for e in EventType)
+            raise UnknownEventTypeError(
+                f"unknown event type {t!r} in event filter; known types: {known}"
+            ) from None
+    return frozenset(out)
+
+
+@attrs.frozen
+class SubscriptionStats:
+    event_types: tuple[str, ...] | None
+    buffered: int
+    capacity: int
+    lossless: bool
+    dropped: int  # lossy: events dropped because the buffer was full
+    overfilled: int  # lossless: events appended past capacity by a non-waiting publish
+    handler_errors: int
+
+
+class Subscription:
+    """The receiving end of a subscription: ``async for event in sub`` or ``await sub.receive()``.
+
+    Iteration ends when the subscription is closed (unsubscribed, or the bus stopped and the
+    buffer is drained). ``last_offset`` is the bus offset of the last real event received.
+    """
+
+    def __init__(self, *, id: str, types: frozenset[EventType] | None, stream_id: str | None,
+                 execution_id: str | None, node_id: str | None, capacity: int, lossless: bool,
+                 first_only: bool = False, handler: Callable[[AgentEvent], Any] | None = None
+                 ) -> None:
+        self.id = id
+        self.types = types
+        self.stream_id = stream_id
+        self.execution_id = execution_id
+        self.node_id = node_id
+        self.capacity = capacity
+        self.lossless = lossless
+        self.first_only = first_only  # wait_for: keep the first match, ignore the rest
+        self.handler = handler
+        self.buffer: DropOldest[tuple[int, AgentEvent]] = DropOldest(capacity)
+        self.waiting = False  # the consumer is parked on its lot
+        self.closed = False
+        self.pending_dropped = 0  # drops not yet reported by an EVENTS_DROPPED marker
+        self.dropped = 0
+        self.overfilled = 0
+        self.errors = 0
+        self.last_offset = 0
+        self.cancel_scope = trio.CancelScope()  # the handler delivery task runs inside it
+        self._lot = trio.lowlevel.ParkingLot()
+        self._space_lot = trio.lowlevel.ParkingLot()
+
+    # ---- bus side ---------------------------------------------------------------------------
+
+    def matches(self, type: EventType, stream_id: str, node_id: str | None) -> bool:
+        """Type, stream and node filters (the bus indexes execution filters itself)."""
+        return (
+            (self.types is None or type in self.types)
+            and (self.stream_id is None or self.stream_id == stream_id)
+            and (self.node_id is None or self.node_id == node_id)
+        )
+
+    def overflow(self, item: tuple[int, AgentEvent]) -> None:
+        """Take ``item`` into a full buffer: a ``wait_for`` keeps its first match, a lossless
+        subscription grows past its bound, a lossy one drops its oldest item (counted)."""
+        if self.first_only:
+            return
+        if self.lossless:
+            self.overfilled += 1
+            self.buffer.append(item)
+            return
+        self.buffer.push(item)
+        self.pending_dropped += 1
+        self.dropped += 1
+
+    def wake(self) -> None:
+        self._lot.unpark()
+
+    async def wait_for_room(self) -> None:
+        """Park until the consumer takes an item or the subscription closes."""
+        await self._space_lot.park()
+
+    def close(self, *, discard: bool) -> None:
+        """No more items will come; with ``discard`` the buffered ones are thrown away too.
+        Cancels a running handler delivery task when discarding."""
+        self.closed = True
+        if discard:
+            self.buffer.clear()
+            self.pending_dropped = 0
+            self.cancel_scope.cancel()
+        self._lot.unpark_all()
+        self._space_lot.unpark_all()
+
+    # ---- consumer side ----------------------------------------------------------------------
+
+    async def wait_nonempty(self) -> None:
+        """Park until an item is buffered or the subscription closes."""
+        while not self.buffer and not self.closed:
+            self.waiting = True
+            try:
+                await self._lot.park()
+            finally:
+                self.waiting = False
+
+    async def receive_or_none(self) -> AgentEvent | None:
+        """The next event (an EVENTS_DROPPED marker first if events were dropped), or None
+        once closed and drained. Yields to the scheduler only when it has to wait."""
+        if self.buffer:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            await self.wait_nonempty()
+            if not self.buffer:
+                return None
+        return self.take()
+
+    def take(self) -> AgentEvent:
+        """The next buffered event, without waiting (an EVENTS_DROPPED marker first if events
+        were dropped). Raises IndexError when nothing is buffered."""
+        if self.pending_dropped:
+            return self._marker()
+        offset, event = self.buffer.popleft()
+        self.last_offset = offset
+        if self.lossless and len(self.buffer) < self.capacity:
+            self._space_lot.unpark_all()
+        return event
+
+    async def receive(self) -> AgentEvent:
+        """The next event; raises trio.EndOfChannel once closed and drained."""
+        event = await self.receive_or_none()
+        if event is None:
+            raise trio.EndOfChannel(f"subscription {self.id} is closed")
+        return event
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> AgentEvent:
+        event = await self.receive_or_none()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    def _marker(self) -> AgentEvent:
+        count, self.pending_dropped = self.pending_dropped, 0
+        return AgentEvent(
+            type=EventType.EVENTS_DROPPED, stream_id=self.stream_id or "",
+            execution_id=self.execution_id or "", node_id=self.node_id,
+            data={"count": count, "subscription_id": self.id},
+        )
+
+    def stats(self) -> SubscriptionStats:
+        return SubscriptionStats(
+            event_types=None if self.types is None else tuple(sorted(t.value for t in self.types)),
+            buffered=len(self.buffer), capacity=self.capacity, lossless=self.lossless,
+            dropped=self.dropped, overfilled=self.overfilled, handler_errors=self.errors,
+        )
+
+    def describe(self) -> str:
+        """Filters in words, for error messages."""
+        types = "any" if self.types is None else "|".join(sorted(t.value for t in self.types))
+        parts = [types] + [
+            f"{k}={v!r}" for k, v in (("stream_id", self.stream_id),
+                                      ("execution_id", self.execution_id),
+                                      ("node_id", self.node_id)) if v is not None
+        ]
+        return " ".join(parts)
+
+
+@attrs.frozen
+class BusStats:
+    published: int
+    dropped: int  # total, including subscriptions since removed
+    handler_errors: int
+    history_size: int
+    next_offset: int
+    subscriptions: dict[str, SubscriptionStats]
 
 
 class EventWaitTimeout(HiveActorsError, trio.TooSlowError):
     """:meth:`EventBus.wait_for` saw no matching event in time (also a ``trio.TooSlowError``)."""
 
 
-class EventBus(EventHistory, SubscriptionIndex):
+class EventBus:
     """Fans events out to subscriptions; run it with ``await nursery.start(bus.run)``.
 
     ``max_history`` bounds the replayable history; ``default_buffer_size`` is each
@@ -91,7 +296,8 @@ class EventBus(EventHistory, SubscriptionIndex):
         # execution_id -> {(type, stream_id, node_id): matching subs}, only for executions
         # that have subscriptions of their own
         self._cache: dict[str, dict[tuple, tuple[Subscription, ...]]] = {}
-        self._lossless = 0  # live lossless subscriptions: when 0, publishing never waits
+        # live lossless subscriptions: when 0, publishing never waits (read by BusEmitter)
+        self.lossless_subscriptions = 0
         self._emitters: weakref.WeakValueDictionary[tuple[str, str], BusEmitter] = (
             weakref.WeakValueDictionary()
         )
@@ -140,15 +346,45 @@ class EventBus(EventHistory, SubscriptionIndex):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def has_run(self) -> bool:
+        """Whether :meth:`run` was ever called (a bus runs once)."""
+        return self._started
+
     # ---- publishing (hot path) --------------------------------------------------------------
 
-    def publish_nowait(self, event: AgentEvent) -> int:
+    def publish_nowait(self, event: AgentEvent, matched: tuple[Subscription, ...] | None = None,
+                       exclude: Subscription | None = None) -> int:
         """Publish without ever blocking; returns the event's offset.
 
         A full lossy buffer drops its oldest event; a full lossless one grows past its bound
-        (counted as ``overfilled``) rather than lose the event.
+        (counted as ``overfilled``) rather than lose the event. ``matched``: what
+        :meth:`wait_for_room` returned for this event, with no await since (saves a second
+        lookup); ``exclude``: a subscription that must not get the event.
         """
-        return self._publish(event, None)
+        offset = self._next_offset
+        self._next_offset = offset + 1
+        self._published += 1
+        self._history.append(event)
+        if self._closed:
+            return offset
+        subs = matched
+        if subs is None:
+            subs = self._match(event.type, event.stream_id, event.execution_id, event.node_id)
+        if not subs:
+            return offset
+        item = (offset, event)
+        for sub in subs:
+            if sub is exclude:
+                continue
+            buf = sub.buffer
+            if len(buf) < sub.capacity:
+                buf.append(item)
+            else:
+                sub.overflow(item)
+            if sub.waiting:
+                sub.wake()
+        return offset
 
     async def publish(self, event: AgentEvent) -> int:
         """Publish, first waiting for room in full *lossless* matching subscriptions.
@@ -158,42 +394,19 @@ class EventBus(EventHistory, SubscriptionIndex):
         Raises trio.Cancelled only if cancelled while waiting for room.
         """
         subs = None
-        if self._lossless:
-            subs = await self._wait_for_room(event.type, event.stream_id, event.execution_id,
-                                             event.node_id)
-        return self._publish(event, None, subs)
+        if self.lossless_subscriptions:
+            subs = await self.wait_for_room(event.type, event.stream_id, event.execution_id,
+                                            event.node_id)
+        return self.publish_nowait(event, subs)
 
-    def _publish(self, event: AgentEvent, exclude: Subscription | None,
-                 subs: tuple[Subscription, ...] | None = None) -> int:
-        """Record ``event`` in history and append it to matching buffers (``subs`` when the
-        caller already looked them up, with no await since)."""
-        offset = self._next_offset
-        self._next_offset = offset + 1
-        self._published += 1
-        self._history.append(event)
-        if self._closed:
-            return offset
-        if subs is None:
-            subs = self._match(event.type, event.stream_id, event.execution_id, event.node_id)
-        if not subs:
-            return offset
-        item = (offset, event)
-        for sub in subs:
-            buf = sub.buffer
-            if sub is exclude or (len(buf) >= sub.capacity and not sub.make_room()):
-                continue
-            buf.append(item)
-            if sub.waiting:
-                sub.wake()
-        return offset
-
-    async def _wait_for_room(self, type: EventType, stream_id: str, execution_id: str,
-                             node_id: str | None) -> tuple[Subscription, ...]:
-        """Wait until no matching lossless subscription is full; returns the matching
-        subscriptions (looked up after the last wait)."""
+    async def wait_for_room(self, type: EventType, stream_id: str, execution_id: str,
+                            node_id: str | None) -> tuple[Subscription, ...]:
+        """Wait until no lossless subscription matching these fields is full; returns the
+        matching subscriptions (looked up after the last wait) for :meth:`publish_nowait`.
+        Never waits inside a handler delivery task or once the bus is closed."""
         while True:
             subs = self._match(type, stream_id, execution_id, node_id)
-            if not self._lossless or self._closed:
+            if not self.lossless_subscriptions or self._closed:
                 return subs
             full = next((s for s in subs if s.lossless and len(s.buffer) >= s.capacity), None)
             if full is None or trio.lowlevel.current_task() in self._delivery_tasks:
@@ -282,6 +495,120 @@ class EventBus(EventHistory, SubscriptionIndex):
         (etype,) = normalize_event_types([event_type])  # type: ignore[misc]
         return bool(self._match(etype, stream_id, execution_id, node_id))
 
+    # ---- matching: which subscriptions an event reaches -----------------------------------
+
+    def _match(self, type: EventType, stream_id: str, execution_id: str,
+               node_id: str | None) -> tuple[Subscription, ...]:
+        key = (type, stream_id, node_id)
+        subs = self._any_cache.get(key)
+        if subs is None:
+            if len(self._any_cache) >= _CACHE_KEYS:
+                self._any_cache.clear()
+            subs = self._any_cache[key] = tuple(
+                s for s in self._by_exec[None] if s.matches(type, stream_id, node_id)
+            )
+        if len(self._by_exec) == 1 or execution_id not in self._by_exec:
+            return subs
+        per_exec = self._cache.get(execution_id)
+        if per_exec is None:
+            if len(self._cache) >= _CACHE_EXECUTIONS:
+                self._cache.clear()
+            per_exec = self._cache[execution_id] = {}
+        hit = per_exec.get(key)
+        if hit is None:
+            own = [s for s in self._by_exec[execution_id] if s.matches(type, stream_id, node_id)]
+            hit = per_exec[key] = (*subs, *own)
+        return hit
+
+    def _add(self, event_types: TypeSpec, stream_id: str | None, execution_id: str | None,
+             node_id: str | None, buffer_size: int | None, lossless: bool, *,
+             handler: Handler | None = None, first_only: bool = False) -> Subscription:
+        if self._closed:
+            raise RuntimeStateError("cannot subscribe: the event bus has stopped")
+        size = self.default_buffer_size if buffer_size is None else buffer_size
+        if size < 1:
+            raise ValueError(f"subscription buffer_size must be >= 1, got {size}")
+        sub = Subscription(
+            id=f"sub_{next(self._ids)}", types=normalize_event_types(event_types),
+            stream_id=stream_id, execution_id=execution_id, node_id=node_id, capacity=size,
+            lossless=lossless, first_only=first_only, handler=handler,
+        )
+        self._subs[sub.id] = sub
+        self._by_exec.setdefault(execution_id, []).append(sub)
+        self.lossless_subscriptions += lossless
+        self._invalidate(execution_id)
+        return sub
+
+    def _remove(self, sub: Subscription, *, discard: bool) -> None:
+        if self._subs.pop(sub.id, None) is None:
+            return
+        peers = self._by_exec[sub.execution_id]
+        peers.remove(sub)
+        if not peers and sub.execution_id is not None:
+            del self._by_exec[sub.execution_id]
+        self.lossless_subscriptions -= sub.lossless
+        self._invalidate(sub.execution_id)
+        self._dropped_gone += sub.dropped
+        sub.close(discard=discard)
+
+    def _invalidate(self, execution_id: str | None) -> None:
+        if execution_id is None:
+            self._any_cache.clear()
+            self._cache.clear()
+        else:
+            self._cache.pop(execution_id, None)
+
+    # ---- history, replay, stats ------------------------------------------------------------
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next published event will get (pass it to ``since=`` to miss none)."""
+        return self._next_offset
+
+    def _history_items(self, since: int) -> Iterable[tuple[int, AgentEvent]]:
+        history = self._history
+        first = self._next_offset - len(history)
+        skip = max(0, since - first)
+        return zip(itertools.count(first + skip), itertools.islice(history, skip, None))
+
+    def history(self, since: int = 0, *, event_types: TypeSpec = None, stream_id: str | None = None,
+                execution_id: str | None = None, node_id: str | None = None,
+                limit: int | None = None) -> list[tuple[int, AgentEvent]]:
+        """Retained ``(offset, event)`` pairs with offset >= ``since``, oldest first, filtered;
+        ``limit`` keeps the oldest ``limit`` of them."""
+        types = normalize_event_types(event_types)
+        out = []
+        for item in self._history_items(since):
+            e = item[1]
+            if ((types is None or e.type in types)
+                    and (stream_id is None or e.stream_id == stream_id)
+                    and (execution_id is None or e.execution_id == execution_id)
+                    and (node_id is None or e.node_id == node_id)):
+                out.append(item)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def stats(self) -> BusStats:
+        subs = {sid: s.stats() for sid, s in self._subs.items()}
+        return BusStats(
+            published=self._published,
+            dropped=self._dropped_gone + sum(s.dropped for s in self._subs.values()),
+            handler_errors=self._handler_errors, history_size=len(self._history),
+            next_offset=self._next_offset, subscriptions=subs,
+        )
+
+    def _replay_into(self, sub: Subscription, since: int) -> None:
+        for item in self._history_items(since):
+            _, event = item
+            if sub.matches(event.type, event.stream_id, event.node_id) and (
+                sub.execution_id is None or sub.execution_id == event.execution_id
+            ):
+                if len(sub.buffer) < sub.capacity:
+                    sub.buffer.append(item)
+                else:
+                    sub.overflow(item)
+
     # ---- delivery -----------------------------------------------------------------------------
 
     async def _deliver(self, sub: Subscription) -> None:
@@ -319,7 +646,7 @@ class EventBus(EventHistory, SubscriptionIndex):
         log.warning("event handler of %s failed on %s", sub.id, event.type.value, exc_info=exc)
         if event.type is EventType.HANDLER_FAILED:
             return  # never report failures about failure reports: no ping-pong between handlers
-        self._publish(
+        self.publish_nowait(
             AgentEvent(
                 type=EventType.HANDLER_FAILED, stream_id=event.stream_id,
                 execution_id=event.execution_id, node_id=event.node_id,
@@ -339,6 +666,40 @@ class EventBus(EventHistory, SubscriptionIndex):
         if em is None:
             em = self._emitters[key] = BusEmitter(self, stream_id, execution_id)
         return em
+
+
+class BusEmitter:
+    """Publishes one execution's events with ``seq`` 1, 2, 3, ... in publish order."""
+
+    def __init__(self, bus: EventBus, stream_id: str, execution_id: str) -> None:
+        self.bus = bus
+        self.stream_id = stream_id
+        self.execution_id = execution_id
+        self._seq = 0
+
+    def may_wait(self) -> bool:
+        """Whether :meth:`emit` could wait now (only for a lossless subscription); when False
+        it publishes without yielding."""
+        return bool(self.bus.lossless_subscriptions) and not self.bus.closed
+
+    async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
+        """Build the event and publish it (waits only for full lossless subscribers)."""
+        bus = self.bus
+        subs = None
+        if bus.lossless_subscriptions:  # only lossless subscriptions make a publisher wait
+            subs = await bus.wait_for_room(type, self.stream_id, self.execution_id, node_id)
+        # seq is taken right before publishing, with no await in between: seq order is
+        # publish order even when several tasks of one execution emit concurrently.
+        seq = self._seq = self._seq + 1
+        bus.publish_nowait(AgentEvent(type, self.stream_id, self.execution_id, node_id, data,
+                                      _now(_UTC), seq), subs)
+
+    def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
+        """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`)."""
+        seq = self._seq = self._seq + 1
+        return self.bus.publish_nowait(
+            AgentEvent(type, self.stream_id, self.execution_id, node_id, data, _now(_UTC), seq)
+        )
 
 
 @asynccontextmanager

@@ -11,32 +11,45 @@ left intact, so ``resume()`` can continue it.
 from __future__ import annotations
 
 import collections
+import contextvars
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
 
 from hive_actors.errors import QueueFullError, RuntimeStateError
-from hive_actors.graph.result import ExecutionResult
-from hive_actors.graph.spec import EntryPointSpec
-from hive_actors.events import EventType
-from hive_actors.runtime.session_recorder import NullRecorder, SessionRecorder
-from hive_actors.storage.session_store import new_session_id
+from hive_actors.events import EventSink, EventType
+from hive_actors.graph.checkpoint_config import CheckpointConfig
+from hive_actors.graph.executor import GraphExecutor
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.result import ExecutionResult, SessionState
+from hive_actors.llm.provider import LLMProvider
+from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
+from hive_actors.runtime.config import RuntimeConfig
+from hive_actors.runtime.event_bus import BusEmitter, EventBus
+from hive_actors.runtime.session_recorder import NullRecorder, RecordingSink, SessionRecorder
+from hive_actors.runtime.shared_state import BufferScope, SharedBufferManager
+from hive_actors.status import ExecutionStatus
+from hive_actors.storage.owner import OwnerInfo
+from hive_actors.storage.session_store import SessionStore, new_session_id
+from hive_actors.storage.writer import StorageWriter
+from hive_actors.tools.registry import ToolRegistry
 
-if TYPE_CHECKING:
-    from hive_actors.runtime.agent_runtime import RuntimeServices
-
-__all__ = ["EntryPointSpec", "Execution", "ExecutionStream", "StreamStats"]
+__all__ = ["EntryPointSpec", "Execution", "ExecutionStream", "RuntimeServices", "StreamStats"]
 
 log = logging.getLogger(__name__)
 
+# (variable, value) pairs a model provider's lifespan set, set again in each execution's task
+ContextValues = tuple[tuple[contextvars.ContextVar[Any], Any], ...]
+
 _TERMINAL_EVENTS = {
-    "completed": EventType.EXECUTION_COMPLETED,
-    "failed": EventType.EXECUTION_FAILED,
-    "paused": EventType.EXECUTION_PAUSED,
-    "cancelled": EventType.EXECUTION_CANCELLED,
+    ExecutionStatus.COMPLETED: EventType.EXECUTION_COMPLETED,
+    ExecutionStatus.FAILED: EventType.EXECUTION_FAILED,
+    ExecutionStatus.PAUSED: EventType.EXECUTION_PAUSED,
+    ExecutionStatus.CANCELLED: EventType.EXECUTION_CANCELLED,
 }
 
 
@@ -47,14 +60,15 @@ class Execution:
     id: str
     stream_id: str
     input_data: dict[str, Any]
-    session_state: Any = None
+    session_state: SessionState | None = None
     resumed: bool = False
     idempotency_key: str | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     result: ExecutionResult | None = None
-    executor: Any = None
+    executor: GraphExecutor | None = None
     cancel_scope: trio.CancelScope | None = None
-    recorder: Any = None
+    # set by ExecutionStream.submit right after construction
+    recorder: SessionRecorder | NullRecorder = attrs.field(init=False)
     # set by ExecutionStream.pause(): the execution ends `paused` at this node, not cancelled
     pause_at: str | None = None
     pause_requested: bool = False
@@ -75,28 +89,104 @@ class StreamStats:
     paused: int = 0
     cancelled: int = 0
 
+    def count(self, status: ExecutionStatus) -> None:
+        """One more execution ended ``status``."""
+        if status is ExecutionStatus.COMPLETED:
+            self.completed += 1
+        elif status is ExecutionStatus.FAILED:
+            self.failed += 1
+        elif status is ExecutionStatus.PAUSED:
+            self.paused += 1
+        else:
+            self.cancelled += 1
 
-def status_of(result: ExecutionResult) -> str:
+
+def status_of(result: ExecutionResult) -> ExecutionStatus:
     """The session status a result ends in: completed, failed, paused or cancelled."""
-    if result.status in ("cancelled", "paused"):
-        return result.status
-    if result.paused_at:
-        return "paused"
-    return "completed" if result.success else "failed"
+    if result.status == ExecutionStatus.CANCELLED:
+        return ExecutionStatus.CANCELLED
+    if result.status == ExecutionStatus.PAUSED or result.paused_at:
+        return ExecutionStatus.PAUSED
+    return ExecutionStatus.COMPLETED if result.success else ExecutionStatus.FAILED
 
 
 def cancelled_result(ex: Execution) -> ExecutionResult:
     return ExecutionResult(
-        success=False, error="Execution cancelled", session_id=ex.id, status="cancelled",
+        success=False, error="Execution cancelled", session_id=ex.id,
+        status=ExecutionStatus.CANCELLED,
         execution_quality="failed",
     )
 
 
 def paused_result(ex: Execution) -> ExecutionResult:
     return ExecutionResult(
-        success=True, paused_at=ex.pause_at, session_id=ex.id, status="paused",
+        success=True, paused_at=ex.pause_at, session_id=ex.id, status=ExecutionStatus.PAUSED,
         error="paused by client",
     )
+
+
+@attrs.define(eq=False)
+class RuntimeServices:
+    """What the streams of one runtime share (built at each start)."""
+
+    graph: GraphSpec
+    goal: Goal
+    llm: LLMProvider | None
+    tools: Any  # what GraphExecutor accepts: a ToolRegistry, or tools to register
+    tool_executor: Callable[..., Any] | None
+    checkpoint_config: CheckpointConfig | None
+    config: RuntimeConfig
+    bus: EventBus
+    state_manager: SharedBufferManager
+    sessions: SessionStore | None
+    writer: StorageWriter | None
+    agent_name: str
+    owner: OwnerInfo | None
+    executor_class: Callable[..., GraphExecutor] | None = None
+    # context variables the provider's lifespan set (e.g. its asyncio loop), for executions
+    context_vars: ContextValues = ()
+    # the one registry of every execution when the runtime has no tools (per-registry
+    # caches such as tool schemas then hold across executions)
+    _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
+
+    def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: EventSink) -> GraphExecutor:
+        """A GraphExecutor for one execution, wired to its session folder, events and scope."""
+        executor_class = self.executor_class or GraphExecutor
+        session_dir = ex.recorder.session_dir
+        base = self.config.executor_config or ExecutorConfig()
+        tools = self.tools
+        if tools is None and self.tool_executor is None:
+            tools = self._no_tools
+        return executor_class(
+            self.llm,
+            tools,
+            self.tool_executor,
+            storage_path=session_dir,
+            events=sink,
+            checkpoint_store=ex.recorder.checkpoint_store,
+            scope=self._scope(ex, spec),
+            config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec)),
+        )
+
+    def _scope(self, ex: Execution, spec: EntryPointSpec) -> BufferScope:
+        return self.state_manager.scope_for(ex.id, spec.id, spec.isolation_level,
+                                            events=ex.recorder.sink)
+
+    def release(self, ex: Execution) -> None:
+        """Forget what the runtime kept for a finished execution."""
+        self.state_manager.cleanup_execution(ex.id)
+
+    def _input_policy(self, ex: Execution, spec: EntryPointSpec) -> Callable[[], float | None]:
+        """SEMANTICS §2: wait for a live client that listens for this execution, else pause."""
+        bus, wait = self.bus, self.config.client_input_timeout
+
+        def input_timeout() -> float | None:
+            live = bus.has_subscribers(
+                EventType.CLIENT_INPUT_REQUESTED, stream_id=spec.id, execution_id=ex.id
+            )
+            return wait if live else 0.0
+
+        return input_timeout
 
 
 class ExecutionStream:
@@ -117,7 +207,9 @@ class ExecutionStream:
 
     # ---- actor ---------------------------------------------------------------------------
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[ExecutionStream] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Serve until cancelled; then end every queued execution as cancelled."""
         try:
             async with trio.open_nursery() as nursery:
@@ -142,7 +234,7 @@ class ExecutionStream:
     async def submit(
         self,
         input_data: dict[str, Any],
-        session_state: Any = None,
+        session_state: SessionState | None = None,
         *,
         execution_id: str | None = None,
         resumed: bool = False,
@@ -272,11 +364,12 @@ class ExecutionStream:
 
     # ---- execution tasks -----------------------------------------------------------------
 
-    def _make_recorder(self, ex: Execution) -> Any:
+    def _make_recorder(self, ex: Execution) -> SessionRecorder | NullRecorder:
         svc = self._svc
+        emitter = svc.bus.emitter(self.id, ex.id)
         if svc.sessions is None:
-            return NullRecorder(ex, self.spec, svc)
-        return SessionRecorder(ex, self.spec, svc)
+            return NullRecorder(emitter)
+        return SessionRecorder(ex, self.spec, svc, svc.sessions, emitter)
 
     def _start(self, ex: Execution) -> None:
         self._running[ex.id] = ex
@@ -324,10 +417,7 @@ class ExecutionStream:
     def _finishes_at_once(ex: Execution) -> bool:
         """Whether `_finish` runs without yielding: nothing to write and an end event that
         no lossless subscriber can hold up."""
-        if type(ex.recorder) is not NullRecorder:
-            return False
-        may_wait = getattr(ex.recorder.sink, "may_wait", None)
-        return may_wait is not None and not may_wait()
+        return type(ex.recorder) is NullRecorder and not ex.recorder.sink.may_wait()
 
     @staticmethod
     def _interrupted_result(ex: Execution) -> ExecutionResult:
@@ -360,7 +450,7 @@ class ExecutionStream:
                 success=False,
                 error=f"{type(exc).__name__}: {exc}",
                 session_id=ex.id,
-                status="failed",
+                status=ExecutionStatus.FAILED,
                 execution_quality="failed",
             )
 
@@ -378,12 +468,11 @@ class ExecutionStream:
             await ex.recorder.finished(result)
         except Exception:
             log.exception("could not record the end of execution %s", ex.id)
-        setattr(self.stats, status, getattr(self.stats, status) + 1)
+        self.stats.count(status)
         ex.result = result
         self._retain(ex.id, result)
         sink = ex.recorder.sink
-        may_wait = getattr(sink, "may_wait", None)
-        if may_wait is not None and not may_wait():  # publishes without yielding
+        if not sink.may_wait():  # publishes without yielding
             await self._emit_end(ex, sink, status, result)
         else:
             # Bounded: a lossless subscriber that stopped reading must not hold up stop().
@@ -392,7 +481,8 @@ class ExecutionStream:
         ex.done.set()
 
     @staticmethod
-    async def _emit_end(ex: Execution, sink: Any, status: str, result: ExecutionResult) -> None:
+    async def _emit_end(ex: Execution, sink: BusEmitter | RecordingSink, status: ExecutionStatus,
+                        result: ExecutionResult) -> None:
         try:
             await sink.emit(_TERMINAL_EVENTS[status], result.paused_at, **_terminal_data(result))
         except Exception:
@@ -406,10 +496,10 @@ class ExecutionStream:
 
 def _terminal_data(result: ExecutionResult) -> dict[str, Any]:
     status = result.status
-    if status == "completed":
+    if status == ExecutionStatus.COMPLETED:
         return {"output": result.output}
-    if status == "paused":
+    if status == ExecutionStatus.PAUSED:
         return {"paused_at": result.paused_at, "reason": result.error or "paused"}
-    if status == "cancelled":
+    if status == ExecutionStatus.CANCELLED:
         return {"reason": result.error or "cancelled"}
     return {"error": result.error}

@@ -9,37 +9,38 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 import attrs
 import trio
 
-from hive_actors.runtime.execution_stream import Execution
-
 __all__ = ["IdempotencyClaims"]
+
+E = TypeVar("E")  # the accepted execution
 
 
 @attrs.define(eq=False)
-class _Claim:
+class _Claim(Generic[E]):
     """An idempotency key: pending until its execution is accepted."""
 
     stream_id: str
-    execution: Execution | None = None
+    execution: E | None = None
     settled: trio.Event = attrs.field(factory=trio.Event)
     at: float = 0.0
 
 
-class IdempotencyClaims:
+class IdempotencyClaims(Generic[E]):
     """The keys a runtime has seen, oldest first."""
 
     def __init__(self) -> None:
-        self._claims: collections.OrderedDict[str, _Claim] = collections.OrderedDict()
+        self._claims: collections.OrderedDict[str, _Claim[E]] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._claims)
 
     async def submit_once(self, key: str, stream_id: str,
-                          submit: Callable[[], Awaitable[Execution]],
-                          *, ttl: float, max_keys: int) -> Execution:
+                          submit: Callable[[], Awaitable[E]],
+                          *, ttl: float, max_keys: int) -> E:
         """The execution already accepted for ``key``, else the one ``submit()`` accepts.
 
         Raises what ``submit()`` raises (and then forgets the claim, so a retry may claim it).
@@ -52,15 +53,16 @@ class IdempotencyClaims:
             if claim.execution is not None:
                 return claim.execution
             await claim.settled.wait()  # accepted or failed meanwhile; look again
-        claim = self._claims[key] = _Claim(stream_id=stream_id, at=trio.current_time())
+        claim: _Claim[E] = _Claim(stream_id=stream_id, at=trio.current_time())
+        self._claims[key] = claim
         try:
-            claim.execution = await submit()
+            execution = claim.execution = await submit()
         except BaseException:
             self._claims.pop(key, None)
             raise
         finally:
             claim.settled.set()
-        return claim.execution
+        return execution
 
     def _prune(self, ttl: float, cap: int) -> None:
         horizon = trio.current_time() - ttl

@@ -11,33 +11,70 @@ points at the boundary's checkpoint are saved with the checkpoint itself (compan
 checkpoint that follows it (or with the final state). The end is one group commit too: final
 state.json, pending details lines, summary.json.
 `NullRecorder` is the lean path when the runtime has no storage: the bus emitter itself.
+
+The recorder reads the execution and the runtime's shared services through the two small
+protocols below (`RecordedExecution`, `RecorderServices`), not through their classes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from hive_actors.errors import CorruptFileError, InputDataError, UnknownSessionError
-from hive_actors.graph.result import ExecutionResult
-from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.events import EventType
+from hive_actors.graph.checkpoint_config import CheckpointConfig
+from hive_actors.graph.result import ExecutionResult
+from hive_actors.graph.spec import EntryPointSpec, Goal
+from hive_actors.runtime.config import RuntimeConfig
+from hive_actors.runtime.event_bus import BusEmitter
+from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
-from hive_actors.storage.session_store import SessionRecord
-from hive_actors.storage.writer import FileOp
+from hive_actors.storage.owner import OwnerInfo
+from hive_actors.storage.session_store import SessionRecord, SessionStore
+from hive_actors.storage.writer import FileOp, StorageWriter
 
-if TYPE_CHECKING:
-    from hive_actors.runtime.agent_runtime import RuntimeServices
-    from hive_actors.runtime.execution_stream import Execution
+__all__ = ["NullRecorder", "RecordedExecution", "RecorderServices", "RecordingSink",
+           "SessionRecorder"]
+
+
+class RecordedExecution(Protocol):
+    """What the recorder reads of the execution it records."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def input_data(self) -> dict[str, Any]: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def resumed(self) -> bool: ...
+
+
+class RecorderServices(Protocol):
+    """What the recorder reads of the runtime's shared services."""
+
+    @property
+    def writer(self) -> StorageWriter | None: ...
+    @property
+    def agent_name(self) -> str: ...
+    @property
+    def goal(self) -> Goal: ...
+    @property
+    def owner(self) -> OwnerInfo | None: ...
+    @property
+    def checkpoint_config(self) -> CheckpointConfig | None: ...
+    @property
+    def config(self) -> RuntimeConfig: ...
 
 
 class NullRecorder:
     """No storage: events go straight to the bus; nothing is written."""
 
-    def __init__(self, ex: Execution, spec: EntryPointSpec, svc: RuntimeServices) -> None:
-        self.sink = svc.bus.emitter(spec.id, ex.id)
+    def __init__(self, sink: BusEmitter) -> None:
+        self.sink = sink
         self.session_dir = None
         self.checkpoint_store = None
 
@@ -51,13 +88,14 @@ class NullRecorder:
 class SessionRecorder:
     """Writes one execution's session files through the runtime's SessionStore."""
 
-    def __init__(self, ex: Execution, spec: EntryPointSpec, svc: RuntimeServices) -> None:
+    def __init__(self, ex: RecordedExecution, spec: EntryPointSpec, svc: RecorderServices,
+                 store: SessionStore, emitter: BusEmitter) -> None:
         self.ex = ex
         self.spec = spec
         self.svc = svc
-        self.store = svc.sessions
-        self.session_dir = self.store.session_dir(ex.id)
-        self.sink = _RecordingSink(svc.bus.emitter(spec.id, ex.id), self)
+        self.store = store
+        self.session_dir = store.session_dir(ex.id)
+        self.sink = RecordingSink(emitter, self)
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.input_tokens = 0
         self.output_tokens = 0
@@ -66,10 +104,9 @@ class SessionRecorder:
         self.tool_calls = 0
         self.record: SessionRecord | None = None
         cp = svc.checkpoint_config
-        self.checkpoints = cp is None or bool(getattr(cp, "enabled", True))
+        self.checkpoints = cp is None or cp.enabled
         # a completed node's details line waits for the checkpoint that follows it
-        self._defer_details = self.checkpoints and bool(
-            getattr(cp, "checkpoint_on_node_complete", True))
+        self._defer_details = self.checkpoints and (cp is None or cp.checkpoint_on_node_complete)
         self._pending_details: list[FileOp] = []
         # seq -> the record written together with that checkpoint
         self._with_cp: dict[int, SessionRecord] = {}
@@ -101,8 +138,8 @@ class SessionRecorder:
         """state.json says ``running`` (owned by this process) once this returns. Raises
         InputDataError when the input cannot be stored as JSON (nothing is written then)."""
         assert self.record is not None
-        self.record = self.record.evolve(status="running", owner=self.svc.owner, error=None,
-                                         paused_at=None)
+        self.record = self.record.evolve(status=ExecutionStatus.RUNNING, owner=self.svc.owner,
+                                         error=None, paused_at=None)
         try:
             op = self.store.state_op(self.record)  # encodes the input with the rest
         except (TypeError, ValueError) as exc:
@@ -219,14 +256,18 @@ class SessionRecorder:
         )
 
 
-class _RecordingSink:
+class RecordingSink:
     """An EventSink that publishes through the bus emitter, then records what matters."""
 
     __slots__ = ("_inner", "_rec")
 
-    def __init__(self, inner: Any, recorder: SessionRecorder) -> None:
+    def __init__(self, inner: BusEmitter, recorder: SessionRecorder) -> None:
         self._inner = inner
         self._rec = recorder
+
+    def may_wait(self) -> bool:
+        """Always: recording an event may wait for the disk."""
+        return True
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         await self._inner.emit(type, node_id, **data)

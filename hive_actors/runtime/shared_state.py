@@ -89,7 +89,8 @@ class SharedBufferManager:
         }
 
     @asynccontextmanager
-    async def _key_lock(self, lock_key: tuple[str, ...]) -> AsyncIterator[None]:
+    async def key_lock(self, lock_key: tuple[str, ...]) -> AsyncIterator[None]:
+        """Hold the lock of one stream/global key (re-entrant within a task)."""
         entry = self._locks.get(lock_key)
         if entry is None:
             entry = self._locks[lock_key] = _KeyLock()
@@ -166,7 +167,7 @@ class BufferScope:
         if self.level != "synchronized":
             yield self
             return
-        async with self.manager._key_lock(self._lock_key(scope, key)):
+        async with self.manager.key_lock(self._lock_key(scope, key)):
             yield self
 
     def _lock_key(self, scope: str, key: str) -> tuple[str, ...]:
@@ -174,7 +175,7 @@ class BufferScope:
 
     async def _write_shared(self, scope: str, key: str, value: Any) -> None:
         if self.level == "synchronized":
-            async with self.manager._key_lock(self._lock_key(scope, key)):
+            async with self.manager.key_lock(self._lock_key(scope, key)):
                 await self._set(scope, key, value)
         else:
             await self._set(scope, key, value)

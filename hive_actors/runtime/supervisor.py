@@ -54,7 +54,7 @@ async def supervise(
     max_restarts: int,
     window: float,
     shielded_scope: trio.CancelScope | None = None,
-    task_status: Any = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,  # the actor's own value
 ) -> None:
     """Run ``make_run()`` under supervision until it returns or is cancelled.
 

@@ -1,6 +1,7 @@
 """Trigger actors: timer and event entry points.
 
-A trigger is a child actor of the runtime that calls ``runtime.trigger(entry point, input)``.
+A trigger is a child actor of the runtime that calls ``fire(entry point, input)`` (the runtime
+passes its ``trigger`` method).
 It never cancels anything: a firing while executions run simply queues another execution (or is
 skipped and logged when the queue is full).
 
@@ -20,42 +21,44 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
 from hive_actors.errors import ConfigurationError, HiveActorsError
 from hive_actors.graph.spec import EntryPointSpec
-from hive_actors.runtime.event_subscription import normalize_event_types
+from hive_actors.runtime.event_bus import EventBus, normalize_event_types
 from hive_actors.events import AgentEvent, EventType
 from hive_actors.serde import converter
 
-if TYPE_CHECKING:
-    from hive_actors.runtime.agent_runtime import AgentRuntime
-
 log = logging.getLogger(__name__)
 
+# Starts an execution of an entry point with this input; returns its id (AgentRuntime.trigger).
+Fire = Callable[[str, dict[str, Any]], Awaitable[str]]
 
-def make_trigger(spec: EntryPointSpec, runtime: AgentRuntime) -> TimerTrigger | EventTrigger | None:
-    """The trigger actor of an entry point (None for ``manual``); raises ConfigurationError
-    for a bad trigger_config."""
+
+def make_trigger(spec: EntryPointSpec, fire: Fire,
+                 bus: EventBus) -> TimerTrigger | EventTrigger | None:
+    """The trigger actor of an entry point (None for ``manual``); an event trigger listens on
+    ``bus``. Raises ConfigurationError for a bad trigger_config."""
     if spec.trigger_type == "timer":
-        return TimerTrigger(spec, runtime)
+        return TimerTrigger(spec, fire)
     if spec.trigger_type == "event":
-        return EventTrigger(spec, runtime)
+        return EventTrigger(spec, fire, bus)
     return None
 
 
 class _Firing:
-    def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
+    def __init__(self, spec: EntryPointSpec, fire: Fire) -> None:
         self.spec = spec
-        self.runtime = runtime
+        self._fire = fire
         self.fired = 0
         self.skipped = 0
 
     async def fire(self, input_data: dict[str, Any]) -> None:
         try:
-            await self.runtime.trigger(self.spec.id, input_data)
+            await self._fire(self.spec.id, input_data)
             self.fired += 1
         except HiveActorsError as exc:  # queue full, stopping, storage trouble
             self.skipped += 1
@@ -65,8 +68,8 @@ class _Firing:
 class TimerTrigger(_Firing):
     """Fires every ``interval_seconds``; ``next_fire`` is the trio time of the next firing."""
 
-    def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
-        super().__init__(spec, runtime)
+    def __init__(self, spec: EntryPointSpec, fire: Fire) -> None:
+        super().__init__(spec, fire)
         cfg = spec.trigger_config
         self.cron: str | None = None
         self.run_immediately = bool(cfg.get("run_immediately", False))
@@ -91,7 +94,9 @@ class TimerTrigger(_Firing):
             )
         self.interval = float(interval)
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[TimerTrigger] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         if self.cron is not None:
             return await self._run_cron(task_status)
         now = trio.current_time()
@@ -117,7 +122,7 @@ class TimerTrigger(_Firing):
             "fired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }})
 
-    async def _run_cron(self, task_status: Any) -> None:
+    async def _run_cron(self, task_status: trio.TaskStatus[TimerTrigger]) -> None:
         from croniter import croniter
 
         # Wall-clock slots are mapped onto trio's clock through one anchor, so sleeping is
@@ -152,8 +157,9 @@ class TimerTrigger(_Firing):
 class EventTrigger(_Firing):
     """Fires once per bus event matching the entry point's filter."""
 
-    def __init__(self, spec: EntryPointSpec, runtime: AgentRuntime) -> None:
-        super().__init__(spec, runtime)
+    def __init__(self, spec: EntryPointSpec, fire: Fire, bus: EventBus) -> None:
+        super().__init__(spec, fire)
+        self.bus = bus
         cfg = dict(spec.trigger_config)
         types = cfg.get("event_types")
         if not types or not isinstance(types, (list, tuple)):
@@ -169,9 +175,10 @@ class EventTrigger(_Firing):
         }
         self.include_own = bool(cfg.get("include_own_stream", False))
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        bus = self.runtime.event_bus
-        async with bus.open_subscription(self.event_types, **self.filters) as sub:
+    async def run(
+        self, *, task_status: trio.TaskStatus[EventTrigger] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with self.bus.open_subscription(self.event_types, **self.filters) as sub:
             task_status.started(self)
             async for event in sub:
                 if event.type is EventType.EVENTS_DROPPED:
