@@ -18,7 +18,7 @@ import trio
 from hive_actors.events import EventSink, EventType, NullSink
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.client_input import InputHub
-from hive_actors.graph.compiled import CompiledGraph, compile_graph
+from hive_actors.graph.compiled import compile_graph
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.llm_decide import decide_edges
 from hive_actors.graph.node_runner import NodeRunner, Paused, SharedScope, StopRun
@@ -105,12 +105,12 @@ class GraphExecutor:
         resuming a node that waited for client input it is that node's reply instead (its
         ``input`` value when present, else the whole dict as JSON).
         """
-        started = time.perf_counter()
         previous = SessionState.from_dict(session_state) if session_state is not None else None
         store = self._store_for(checkpoint_config)
         sid = session_id or (previous.session_id if previous else "") or (
             self.storage_path.name if self.storage_path is not None else ""
         )
+        started = time.perf_counter()
         state = RunState(sid, previous)
         compiled = compile_graph(graph)
         error = preflight_error(graph, compiled, self._services.tools, entry_node)
@@ -118,7 +118,7 @@ class GraphExecutor:
             return _result(state, ExecutionStatus.FAILED, error, started)
         runner = NodeRunner(graph, compiled, goal, state, self._services, dict(input_data or {}),
                             self.scope, store)
-        run = _Execution(compiled, compiled.routing, goal, previous, runner)
+        run = _Execution(runner, compiled.routing, previous)
         self._run = run
         try:
             return await run.run(entry_node, started)
@@ -160,12 +160,12 @@ class _Execution:
     """One call of ``execute``, after its checks passed: walks the graph and builds the
     result. Node visits go through ``runner``, which owns nothing that refers back here."""
 
-    def __init__(self, compiled: CompiledGraph, table: RoutingTable, goal: Goal,
-                 previous: SessionState | None, runner: NodeRunner) -> None:
+    def __init__(self, runner: NodeRunner, table: RoutingTable,
+                 previous: SessionState | None) -> None:
         self.graph = runner.graph
-        self.nodes = compiled.index.nodes
+        self.nodes = runner.compiled.index.nodes
         self.table = table
-        self.goal = goal
+        self.goal = runner.goal
         self.previous = previous
         self.runner = runner
         self.state = runner.state

@@ -66,10 +66,10 @@ class Services:
         return hit
 
 
-_ASYNC: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_ASYNC: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
 
 
-def _is_async(fn: Any) -> bool:
+def _is_async(fn: Callable[..., Any]) -> bool:
     try:
         return _ASYNC[fn]
     except (KeyError, TypeError):
@@ -82,11 +82,11 @@ def _is_async(fn: Any) -> bool:
     return result
 
 
-def _check_async(fn: Any) -> bool:
+def _check_async(fn: Callable[..., Any]) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)
+        fn.__call__
     )
 
 

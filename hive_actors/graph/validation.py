@@ -228,8 +228,9 @@ def check_graph(
         ref(graph.entry_node, paths.key("entry_node"), "entry_node")
     else:
         error(paths.key("entry_node"), "entry_node is empty")
-    for key in ("terminal_nodes", "pause_nodes"):
-        for i, node_id in enumerate(getattr(graph, key)):
+    for key, node_ids in (("terminal_nodes", graph.terminal_nodes),
+                          ("pause_nodes", graph.pause_nodes)):
+        for i, node_id in enumerate(node_ids):
             ref(node_id, join(paths.key(key), i), key.removesuffix("s").replace("_", " "))
     seen_eps: set[str] = set()
     for ep in entry_points:

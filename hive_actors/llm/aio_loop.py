@@ -18,7 +18,7 @@ see a coroutine, then unwraps it.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ def _executor_class() -> type:
     import trio_asyncio
 
     class _CoroutineTolerantExecutor(trio_asyncio.TrioExecutor):
-        async def submit(self, func: Any, *args: Any) -> Any:
+        async def submit(self, func: Callable[..., Any], *args: Any) -> Any:
             def boxed() -> tuple[Any]:
                 return (func(*args),)
 

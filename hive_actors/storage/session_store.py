@@ -105,7 +105,8 @@ class SessionRecord:
 _issued: dict[str, set[str]] = {}
 
 
-def new_session_id(now: dt.datetime | None = None, *, taken: Any = None) -> str:
+def new_session_id(now: dt.datetime | None = None, *,
+                   taken: Callable[[str], bool] | None = None) -> str:
     """``session_YYYYMMDD_HHMMSS_{8 hex}`` from the UTC time (``now`` must be tz-aware).
 
     Never the same id twice in one process; ``taken(id) -> bool`` (e.g. "its folder exists")
