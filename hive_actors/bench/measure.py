@@ -132,7 +132,8 @@ def count_syncs() -> Iterator[SyncCounter]:
     counter = SyncCounter()
     names = tuple(counter.counts)
     for name in names:
-        setattr(REAL_FS, name, counter.counting(name, getattr(type(REAL_FS), name).__get__(REAL_FS)))
+        bound = getattr(type(REAL_FS), name).__get__(REAL_FS)
+        setattr(REAL_FS, name, counter.counting(name, bound))
     try:
         yield counter
     finally:

@@ -144,7 +144,9 @@ class GraphExecutor:
         return await self.execute(graph, goal, input_data, state, checkpoint_config,
                                   session_id=session_id)
 
-    def _store_for(self, cp: CheckpointConfig | None) -> tuple[CheckpointStore, CheckpointConfig] | None:
+    def _store_for(
+        self, cp: CheckpointConfig | None
+    ) -> tuple[CheckpointStore, CheckpointConfig] | None:
         if cp is not None and not cp.enabled:
             return None
         if self._checkpoint_store is None and self.storage_path is not None:

@@ -134,7 +134,8 @@ class RoutingTable:
         return self._joins[key]
 
 
-def find_join(graph: GraphSpec, starts: Sequence[str], index: GraphIndex | None = None) -> str | None:
+def find_join(graph: GraphSpec, starts: Sequence[str],
+              index: GraphIndex | None = None) -> str | None:
     """The first node reachable from every start (over edges of any condition but
     on_failure), excluding the starts themselves; None when the branches never meet."""
     return _find_join(index if index is not None else GraphIndex.of(graph), starts)

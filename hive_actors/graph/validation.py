@@ -20,8 +20,14 @@ import cattrs
 from cattrs.v import format_exception
 
 from hive_actors.errors import Problem
-from hive_actors.graph.spec import LEGACY_NODE_TYPES, NODE_TYPES, EdgeCondition, GraphIndex, GraphSpec
-from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.graph.spec import (
+    LEGACY_NODE_TYPES,
+    NODE_TYPES,
+    EdgeCondition,
+    EntryPointSpec,
+    GraphIndex,
+    GraphSpec,
+)
 from hive_actors.serde import converter
 
 CONVERSATION_MODES = ("continuous", "isolated")
