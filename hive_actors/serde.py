@@ -9,11 +9,15 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.preconf.json import make_converter
 
+from hive_actors.status import ExecutionStatus
+
 T = TypeVar("T")
 
 converter: cattrs.Converter = make_converter(forbid_extra_keys=True)
 converter.register_unstructure_hook(_dt.datetime, lambda d: d.isoformat())
 converter.register_structure_hook(_dt.datetime, lambda v, _: _dt.datetime.fromisoformat(v))
+# the plain text ("completed"), as before statuses were an enum; structuring takes the text back
+converter.register_unstructure_hook(ExecutionStatus, lambda s: s.value)
 
 
 def to_data(obj: object) -> Any:

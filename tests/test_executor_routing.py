@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
+from hive_actors.graph.compiled import compile_graph
 from hive_actors.graph.routing import RoutingTable, find_join
 from hive_actors.graph.spec import ParallelConfig
 from hive_actors.events import EventType, ListSink
@@ -82,7 +83,7 @@ async def test_conditions_are_evaluated_once_per_decision(monkeypatch):
 
     g = graph([fn("a", outputs=("x",)), fn("b"), fn("c")],
               [edge("a", "b", "conditional", "x > 1", priority=1), edge("a", "c", "conditional", "x <= 1")])
-    t = table(g)
+    t = compile_graph(g).routing  # the table every execution of g uses
     calls = []
     expr = t.compiled[id(g.edges[0])]
     original = expr.evaluate
@@ -93,7 +94,6 @@ async def test_conditions_are_evaluated_once_per_decision(monkeypatch):
             return original(names)
 
     t.compiled[id(g.edges[0])] = Counting()
-    g._cache["routing_table"] = t
     result = await executor({"a": lambda: {"x": 5}, "b": dict, "c": dict}).execute(g, GOAL, {})
     assert result.path == ("a", "b")
     assert calls == [1]

@@ -12,12 +12,14 @@ import os
 import resource
 import statistics
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
 from hive_actors.storage.fs import REAL_FS
+
+T = TypeVar("T")
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -112,8 +114,10 @@ class SyncCounter:
             for name in self.counts:
                 self.counts[name] = 0
 
-    def _wrap(self, name: str, fn: Any) -> Any:
-        def counted(*args: Any) -> Any:
+    def counting(self, name: str, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn``, counting each call under ``name``."""
+
+        def counted(*args: Any) -> T:
             with self._lock:
                 self.counts[name] += 1
             return fn(*args)
@@ -128,7 +132,8 @@ def count_syncs() -> Iterator[SyncCounter]:
     counter = SyncCounter()
     names = tuple(counter.counts)
     for name in names:
-        setattr(REAL_FS, name, counter._wrap(name, getattr(type(REAL_FS), name).__get__(REAL_FS)))
+        bound = getattr(type(REAL_FS), name).__get__(REAL_FS)
+        setattr(REAL_FS, name, counter.counting(name, bound))
     try:
         yield counter
     finally:

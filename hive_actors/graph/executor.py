@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hive_actors.events import EventSink, EventType, NullSink
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.client_input import InputHub
+from hive_actors.graph.compiled import compile_graph
 from hive_actors.graph.executor_config import ExecutorConfig
-from hive_actors.graph.node_runner import NodeRunner, Paused, StopRun
+from hive_actors.graph.llm_decide import decide_edges
+from hive_actors.graph.node_runner import NodeRunner, Paused, SharedScope, StopRun
 from hive_actors.graph.preflight import preflight_error
 from hive_actors.graph.result import ExecutionResult, SessionState
-from hive_actors.graph.routing import routing_table
+from hive_actors.graph.routing import RoutingTable
 from hive_actors.graph.run_state import Lane, RunState
-from hive_actors.graph.services import Services, as_registry
-from hive_actors.graph.spec import EdgeCondition, Goal, GraphSpec
-from hive_actors.events import EventSink, EventType, NullSink
+from hive_actors.graph.services import Services, ToolsArg, as_registry
+from hive_actors.graph.spec import EdgeCondition, Goal, GraphSpec, NodeSpec
+from hive_actors.llm.provider import LLMProvider
+from hive_actors.status import ExecutionStatus
+from hive_actors.tools.registry import ToolExecutor
+
+if TYPE_CHECKING:
+    from hive_actors.storage.checkpoint_store import CheckpointStore
 
 __all__ = ["ExecutorConfig", "GraphExecutor"]
 
@@ -38,13 +46,13 @@ class GraphExecutor:
 
     def __init__(
         self,
-        llm: Any = None,
-        tools: Any = None,
-        tool_executor: Any = None,
+        llm: LLMProvider | None = None,
+        tools: ToolsArg = None,
+        tool_executor: ToolExecutor | None = None,
         storage_path: str | Path | None = None,
         events: EventSink | None = None,
-        checkpoint_store: Any = None,
-        scope: Any = None,
+        checkpoint_store: CheckpointStore | None = None,
+        scope: SharedScope | None = None,
         config: ExecutorConfig | None = None,
     ) -> None:
         self.config = config or ExecutorConfig()
@@ -102,16 +110,21 @@ class GraphExecutor:
         sid = session_id or (previous.session_id if previous else "") or (
             self.storage_path.name if self.storage_path is not None else ""
         )
-        run = _Execution(self, graph, goal, dict(input_data or {}), previous, store, sid)
+        started = time.perf_counter()
+        state = RunState(sid, previous)
+        compiled = compile_graph(graph)
+        error = preflight_error(graph, compiled, self._services.tools, entry_node)
+        if error is not None or compiled.routing is None:
+            return _result(state, ExecutionStatus.FAILED, error, started)
+        runner = NodeRunner(graph, compiled, goal, state, self._services, dict(input_data or {}),
+                            self.scope, store)
+        run = _Execution(runner, compiled.routing, previous)
         self._run = run
         try:
-            return await run.run(entry_node)
+            return await run.run(entry_node, started)
         finally:
             if self._run is run:
                 self._run = None
-            # break the run <-> runner cycle: the execution's objects are freed at once by
-            # reference counting, leaving nothing for the cyclic GC
-            run.runner = None  # type: ignore[assignment]
 
     async def restore(
         self,
@@ -131,7 +144,9 @@ class GraphExecutor:
         return await self.execute(graph, goal, input_data, state, checkpoint_config,
                                   session_id=session_id)
 
-    def _store_for(self, cp: CheckpointConfig | None) -> Any:
+    def _store_for(
+        self, cp: CheckpointConfig | None
+    ) -> tuple[CheckpointStore, CheckpointConfig] | None:
         if cp is not None and not cp.enabled:
             return None
         if self._checkpoint_store is None and self.storage_path is not None:
@@ -144,31 +159,23 @@ class GraphExecutor:
 
 
 class _Execution:
-    """One call of ``execute``: walks the graph and builds the result."""
+    """One call of ``execute``, after its checks passed: walks the graph and builds the
+    result. Node visits go through ``runner``, which owns nothing that refers back here."""
 
-    def __init__(self, ex: GraphExecutor, graph: GraphSpec, goal: Goal,
-                 input_data: dict[str, Any], previous: SessionState | None, store: Any,
-                 session_id: str) -> None:
-        self.graph = graph
-        self.goal = goal
-        self.input_data = input_data
+    def __init__(self, runner: NodeRunner, table: RoutingTable,
+                 previous: SessionState | None) -> None:
+        self.graph = runner.graph
+        self.nodes = runner.compiled.index.nodes
+        self.table = table
+        self.goal = runner.goal
         self.previous = previous
-        self.services = ex._services
-        self.events = ex._services.events
-        self.state = RunState(session_id, previous)
-        self.table = None
-        self.runner = NodeRunner(self, ex.scope, store)
+        self.runner = runner
+        self.state = runner.state
+        self.services = runner.services
+        self.input_data = runner.input_data
+        self.events = runner.services.events
 
-    async def run(self, entry_node: str | None) -> ExecutionResult:
-        started = time.perf_counter()
-        error = preflight_error(self.graph, self.services.tools, entry_node)
-        if error is None:
-            try:
-                self.table = routing_table(self.graph)
-            except Exception as exc:  # a malformed condition: nothing has run
-                error = str(exc)
-        if error is not None:
-            return self._result("failed", error, started)
+    async def run(self, entry_node: str | None, started: float) -> ExecutionResult:
         state = self.state
         try:
             await self._start(entry_node)
@@ -176,10 +183,10 @@ class _Execution:
             state.paused_at = p.node_id
             state.waiting_input = p.node_id if p.waiting_input else None
             await self.runner.checkpoint("pause", p.node_id)
-            return self._result("paused", None, started)
+            return _result(state, ExecutionStatus.PAUSED, None, started)
         except StopRun as stop:
-            return self._result("failed", stop.message, started)
-        return self._result("completed", None, started)
+            return _result(state, ExecutionStatus.FAILED, stop.message, started)
+        return _result(state, ExecutionStatus.COMPLETED, None, started)
 
     async def _start(self, entry_node: str | None) -> None:
         prev, state, graph = self.previous, self.state, self.graph
@@ -204,7 +211,7 @@ class _Execution:
             nodes = tuple(prev.next_nodes)
             if len(nodes) == 1:
                 return await self.walk(root, nodes[0], None)
-            join = self.table.join_of(nodes)  # type: ignore[union-attr]
+            join = self.table.join_of(nodes)
             await self._fan_out(root, nodes, join)
             if join is not None:
                 await self.walk(root, join, None)
@@ -216,14 +223,14 @@ class _Execution:
         """Run nodes along ``lane`` from ``current`` (or route on from ``after``, a pause node
         already completed) until nothing follows or the lane reaches ``stop_at``. Raises
         StopRun when the execution fails and Paused when it pauses."""
-        graph, runner, state = self.graph, self.runner, self.state
+        graph, nodes, runner, state = self.graph, self.nodes, self.runner, self.state
         pause_nodes, terminal = graph.pause_nodes, graph.terminal_nodes
         while True:
             if after is None:
                 if current == stop_at:
                     lane.finish()
                     return
-                node = graph.get_node(current)  # type: ignore[arg-type]
+                node = nodes.get(current) if current is not None else None
                 if node is None:
                     raise StopRun(f"an edge leads to node {current!r}, which does not exist")
                 lane.position = node.id
@@ -251,7 +258,7 @@ class _Execution:
                 source = node.id
             else:
                 source, succeeded, jump = after, True, None
-                output = _outputs_of(graph.get_node(after), state.memory)
+                output = _outputs_of(nodes.get(after), state.memory)
                 after = None
             targets = await self._advance(lane, source, succeeded, output, jump, stop_at)
             if not targets:
@@ -278,11 +285,10 @@ class _Execution:
                        edge_id=None, edge_condition="router")
         else:
             verdicts = None
-            if source in self.table.has_llm_decide and succeeded:  # type: ignore[union-attr]
-                from hive_actors.graph.llm_decide import decide_edges
-
-                verdicts = await decide_edges(self, source, output)
-            decision = self.table.decide(  # type: ignore[union-attr]
+            if source in self.table.has_llm_decide and succeeded:
+                verdicts = await decide_edges(self.services.llm, self.runner.compiled.index,
+                                              self.goal, source, output)
+            decision = self.table.decide(
                 source, succeeded, output, self.state.memory, verdicts
             )
             targets = decision.targets
@@ -297,7 +303,7 @@ class _Execution:
         elif len(targets) == 1:
             lane.position = targets[0]
         else:
-            lane.fork(targets, self.table.join_of(targets))  # type: ignore[union-attr]
+            lane.fork(targets, self.table.join_of(targets))
         if succeeded and self.runner.store is not None:
             await self.runner.checkpoint("node_complete", source)
         return targets
@@ -323,8 +329,9 @@ class _Execution:
                     await self.walk(child, child.position, join)
             except Paused as p:
                 paused.append(p)
-            except (StopRun, trio.TooSlowError, Exception) as exc:
-                failures.append(getattr(exc, "message", None) or f"branch timed out or failed: {exc!r}")
+            except Exception as exc:  # StopRun, trio.TooSlowError or a bug
+                message = exc.message if isinstance(exc, StopRun) else ""
+                failures.append(message or f"branch timed out or failed: {exc!r}")
                 self.state.inflight.pop(child, None)
                 child.finish()
                 if policy.on_branch_failure == "fail_all":
@@ -341,32 +348,33 @@ class _Execution:
             lane.position = None
             raise paused[0]
 
-    def _result(self, status: str, error: str | None, started: float) -> ExecutionResult:
-        state = self.state
-        snap = state.snapshot()
-        if status == "failed":
-            quality = "failed"
-        else:
-            quality = "degraded" if state.failures else "clean"
-        return ExecutionResult(
-            success=status != "failed",
-            output=snap.memory,
-            error=error,
-            paused_at=state.paused_at,
-            session_state=snap.to_dict(),
-            path=snap.execution_path,
-            steps_executed=snap.steps_executed,
-            total_tokens=state.tokens,
-            total_latency_ms=(time.perf_counter() - started) * 1000.0,
-            node_visit_counts=snap.node_visit_counts,
-            total_retries=state.retries,
-            execution_quality=quality,
-            session_id=state.session_id,
-            status=status,
-        )
+
+def _result(state: RunState, status: ExecutionStatus, error: str | None,
+            started: float) -> ExecutionResult:
+    snap = state.snapshot()
+    if status is ExecutionStatus.FAILED:
+        quality = "failed"
+    else:
+        quality = "degraded" if state.failures else "clean"
+    return ExecutionResult(
+        success=status is not ExecutionStatus.FAILED,
+        output=snap.memory,
+        error=error,
+        paused_at=state.paused_at,
+        session_state=snap.to_dict(),
+        path=snap.execution_path,
+        steps_executed=snap.steps_executed,
+        total_tokens=state.tokens,
+        total_latency_ms=(time.perf_counter() - started) * 1000.0,
+        node_visit_counts=snap.node_visit_counts,
+        total_retries=state.retries,
+        execution_quality=quality,
+        session_id=state.session_id,
+        status=status,
+    )
 
 
-def _outputs_of(node: Any, memory: dict[str, Any]) -> dict[str, Any]:
+def _outputs_of(node: NodeSpec | None, memory: dict[str, Any]) -> dict[str, Any]:
     if node is None:
         return {}
     return {k: memory[k] for k in node.output_keys if k in memory}

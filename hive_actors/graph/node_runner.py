@@ -1,20 +1,26 @@
 """One visit of a node: visit limits, max_steps, attempts with retries, buffer writes, events
-and checkpoints. Used by the executor's walk; holds no state of its own beyond the run's."""
+and checkpoints. Used by the executor's walk. A NodeRunner serves one execution: it is given
+the compiled graph, the goal, the execution's RunState and Services, the shared scope and the
+checkpoint store, and keeps only which node resumes and the last error of each failed node."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from hive_actors.graph.nodes import NodeContext, NodeOutcome, implementation_for
-from hive_actors.graph.spec import NodeSpec
 from hive_actors.events import EventType
+from hive_actors.graph.checkpoint_config import CheckpointConfig
+from hive_actors.graph.compiled import CompiledGraph, NodePlan
+from hive_actors.graph.nodes import NodeContext, NodeOutcome
+from hive_actors.graph.run_state import Lane, RunState
+from hive_actors.graph.services import Services
+from hive_actors.graph.spec import Goal, GraphSpec, NodeSpec
 
 if TYPE_CHECKING:
-    from hive_actors.graph.executor import _Execution
-    from hive_actors.graph.run_state import Lane
+    from hive_actors.storage.checkpoint_store import CheckpointStore
 
 _MISSING = object()
 _clock = time.perf_counter
@@ -37,11 +43,35 @@ class Paused(Exception):
         super().__init__(node_id)
 
 
+class SharedScope(Protocol):
+    """Shared state outside the execution: inputs missing from the buffer are read from it,
+    and every output written to the buffer is written to it too."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    async def write(self, key: str, value: Any) -> None: ...
+
+
 class NodeRunner:
-    def __init__(self, run: _Execution, scope: Any, store: Any) -> None:
-        self.run = run
+    def __init__(
+        self,
+        graph: GraphSpec,
+        compiled: CompiledGraph,
+        goal: Goal,
+        state: RunState,
+        services: Services,
+        input_data: Mapping[str, Any],
+        scope: SharedScope | None = None,
+        store: tuple[CheckpointStore, CheckpointConfig] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.compiled = compiled
+        self.goal = goal
+        self.state = state
+        self.services = services
+        self.input_data = input_data
         self.scope = scope
-        self.store = store  # (CheckpointStore, CheckpointConfig) or None
+        self.store = store
         self.resuming: str | None = None  # node to continue with the resume reply
         self._errors: dict[str, tuple[str, int]] = {}
 
@@ -49,8 +79,8 @@ class NodeRunner:
         """Run ``node`` (with its retries). Returns its final outcome, or None when the visit
         was skipped because ``max_node_visits`` is exhausted. Raises StopRun when
         ``max_steps`` is used up."""
-        run = self.run
-        state, graph, emit = run.state, run.graph, run.events.emit
+        state, graph, services = self.state, self.graph, self.services
+        emit = services.events.emit
         if state.steps >= graph.max_steps:
             raise StopRun(
                 f"max_steps ({graph.max_steps}) reached before node {node.id!r} could run: "
@@ -65,7 +95,7 @@ class NodeRunner:
             for k in node.nullable_output_keys:
                 if mem.get(k) is not None:
                     mem[k] = None
-        plan = _plan(graph, node)
+        plan = self.compiled.plans[node.id]
         impl = plan.impl
         state.inflight[lane] = node.id
         if self.store is not None and self.store[1].checkpoint_on_node_start:
@@ -77,17 +107,19 @@ class NodeRunner:
         resuming = self.resuming == node.id
         if resuming:
             self.resuming = None
-        hub = run.services.inputs
+        hub = services.inputs
         if uses_conv:
             hub.activate(node.id)
+        lookups = self.compiled.lookups
         attempt = 0
         try:
             while True:
                 await emit(EventType.NODE_STARTED, node.id, node_type=node.node_type,
                            attempt=attempt, visit=count)
                 started = _clock()
-                ctx = NodeContext(node, graph, run.goal, inputs, state.memory, run.services,
-                                  attempt, count, conversation, lane.previous, resuming)
+                ctx = NodeContext(node, graph, self.goal, inputs, state.memory, services,
+                                  attempt, count, conversation, lane.previous, resuming,
+                                  lookups=lookups)
                 try:
                     outcome = await impl.run(ctx)
                 except Exception as exc:
@@ -144,20 +176,20 @@ class NodeRunner:
         store, config = self.store
         if kind == "node_complete" and not config.checkpoint_on_node_complete:
             return
-        snap = self.run.state.snapshot()
+        snap = self.state.snapshot()
         cp = await store.save(kind, node_id, snap)
-        await self.run.events.emit(EventType.CHECKPOINT_SAVED, node_id, kind=kind,
+        await self.services.events.emit(EventType.CHECKPOINT_SAVED, node_id, kind=kind,
                                    seq=cp.seq, next_nodes=list(snap.next_nodes))
 
     def _delay(self, attempt: int) -> float:
-        override = self.run.services.config.retry_delay_override
+        override = self.services.config.retry_delay_override
         if override is not None:
             return override
-        r = self.run.graph.retry
+        r = self.graph.retry
         return min(r.base_delay_seconds * r.factor ** (attempt - 1), r.max_delay_seconds)
 
     def _inputs(self, node: NodeSpec, lane: Lane, uses_conv: bool) -> dict[str, Any]:
-        mem, scope = self.run.state.memory, self.scope
+        mem, scope = self.state.memory, self.scope
         inputs: dict[str, Any] = {}
         for k in node.input_keys:
             if k in mem:
@@ -167,21 +199,21 @@ class NodeRunner:
                 if v is not _MISSING:
                     inputs[k] = v
         if uses_conv and not node.input_keys and lane.previous is None and lane.parent is None:
-            inputs = dict(self.run.input_data)  # a start node that declares no inputs sees all
+            inputs = dict(self.input_data)  # a start node that declares no inputs sees all
         return inputs
 
     def _conversation_for(self, node: NodeSpec, lane: Lane) -> list[dict[str, Any]]:
-        convs = self.run.state.conversations
+        convs = self.state.conversations
         if self.resuming == node.id and node.id in convs:
             return convs[node.id]  # it paused with a conversation of its own (a branch)
-        if self.run.graph.conversation_mode == "continuous" and lane.parent is None:
+        if self.graph.conversation_mode == "continuous" and lane.parent is None:
             return convs.setdefault("_shared", [])
         conv: list[dict[str, Any]] = []
         convs[node.id] = conv
         return conv
 
     @staticmethod
-    def _check(node: NodeSpec, plan: _Plan, output: dict[str, Any]) -> str | None:
+    def _check(node: NodeSpec, plan: NodePlan, output: dict[str, Any]) -> str | None:
         """Why a successful attempt's output cannot be written to the buffer (a key outside
         the node's output keys, or a required key a function node left out), or None."""
         keys = plan.output_keys
@@ -195,26 +227,3 @@ class NodeRunner:
                 return f"did not return required output key(s) {missing}"
         return None
 
-
-class _Plan:
-    """Per-node facts computed once per graph (the hot path reads these, not the spec)."""
-
-    __slots__ = ("impl", "output_keys", "required", "check_required")
-
-    def __init__(self, node: NodeSpec) -> None:
-        impl = implementation_for(node)
-        assert impl is not None  # preflight checked every node's type
-        self.impl = impl
-        self.output_keys = frozenset(node.output_keys)
-        self.required = node.required_output_keys
-        self.check_required = impl.node_type == "function"
-
-
-def _plan(graph: Any, node: NodeSpec) -> _Plan:
-    plans = graph._cache.get("node_plans")
-    if plans is None:
-        plans = graph._cache["node_plans"] = {}
-    plan = plans.get(node.id)
-    if plan is None:
-        plan = plans[node.id] = _Plan(node)
-    return plan

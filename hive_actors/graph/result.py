@@ -10,6 +10,7 @@ import cattrs
 
 from hive_actors.errors import SessionStateError
 from hive_actors.serde import converter
+from hive_actors.status import ExecutionStatus
 
 SESSION_STATE_VERSION = 1
 
@@ -42,8 +43,9 @@ class SessionState:
         return converter.unstructure(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> SessionState:
-        """Validate and build; raises SessionStateError saying which field is wrong."""
+    def from_dict(cls, data: object) -> SessionState:
+        """A SessionState from a dict or its JSON text (a SessionState is returned as it is,
+        not parsed again); raises SessionStateError saying which field is wrong."""
         if isinstance(data, SessionState):
             return data
         if isinstance(data, (str, bytes)):
@@ -61,9 +63,8 @@ class SessionState:
                 f"session_state version {version!r} is not supported "
                 f"(this hive_actors reads version {SESSION_STATE_VERSION})"
             )
-        # Accept Hive's key names too.
-        data = dict(data)
-        if "memory" not in data and "data_buffer" in data:
+        if "memory" not in data and "data_buffer" in data:  # Hive's key name
+            data = dict(data)
             data["memory"] = data.pop("data_buffer")
         try:
             return converter.structure(data, cls)
@@ -87,5 +88,6 @@ class ExecutionResult:
     total_retries: int = 0
     execution_quality: str = "clean"  # "clean" | "degraded" | "failed"
     session_id: str = ""
-    # "completed" | "failed" | "paused" | "cancelled"
-    status: str = "completed"
+    # completed, failed, paused or cancelled; the text of a status is accepted too
+    status: ExecutionStatus = attrs.field(default=ExecutionStatus.COMPLETED,
+                                          converter=ExecutionStatus)

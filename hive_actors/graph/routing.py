@@ -23,9 +23,10 @@ from typing import Any
 
 import attrs
 
-from hive_actors.graph.spec import EdgeCondition, EdgeSpec, GraphSpec
+from hive_actors.errors import ExpressionError
+from hive_actors.graph.expressions import Expression, compile_expression, edge_names
+from hive_actors.graph.spec import EdgeCondition, EdgeSpec, GraphIndex, GraphSpec
 
-_CACHE_KEY = "routing_table"
 _UNCONDITIONAL = (EdgeCondition.ON_SUCCESS, EdgeCondition.ALWAYS)
 
 
@@ -47,20 +48,22 @@ class RoutingTable:
     """Per-graph routing data built once: edge levels by priority and compiled conditions.
 
     Raises `ExpressionError` (from `compile_expression`) naming the edge when a condition is
-    malformed.
+    malformed. ``index`` is the graph's GraphIndex when the caller has one.
     """
 
-    def __init__(self, graph: GraphSpec) -> None:
-        self.graph = graph
+    def __init__(self, graph: GraphSpec, index: GraphIndex | None = None) -> None:
+        # keeps the index, not the graph: a graph's CompiledGraph must not keep it alive
+        self.index = index if index is not None else GraphIndex.of(graph)
         self.levels: dict[str, tuple[tuple[EdgeSpec, ...], ...]] = {}
-        self.compiled: dict[int, Any] = {}
+        self.compiled: dict[int, Expression] = {}
         self.has_llm_decide: set[str] = set()
         # nodes whose only outgoing edge is unconditional (the common chain): no evaluation,
         # one Decision reused for every success
         self.single: dict[str, Decision] = {}
         self._joins: dict[tuple[str, ...], str | None] = {}
+        outgoing = self.index.outgoing
         for node in graph.nodes:
-            edges = graph.outgoing(node.id)
+            edges = outgoing.get(node.id, ())
             levels: list[list[EdgeSpec]] = []
             for e in edges:  # already by descending priority
                 if levels and levels[-1][0].priority == e.priority:
@@ -108,7 +111,7 @@ class RoutingTable:
                         held.append(e)
                         continue
                     if names is None:
-                        names = _edge_names(output, buffer)
+                        names = edge_names(output, buffer)
                     try:
                         if expr.evaluate(names):
                             held.append(e)
@@ -127,25 +130,23 @@ class RoutingTable:
         """The node where branches starting at ``starts`` join, or None (cached)."""
         key = tuple(starts)
         if key not in self._joins:
-            self._joins[key] = find_join(self.graph, key)
+            self._joins[key] = _find_join(self.index, key)
         return self._joins[key]
 
 
-def routing_table(graph: GraphSpec) -> RoutingTable:
-    """The graph's RoutingTable, built on first use and kept in the graph's lookup cache."""
-    table = graph._cache.get(_CACHE_KEY)
-    if table is None:
-        table = graph._cache[_CACHE_KEY] = RoutingTable(graph)
-    return table
-
-
-def find_join(graph: GraphSpec, starts: Sequence[str]) -> str | None:
+def find_join(graph: GraphSpec, starts: Sequence[str],
+              index: GraphIndex | None = None) -> str | None:
     """The first node reachable from every start (over edges of any condition but
     on_failure), excluding the starts themselves; None when the branches never meet."""
+    return _find_join(index if index is not None else GraphIndex.of(graph), starts)
+
+
+def _find_join(index: GraphIndex, starts: Sequence[str]) -> str | None:
     if len(starts) < 2:
         return None
-    order = {n.id: i for i, n in enumerate(graph.nodes)}
-    dists = [_distances(graph, s) for s in starts]
+    outgoing = index.outgoing
+    order = {node_id: i for i, node_id in enumerate(index.nodes)}  # declaration order
+    dists = [_distances(outgoing, s) for s in starts]
     common = set(dists[0]).intersection(*dists[1:]) - set(starts)
     if not common:
         return None
@@ -155,22 +156,19 @@ def find_join(graph: GraphSpec, starts: Sequence[str]) -> str | None:
     )
 
 
-def _distances(graph: GraphSpec, start: str) -> dict[str, int]:
+def _distances(outgoing: Mapping[str, tuple[EdgeSpec, ...]], start: str) -> dict[str, int]:
     dist = {start: 0}
     queue = deque([start])
     while queue:
         node = queue.popleft()
-        for e in graph.outgoing(node):
+        for e in outgoing.get(node, ()):
             if e.condition != EdgeCondition.ON_FAILURE and e.target not in dist:
                 dist[e.target] = dist[node] + 1
                 queue.append(e.target)
     return dist
 
 
-def _compile(edge: EdgeSpec) -> Any:
-    from hive_actors.graph.expressions import compile_expression
-    from hive_actors.errors import ExpressionError
-
+def _compile(edge: EdgeSpec) -> Expression:
     try:
         return compile_expression(edge.condition_expr or "")
     except ExpressionError as exc:
@@ -179,8 +177,3 @@ def _compile(edge: EdgeSpec) -> Any:
             f"{edge.condition_expr!r}: {exc}"
         ) from None
 
-
-def _edge_names(output: Mapping[str, Any], buffer: Mapping[str, Any]) -> dict[str, Any]:
-    from hive_actors.graph.expressions import edge_names
-
-    return edge_names(output, buffer)

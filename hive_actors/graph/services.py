@@ -6,7 +6,7 @@ import functools
 import importlib
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -16,12 +16,17 @@ from hive_actors.errors import NodeError
 from hive_actors.graph.client_input import InputHub
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.events import EventSink
-from hive_actors.tools.registry import ToolRegistry
+from hive_actors.llm.provider import LLMProvider
+from hive_actors.tools.registry import Tool, ToolExecutor, ToolRegistry
+
+# What an executor accepts as its tools: a registry, tools (or functions to make tools of),
+# a dict of them by name, or None.
+ToolsArg = ToolRegistry | Iterable[Tool | Callable[..., Any]] | dict[str, Any] | None
 
 
 @attrs.define(slots=True, eq=False)
 class Services:
-    llm: Any
+    llm: LLMProvider | None
     tools: ToolRegistry
     config: ExecutorConfig
     events: EventSink
@@ -61,10 +66,10 @@ class Services:
         return hit
 
 
-_ASYNC: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_ASYNC: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
 
 
-def _is_async(fn: Any) -> bool:
+def _is_async(fn: Callable[..., Any]) -> bool:
     try:
         return _ASYNC[fn]
     except (KeyError, TypeError):
@@ -77,11 +82,11 @@ def _is_async(fn: Any) -> bool:
     return result
 
 
-def _check_async(fn: Any) -> bool:
+def _check_async(fn: Callable[..., Any]) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)
+        fn.__call__
     )
 
 
@@ -104,13 +109,15 @@ def _import(ref: str, node_id: str) -> Callable[..., Any]:
     return obj
 
 
-def as_registry(tools: Any, tool_executor: Any) -> ToolRegistry:
+def as_registry(tools: ToolsArg, tool_executor: ToolExecutor | None) -> ToolRegistry:
     """A ToolRegistry from what the executor was given (registry, list, dict or None)."""
     if isinstance(tools, ToolRegistry):
         if tool_executor is None:
             return tools
         merged = ToolRegistry(tool_executor=tool_executor)
         for name in tools.names():
-            merged.register(tools.get(name))  # type: ignore[arg-type]
+            known = tools.get(name)
+            if known is not None:
+                merged.register(known)
         return merged
     return ToolRegistry(tools, tool_executor)

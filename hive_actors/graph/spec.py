@@ -9,6 +9,7 @@ These mirror Hive's export format (``agent.json``) and keep every field the refe
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -170,32 +171,52 @@ class GraphSpec:
     parallel: ParallelConfig = ParallelConfig()
     retry: RetryConfig = RetryConfig()
     extra: dict[str, Any] = attrs.field(factory=dict)
-    # Lookup tables built on first use; not part of the record's value.
-    _cache: dict[str, Any] = attrs.field(init=False, factory=dict, eq=False, repr=False)
 
+    # One-off lookups scan the record; code that looks up nodes and edges on every step uses
+    # the graph's GraphIndex (`compile_graph(graph).index`, built once per graph).
     def get_node(self, node_id: str) -> NodeSpec | None:
-        return _index(self)[0].get(node_id)
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        return None
 
     def outgoing(self, node_id: str) -> tuple[EdgeSpec, ...]:
         """Outgoing edges by descending priority, ties in declaration order."""
-        return _index(self)[1].get(node_id, ())
+        return _by_priority([e for e in self.edges if e.source == node_id])
 
     def incoming(self, node_id: str) -> tuple[EdgeSpec, ...]:
-        return _index(self)[2].get(node_id, ())
+        return tuple(e for e in self.edges if e.target == node_id)
 
 
-def _index(graph: GraphSpec):
-    idx = graph._cache.get("index")
-    if idx is None:
-        nodes = {n.id: n for n in graph.nodes}
+@attrs.frozen(eq=False)
+class GraphIndex:
+    """A graph's nodes by id and its edges by source and by target, built in one pass.
+
+    ``outgoing`` lists each node's edges by descending priority, ties in declaration order
+    (as `GraphSpec.outgoing`); nodes without edges are absent from ``outgoing``/``incoming``.
+    """
+
+    nodes: Mapping[str, NodeSpec]
+    outgoing: Mapping[str, tuple[EdgeSpec, ...]]
+    incoming: Mapping[str, tuple[EdgeSpec, ...]]
+
+    @classmethod
+    def of(cls, graph: GraphSpec) -> GraphIndex:
         out: dict[str, list[EdgeSpec]] = {}
         inc: dict[str, list[EdgeSpec]] = {}
         for e in graph.edges:
             out.setdefault(e.source, []).append(e)
             inc.setdefault(e.target, []).append(e)
-        outgoing = {k: tuple(sorted(v, key=lambda e: -e.priority)) for k, v in out.items()}
-        idx = graph._cache["index"] = (nodes, outgoing, {k: tuple(v) for k, v in inc.items()})
-    return idx
+        return cls(
+            nodes={n.id: n for n in graph.nodes},
+            outgoing={k: _by_priority(v) for k, v in out.items()},
+            incoming={k: tuple(v) for k, v in inc.items()},
+        )
+
+
+def _by_priority(edges: list[EdgeSpec]) -> tuple[EdgeSpec, ...]:
+    return tuple(sorted(edges, key=lambda e: -e.priority))  # stable: ties keep their order
+
 
 TRIGGER_TYPES = ("manual", "timer", "event")
 ISOLATION_LEVELS = ("isolated", "shared", "synchronized")

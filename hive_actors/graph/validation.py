@@ -20,8 +20,14 @@ import cattrs
 from cattrs.v import format_exception
 
 from hive_actors.errors import Problem
-from hive_actors.graph.spec import LEGACY_NODE_TYPES, NODE_TYPES, EdgeCondition, GraphSpec
-from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.graph.spec import (
+    LEGACY_NODE_TYPES,
+    NODE_TYPES,
+    EdgeCondition,
+    EntryPointSpec,
+    GraphIndex,
+    GraphSpec,
+)
 from hive_actors.serde import converter
 
 CONVERSATION_MODES = ("continuous", "isolated")
@@ -228,8 +234,9 @@ def check_graph(
         ref(graph.entry_node, paths.key("entry_node"), "entry_node")
     else:
         error(paths.key("entry_node"), "entry_node is empty")
-    for key in ("terminal_nodes", "pause_nodes"):
-        for i, node_id in enumerate(getattr(graph, key)):
+    for key, node_ids in (("terminal_nodes", graph.terminal_nodes),
+                          ("pause_nodes", graph.pause_nodes)):
+        for i, node_id in enumerate(node_ids):
             ref(node_id, join(paths.key(key), i), key.removesuffix("s").replace("_", " "))
     seen_eps: set[str] = set()
     for ep in entry_points:
@@ -327,20 +334,24 @@ def _check_condition(edge, path, error, warn, compile_expression) -> None:
                    f"{edge.condition.value!r}, not 'conditional'")
 
 
-def successors(graph: GraphSpec, node_id: str) -> list[str]:
-    """Nodes one step from ``node_id``: edge targets, router routes and sub-agents."""
-    node = graph.get_node(node_id)
+def successors(graph: GraphSpec, node_id: str, index: GraphIndex | None = None) -> list[str]:
+    """Nodes one step from ``node_id``: edge targets, router routes and sub-agents.
+    ``index`` (the graph's GraphIndex) saves a scan of the graph per call."""
+    if index is None:
+        index = GraphIndex.of(graph)
+    node = index.nodes.get(node_id)
     extra = [*node.routes.values(), *node.sub_agents] if node is not None else []
-    return [e.target for e in graph.outgoing(node_id)] + extra
+    return [e.target for e in index.outgoing.get(node_id, ())] + extra
 
 
 def _unreachable(graph: GraphSpec, starts: Iterable[str]) -> list[str]:
+    index = GraphIndex.of(graph)
     seen: set[str] = set()
     todo = [s for s in starts if s]
     while todo:
         node_id = todo.pop()
         if node_id not in seen:
             seen.add(node_id)
-            todo += successors(graph, node_id)
+            todo += successors(graph, node_id, index)
     # Ids only once each, in declaration order; duplicates were reported already.
     return list(dict.fromkeys(n.id for n in graph.nodes if n.id not in seen))

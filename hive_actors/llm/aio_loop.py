@@ -17,18 +17,22 @@ see a coroutine, then unwraps it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
 
 
 def _executor_class() -> type:
     import trio_asyncio
 
     class _CoroutineTolerantExecutor(trio_asyncio.TrioExecutor):
-        async def submit(self, func: Any, *args: Any) -> Any:
+        async def submit(self, func: Callable[..., Any], *args: Any) -> Any:
             def boxed() -> tuple[Any]:
                 return (func(*args),)
 
@@ -38,18 +42,24 @@ def _executor_class() -> type:
     return _CoroutineTolerantExecutor
 
 
-def current_llm_loop() -> Any | None:
+def current_llm_loop() -> AbstractEventLoop | None:
     """The trio-asyncio loop visible to the calling task, or None."""
     import trio_asyncio
 
     return trio_asyncio.current_loop.get()
 
 
-def prepare_loop(loop: Any) -> None:
-    """Give ``loop`` an executor that accepts litellm's coroutine-returning jobs (idempotent)."""
-    cls = _executor_class_cached()
-    if not isinstance(getattr(loop, "_default_executor", None), cls):
-        loop.set_default_executor(cls())
+# Loops given the executor already; asyncio has no public way to read a loop's executor back.
+_PREPARED: weakref.WeakSet[AbstractEventLoop] = weakref.WeakSet()
+
+
+def prepare_loop(loop: AbstractEventLoop) -> None:
+    """Give ``loop`` an executor that accepts litellm's coroutine-returning jobs (idempotent:
+    once per loop)."""
+    if loop in _PREPARED:
+        return
+    loop.set_default_executor(_executor_class_cached()())
+    _PREPARED.add(loop)
 
 
 _EXECUTOR_CLASS: type | None = None

@@ -29,13 +29,14 @@ import trio
 
 from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionError
 from hive_actors.serde import converter
+from hive_actors.status import ExecutionStatus
 from hive_actors.storage.atomic import append_bytes, sweep_temp_files
 from hive_actors.storage.jsonfile import load_json_object
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
 from hive_actors.storage.writer import FileOp, StorageWriter, commit_files
 
 SESSION_SCHEMA_VERSION = 1
-STATUSES = ("running", "completed", "failed", "paused", "cancelled")
+STATUSES = tuple(ExecutionStatus)
 _PATH_CACHE_SIZE = 4096  # session ids whose paths are kept (the cache is cleared when full)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
@@ -44,14 +45,17 @@ class InvalidSessionIdError(StorageError, ValueError):
     """A session id that could escape the sessions folder or is not a plain name."""
 
 
-def _aware(_inst: Any, attribute: attrs.Attribute, value: dt.datetime | None) -> None:  # type: ignore[type-arg]
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: dt.datetime | None) -> None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise ValueError(f"{attribute.name} must be timezone-aware, got {value.isoformat()}")
 
 
-def _status(_inst: Any, _attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
-    if value not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {value!r}")
+def _status(value: str) -> ExecutionStatus:
+    """``value`` as an ExecutionStatus; ValueError listing the known ones when it is none."""
+    try:
+        return ExecutionStatus(value)
+    except ValueError:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {value!r}") from None
 
 
 def utc_now() -> dt.datetime:
@@ -72,7 +76,7 @@ class SessionRecord:
     updated_at: dt.datetime = attrs.field(validator=_aware)
     agent_name: str = ""
     entry_point: str = "default"
-    status: str = attrs.field(default="running", validator=_status)
+    status: ExecutionStatus = attrs.field(default=ExecutionStatus.RUNNING, converter=_status)
     current_node: str | None = None
     paused_at: str | None = None
     input_data: dict[str, Any] = attrs.field(factory=dict)
@@ -101,7 +105,8 @@ class SessionRecord:
 _issued: dict[str, set[str]] = {}
 
 
-def new_session_id(now: dt.datetime | None = None, *, taken: Any = None) -> str:
+def new_session_id(now: dt.datetime | None = None, *,
+                   taken: Callable[[str], bool] | None = None) -> str:
     """``session_YYYYMMDD_HHMMSS_{8 hex}`` from the UTC time (``now`` must be tz-aware).
 
     Never the same id twice in one process; ``taken(id) -> bool`` (e.g. "its folder exists")
@@ -295,7 +300,7 @@ class SessionStore:
         return sorted(n for n in names if _SAFE_ID.match(n) and ".." not in n)
 
     def list_sessions(
-        self, *, status: str | None = None, skip_damaged: bool = True
+        self, *, status: ExecutionStatus | str | None = None, skip_damaged: bool = True
     ) -> list[SessionRecord]:
         """Every session with a state.json, oldest ``created_at`` first (compared as aware
         datetimes). Damaged state files are skipped, or raise `CorruptFileError` if
@@ -345,7 +350,7 @@ class SessionStore:
         """
         return [
             r
-            for r in self.list_sessions(status="running")
+            for r in self.list_sessions(status=ExecutionStatus.RUNNING)
             if r.owner is None or not is_alive(r.owner)
         ]
 

@@ -9,14 +9,38 @@ registry mapping node types to implementations. Adding a node type is one class:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import weakref
+from typing import Any, ClassVar
 
 import attrs
 
-from hive_actors.graph.spec import Goal, GraphSpec, NodeSpec
+from hive_actors.graph.expressions import Expression
+from hive_actors.graph.services import Services
+from hive_actors.graph.spec import LEGACY_NODE_TYPES, Goal, GraphIndex, GraphSpec, NodeSpec
+from hive_actors.tools.registry import ToolRegistry
 
-if TYPE_CHECKING:
-    from hive_actors.graph.services import Services
+# The tool schemas offered to one node, and their names.
+ToolSchemas = tuple[tuple[dict[str, Any], ...], frozenset[str]]
+
+
+@attrs.define(slots=True, eq=False)
+class GraphLookups:
+    """What node implementations look up about their graph: its index, and values derived
+    from it on first use that stay valid for the graph's lifetime. One per compiled graph
+    (`hive_actors.graph.compiled.CompiledGraph.lookups`), shared by all its executions.
+
+    ``system_prompts`` is keyed by (node id, goal id), ``max_iterations`` by (node id, the
+    executor's default), ``router_exprs`` by node id, ``tool_schemas`` by registry, then
+    node id.
+    """
+
+    index: GraphIndex
+    system_prompts: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    max_iterations: dict[tuple[str, int], int] = attrs.field(factory=dict)
+    router_exprs: dict[str, Expression] = attrs.field(factory=dict)
+    tool_schemas: weakref.WeakKeyDictionary[ToolRegistry, dict[str, ToolSchemas]] = attrs.field(
+        factory=weakref.WeakKeyDictionary
+    )
 
 
 @attrs.define(slots=True)
@@ -54,6 +78,7 @@ class NodeContext:
     outcome. ``conversation`` is the message list this node continues (event_loop nodes),
     owned by the execution so that a pause or checkpoint captures it. ``resuming`` is true
     when the node paused waiting for input and is being continued with the user's reply.
+    ``lookups`` holds the graph's index and per-graph values (system prompts, tool schemas).
     """
 
     node: NodeSpec
@@ -67,6 +92,7 @@ class NodeContext:
     conversation: list[dict[str, Any]] | None = None
     previous_node: str | None = None
     resuming: bool = False
+    lookups: GraphLookups = attrs.field(kw_only=True)
 
 
 class NodeImpl:
@@ -97,7 +123,5 @@ def implementation_for(node: NodeSpec) -> NodeImpl | None:
     """The implementation of ``node``'s type (legacy Hive types map to event_loop)."""
     impl = NODE_IMPLEMENTATIONS.get(node.node_type)
     if impl is None:
-        from hive_actors.graph.spec import LEGACY_NODE_TYPES
-
         impl = NODE_IMPLEMENTATIONS.get(LEGACY_NODE_TYPES.get(node.node_type, ""))
     return impl

@@ -16,9 +16,10 @@ from hive_actors.graph.spec import Goal, GraphSpec, NodeSpec
 _MAX_VALUE_CHARS = 4000
 
 
-def system_prompt(graph: GraphSpec, goal: Goal, node: NodeSpec) -> str:
-    """identity_prompt + goal context + the node's system_prompt (cached per graph)."""
-    cache = graph._cache.setdefault("system_prompts", {})
+def system_prompt(graph: GraphSpec, goal: Goal, node: NodeSpec,
+                  cache: dict[tuple[str, str], str]) -> str:
+    """identity_prompt + goal context + the node's system_prompt, kept in ``cache`` (the
+    graph's `GraphLookups.system_prompts`) by (node id, goal id)."""
     key = (node.id, goal.id)
     text = cache.get(key)
     if text is None:

@@ -33,7 +33,7 @@ from hive_actors.events import EventType
 def max_iterations(ctx: NodeContext) -> int:
     """Turns the node may take: its ``max_iterations`` (or its ``loop_config``'s), else the
     graph's ``loop_config``, else the executor's default (cached per graph and node)."""
-    cache = ctx.graph._cache.setdefault("max_iterations", {})
+    cache = ctx.lookups.max_iterations
     key = (ctx.node.id, ctx.services.config.default_max_iterations)
     limit = cache.get(key)
     if limit is None:
@@ -67,7 +67,7 @@ class EventLoopNode(NodeImpl):
         if start is not None:
             outputs = recover_outputs(conv, start, node.output_keys)
         else:
-            previous = ctx.graph.get_node(ctx.previous_node) if ctx.previous_node else None
+            previous = ctx.lookups.index.nodes.get(ctx.previous_node) if ctx.previous_node else None
             conv.append({"role": "user", "content": opening_message(
                 node, ctx.inputs, previous, continuing=len(conv) > 0)})
         await _add_inputs(ctx, conv, services.inputs.take_all(node.id))
@@ -76,7 +76,7 @@ class EventLoopNode(NodeImpl):
             # ask the client again instead of making the model repeat its question
             if not await _wait_for_input(ctx, conv, _last_text(conv)):
                 return NodeOutcome(False, error="waiting for client input", paused=True)
-        system = system_prompt(ctx.graph, ctx.goal, node)
+        system = system_prompt(ctx.graph, ctx.goal, node, ctx.lookups.system_prompts)
         schemas, offered = tool_schemas(ctx)
         required = node.required_output_keys
         limit = max_iterations(ctx)

@@ -4,13 +4,12 @@ JSON arguments, an exception, a timeout) becomes an error result for the model."
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import attrs
 import trio
 
-from hive_actors.graph.nodes.base import NodeContext
+from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
 from hive_actors.llm.provider import ToolCall
 from hive_actors.events import EventType
@@ -20,11 +19,11 @@ SET_OUTPUT = "set_output"
 ASK_USER = "ask_user"
 
 
-def tool_schemas(ctx: NodeContext) -> tuple[tuple[dict[str, Any], ...], frozenset[str]]:
-    """The tool schemas offered to ``ctx.node`` and their names (cached per graph)."""
+def tool_schemas(ctx: NodeContext) -> ToolSchemas:
+    """The tool schemas offered to ``ctx.node`` and their names (kept per graph and registry
+    in ``ctx.lookups.tool_schemas``)."""
     node = ctx.node
-    per_registry = ctx.graph._cache.setdefault("tool_schemas", weakref.WeakKeyDictionary())
-    cache = per_registry.setdefault(ctx.services.tools, {})
+    cache = ctx.lookups.tool_schemas.setdefault(ctx.services.tools, {})
     hit = cache.get(node.id)
     if hit is not None:
         return hit

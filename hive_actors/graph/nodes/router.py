@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hive_actors.graph.expressions import compile_expression, edge_names
 from hive_actors.graph.nodes.base import NodeContext, NodeImpl, NodeOutcome, register_node_type
 
 _EXPR_KEYS = ("route_expr", "condition_expr", "expression", "router_expr")
@@ -34,10 +35,9 @@ class RouterNode(NodeImpl):
         routes = node.routes
         label: Any = None
         expr_text = route_expression(node.extra)
+        nodes = ctx.lookups.index.nodes
         if expr_text is not None:
-            from hive_actors.graph.expressions import compile_expression, edge_names
-
-            cache = ctx.graph._cache.setdefault("router_exprs", {})
+            cache = ctx.lookups.router_exprs
             expr = cache.get(node.id)
             if expr is None:
                 expr = cache[node.id] = compile_expression(expr_text)
@@ -48,17 +48,17 @@ class RouterNode(NodeImpl):
         else:
             for key in (*node.output_keys, *node.input_keys):
                 value = ctx.buffer.get(key)
-                if isinstance(value, str) and (value in routes or ctx.graph.get_node(value)):
+                if isinstance(value, str) and (value in routes or nodes.get(value)):
                     label = value
                     break
         target = None
         if label is not None:
             label_text = label if isinstance(label, str) else str(label).lower()
             target = routes.get(label_text)
-            if target is None and ctx.graph.get_node(label_text) is not None:
+            if target is None and nodes.get(label_text) is not None:
                 target = label_text
         if target is None:
             target = routes.get("default")
-        if target is not None and ctx.graph.get_node(target) is None:
+        if target is not None and nodes.get(target) is None:
             return NodeOutcome.fail(f"route {label!r} names node {target!r}, which does not exist")
         return NodeOutcome.ok({}, next_node=target)
