@@ -582,7 +582,9 @@ async def open_agent_runtime(**kwargs: Any) -> AsyncIterator[AgentRuntime]:
         yield runtime
 
 
-def _run_of(actor: ExecutionStream | TimerTrigger | EventTrigger) -> Callable[[], Callable[..., Any]]:
+def _run_of(
+    actor: ExecutionStream | TimerTrigger | EventTrigger,
+) -> Callable[[], Callable[..., Any]]:
     """A ``make_run`` for ``_start_actor``: the actor's ``run``, looked up at each (re)start."""
     return lambda: actor.run
 
