@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -36,7 +37,7 @@ class DashboardApp:
         ).encode()
         self._cache: dict[str, bytes] = {}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
@@ -52,7 +53,7 @@ class DashboardApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: dict[str, Any], send: Any) -> None:
+    async def _http(self, scope: Mapping[str, Any], send: Any) -> None:
         method, path = scope["method"], scope["path"]
         if method not in ("GET", "HEAD"):
             status, body, ctype = 405, b"method not allowed\n", "text/plain"

@@ -95,7 +95,7 @@ Request = Union[
     Subscribe, Unsubscribe, Trigger, InjectInput, GetStats, ListSessions, ListEntryPoints
 ]
 
-REQUEST_TYPES: dict[str, type] = {
+REQUEST_TYPES: dict[str, type[Request]] = {
     "subscribe": Subscribe,
     "unsubscribe": Unsubscribe,
     "trigger": Trigger,

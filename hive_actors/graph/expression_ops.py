@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Callable, ItemsView, KeysView, Mapping, ValuesView
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -57,7 +57,10 @@ def weight(value: Any, budget: int = MAX_SIZE) -> int:
     return total
 
 
-def check_result(value: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def check_result(value: _T) -> _T:
     """Return ``value`` if it is within the limits; raise `ExpressionLimitError` if not."""
     if isinstance(value, int):
         if value.bit_length() > MAX_INT_BITS:

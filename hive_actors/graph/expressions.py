@@ -13,7 +13,7 @@ import ast
 import functools
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -239,7 +239,7 @@ class _Compiler:
         if method is None:
             what = _FORBIDDEN.get(type(node), f"{type(node).__name__}")
             raise self.fail(f"{what} is not allowed")
-        return method(node)
+        return cast(Run, method(node))  # every _<NodeType> method returns a Run
 
     def _Constant(self, node: ast.Constant) -> Run:
         value = node.value
@@ -341,9 +341,10 @@ class _Compiler:
         return lambda ns: {item(ns) for item in items}
 
     def _Dict(self, node: ast.Dict) -> Run:
-        if any(k is None for k in node.keys):
+        keys = [k for k in node.keys if k is not None]  # None marks a ** unpacking
+        if len(keys) != len(node.keys):
             raise self.fail("unpacking with ** is not allowed")
-        pairs = [(self.compile(k), self.compile(v)) for k, v in zip(node.keys, node.values)]
+        pairs = [(self.compile(k), self.compile(v)) for k, v in zip(keys, node.values)]
         return lambda ns: {k(ns): v(ns) for k, v in pairs}
 
     def _Subscript(self, node: ast.Subscript) -> Run:

@@ -58,6 +58,8 @@ TOP_KEYS = frozenset({"agent", "graph", "goal", "metadata", "required_tools"})
 # Top-level keys of older shapes that describe the agent (Hive's later `agent` block).
 AGENT_KEYS = frozenset({"id", "name", "version", "description", "author", "tags", "category"})
 CONDITIONS = tuple(c.value for c in EdgeCondition)
+# compile_expression(text) raises ExpressionError for text that is not a valid expression
+CompileExpression = Callable[[str], Any]
 PSEUDO_START, PSEUDO_END = "START", "END"
 # Hive's NodeSpec.max_retries counts total attempts (0 and 1 both mean one attempt) and
 # defaults to 3; our NodeSpec.max_retries counts retries after the first attempt. agent.json
@@ -179,7 +181,8 @@ def _rename(d: dict[str, Any], old: str, new: str, path: str, out: Normalised) -
         out.error(join(path, old), f"{old!r} {value!r} disagrees with {new!r} {d[new]!r}")
 
 
-def _split_extra(d: dict[str, Any], known: frozenset[str], nullable_ok: frozenset[str]) -> dict:
+def _split_extra(d: dict[str, Any], known: frozenset[str],
+                 nullable_ok: frozenset[str]) -> dict[str, Any]:
     """``d`` keeps only known keys (nulls dropped where a field cannot be null); the rest
     goes to ``d["extra"]``."""
     extra = {k: d.pop(k) for k in list(d) if k not in known}
@@ -190,7 +193,7 @@ def _split_extra(d: dict[str, Any], known: frozenset[str], nullable_ok: frozense
     return d
 
 
-def _graph(out: Normalised, raw: dict[str, Any], compile_expression) -> None:
+def _graph(out: Normalised, raw: dict[str, Any], compile_expression: CompileExpression) -> None:
     prefix = out.graph_prefix
     nodes_raw = raw.get("nodes", [])
     if not isinstance(nodes_raw, list):
@@ -246,8 +249,9 @@ def _entry_node(out: Normalised, starts: list[str]) -> str:
             out.warn(join(prefix, "edges"), f"several START edges; entry_node is {starts[0]!r}")
         return starts[0]
     manifest = out.extra.get("entry_point")
-    if isinstance(manifest, dict) and isinstance(manifest.get("node_id"), str):
-        return manifest["node_id"]
+    manifest_node = manifest.get("node_id") if isinstance(manifest, dict) else None
+    if isinstance(manifest_node, str):
+        return manifest_node
     first = out.nodes[0].data.get("id") if out.nodes else None
     if isinstance(first, str):
         out.warn(join(prefix, "entry_node"), f"no entry_node; using the first node {first!r}")
@@ -286,7 +290,8 @@ def _node(out: Normalised, raw: Any, path: str) -> Located | None:
     return Located(path, _split_extra(d, NODE_KEYS, _non_nullable(NodeSpec)))
 
 
-def _edge(out, raw, path, node_ids, starts, ends, compile_expression) -> Located | None:
+def _edge(out: Normalised, raw: object, path: str, node_ids: set[Any], starts: list[str],
+          ends: list[str], compile_expression: CompileExpression) -> Located | None:
     if not isinstance(raw, dict):
         out.error(path, f"an edge must be an object, got {type(raw).__name__}")
         return None
@@ -307,7 +312,8 @@ def _edge(out, raw, path, node_ids, starts, ends, compile_expression) -> Located
     return Located(path, _split_extra(d, EDGE_KEYS, _non_nullable(EdgeSpec)))
 
 
-def _condition(out: Normalised, d: dict[str, Any], path: str, compile_expression) -> None:
+def _condition(out: Normalised, d: dict[str, Any], path: str,
+               compile_expression: CompileExpression) -> None:
     text = d.get("condition")
     if text is None:
         d.pop("condition", None)  # Hive's loader default, and ours: on_success
@@ -334,7 +340,7 @@ def _condition(out: Normalised, d: dict[str, Any], path: str, compile_expression
                         f"'conditional' with condition_expr {expr!r}")
 
 
-def _as_expression(text: str, compile_expression) -> tuple[str | None, str]:
+def _as_expression(text: str, compile_expression: CompileExpression) -> tuple[str | None, str]:
     """``text`` (or its spelling with Python's and/or/not/None) if it compiles."""
     try:
         compile_expression(text)
@@ -408,7 +414,8 @@ def _goal(out: Normalised, raw: Any, name: str) -> None:
     out.goal = Located("goal", _split_extra(d, GOAL_KEYS, _non_nullable(Goal)))
 
 
-def _goal_item(out, item, path, default_id, known, cls) -> Any:
+def _goal_item(out: Normalised, item: object, path: str, default_id: str,
+               known: frozenset[str], cls: type) -> Any:
     if isinstance(item, str):  # older exports list criteria and constraints as plain text
         return {"id": default_id, "description": item}
     if not isinstance(item, dict):

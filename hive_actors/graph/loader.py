@@ -15,6 +15,7 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +208,10 @@ def _load_json(folder: Path, file: Path, *, with_tools: bool) -> tuple[AgentDefi
     tools, tool_problems = _load_tools(folder) if with_tools else (ToolRegistry(), [])
     problems += tool_problems
 
-    def build(locs, cls):
-        built, paths, failed_ids = [], [], []
+    def build(locs: list[hive_format.Located], cls: type) -> tuple[list[Any], list[str], list[Any]]:
+        built: list[Any] = []
+        paths: list[str] = []
+        failed_ids: list[Any] = []  # the ids as written (maybe not strings)
         for loc in locs:
             record, errs = build_record(loc.data, cls, loc.path, label)
             problems.extend(errs)
@@ -245,7 +248,9 @@ def _load_json(folder: Path, file: Path, *, with_tools: bool) -> tuple[AgentDefi
     return definition, problems
 
 
-def _json_entry_points(norm, graph, problems) -> tuple[tuple[EntryPointSpec, ...], dict[str, str]]:
+def _json_entry_points(
+    norm: hive_format.Normalised, graph: GraphSpec | None, problems: list[Problem]
+) -> tuple[tuple[EntryPointSpec, ...], dict[str, str]]:
     """Entry points: the graph's ``entry_points`` map, then ``async_entry_points`` (which
     replace a mapped one of the same id), else one ``default`` at the entry node."""
     if graph is None:
@@ -280,7 +285,8 @@ def _tool_union(graph: GraphSpec) -> list[str]:
     return list(dict.fromkeys(t for n in graph.nodes for t in n.tools))
 
 
-def _check(definition: AgentDefinition, paths: Paths, label: str, failed_nodes=()) -> list[Problem]:
+def _check(definition: AgentDefinition, paths: Paths, label: str,
+           failed_nodes: Iterable[object] = ()) -> list[Problem]:
     from hive_actors.graph.expressions import compile_expression
 
     return check_graph(
@@ -327,11 +333,15 @@ _PY_SETTINGS = ("entry_node", "terminal_nodes", "pause_nodes", "identity_prompt"
                 "conversation_mode", "loop_config", "max_steps")
 
 
-def _module_parts(module, label, problems):
+_ModuleParts = tuple[Goal, list[NodeSpec], list[EdgeSpec], dict[str, Any], object]
+
+
+def _module_parts(module: types.ModuleType, label: str,
+                  problems: list[Problem]) -> _ModuleParts | None:
     """(goal, nodes, edges, graph settings, entry_points) of an agent module, or None."""
     ok = True
 
-    def error(path, message):
+    def error(path: str, message: str) -> None:
         nonlocal ok
         ok = False
         problems.append(Problem(label, path, message))
@@ -339,7 +349,7 @@ def _module_parts(module, label, problems):
     goal = getattr(module, "goal", None)
     if not isinstance(goal, Goal):
         error("goal", f"agent.py must define 'goal' as a hive_actors Goal, got {type(goal).__name__}")
-    records = {}
+    records: dict[str, list[Any]] = {}
     for key, cls in (("nodes", NodeSpec), ("edges", EdgeSpec)):
         items = getattr(module, key, None)
         if not isinstance(items, list | tuple):
@@ -350,7 +360,7 @@ def _module_parts(module, label, problems):
                 error(f"{key}[{i}]", f"expected a {cls.__name__}, got {type(item).__name__}")
         records[key] = [x for x in items if isinstance(x, cls)]
     hints = typing.get_type_hints(GraphSpec)
-    settings = {}
+    settings: dict[str, Any] = {}
     for key in _PY_SETTINGS:
         if hasattr(module, key):
             value = getattr(module, key)
@@ -364,14 +374,19 @@ def _module_parts(module, label, problems):
         settings["entry_node"] = records["nodes"][0].id
     settings.setdefault("entry_node", "")
     eps = getattr(module, "entry_points", None)
-    return (goal, records["nodes"], records["edges"], settings, eps) if ok else None
+    if not ok or not isinstance(goal, Goal):  # a goal that is not a Goal was reported above
+        return None
+    return goal, records["nodes"], records["edges"], settings, eps
 
 
-def _py_entry_points(eps, graph, label, problems):
+def _py_entry_points(
+    eps: object, graph: GraphSpec, label: str, problems: list[Problem]
+) -> tuple[tuple[EntryPointSpec, ...], dict[str, str]]:
     if eps is None or (isinstance(eps, dict | list | tuple) and not eps):
         return (default_entry_point(graph),), {}
     if isinstance(eps, dict):  # Hive style: {entry point id: node id}
-        out, paths = [], {}
+        out: list[EntryPointSpec] = []
+        paths: dict[str, str] = {}
         for k, v in eps.items():
             if isinstance(k, str) and isinstance(v, str):
                 out.append(EntryPointSpec(id=k, entry_node=v, name=k))

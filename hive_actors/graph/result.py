@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import cattrs
@@ -40,7 +40,8 @@ class SessionState:
     version: int = SESSION_STATE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return converter.unstructure(self)
+        # cattrs' unstructure is typed Any; an attrs record unstructures to a dict
+        return cast("dict[str, Any]", converter.unstructure(self))
 
     @classmethod
     def from_dict(cls, data: object) -> SessionState:

@@ -7,7 +7,7 @@ import importlib
 import inspect
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import trio
@@ -85,9 +85,8 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 def _check_async(fn: Callable[..., Any]) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        fn.__call__
-    )
+    call = getattr(fn, "__call__", None)  # an async callable object: its __call__ method
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 def _import(ref: str, node_id: str) -> Callable[..., Any]:
@@ -106,7 +105,7 @@ def _import(ref: str, node_id: str) -> Callable[..., Any]:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise NodeError(f"cannot resolve function {ref!r}: {exc}", node_id) from None
-    return obj
+    return cast(Callable[..., Any], obj)  # looked up by name; the caller checks callable()
 
 
 def as_registry(tools: ToolsArg, tool_executor: ToolExecutor | None) -> ToolRegistry:

@@ -24,6 +24,7 @@ from hive_actors.graph.spec import (
     LEGACY_NODE_TYPES,
     NODE_TYPES,
     EdgeCondition,
+    EdgeSpec,
     EntryPointSpec,
     GraphIndex,
     GraphSpec,
@@ -193,7 +194,9 @@ def check_graph(
     whose records could not be built (already reported), so references to them are not.
     """
     if compile_expression is None:
-        from hive_actors.graph.expressions import compile_expression
+        from hive_actors.graph.expressions import compile_expression as default_compile
+
+        compile_expression = default_compile
     out: list[Problem] = []
 
     def error(path: str, message: str) -> None:
@@ -256,7 +259,15 @@ def check_graph(
     return out
 
 
-def _check_nodes(graph, paths, error, warn, ref, tool_names, resolve) -> None:
+# error(path, message) / warn(path, message) record a problem; ref(node id, path, what) says
+# whether a node id is known (reporting it if not).
+_Report = Callable[[str, str], None]
+_Ref = Callable[[str, str, str], bool]
+
+
+def _check_nodes(graph: GraphSpec, paths: Paths, error: _Report, warn: _Report, ref: _Ref,
+                 tool_names: Callable[[str], bool] | None,
+                 resolve: Callable[[str], Any] | None) -> None:
     for node, path in zip(graph.nodes, paths.nodes):
         if node.node_type not in NODE_TYPES:
             error(join(path, "node_type"),
@@ -296,7 +307,8 @@ def _check_nodes(graph, paths, error, warn, ref, tool_names, resolve) -> None:
 ROUTE_EXPRESSION_KEYS = ("route_expr", "condition_expr", "expression", "router_expr")
 
 
-def _check_route_expressions(graph, paths, error, compile_expression) -> None:
+def _check_route_expressions(graph: GraphSpec, paths: Paths, error: _Report,
+                             compile_expression: Callable[[str], Any]) -> None:
     from hive_actors.errors import ExpressionError
 
     for node, path in zip(graph.nodes, paths.nodes):
@@ -311,7 +323,8 @@ def _check_route_expressions(graph, paths, error, compile_expression) -> None:
                     error(join(path, key), f"router {node.id!r}: bad {key} {text!r}: {exc}")
 
 
-def _check_condition(edge, path, error, warn, compile_expression) -> None:
+def _check_condition(edge: EdgeSpec, path: str, error: _Report, warn: _Report,
+                     compile_expression: Callable[[str], Any]) -> None:
     expr = edge.condition_expr
     if edge.condition is EdgeCondition.CONDITIONAL and not (expr and expr.strip()):
         error(path, f"conditional edge {edge.id!r} has no condition_expr")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -46,7 +46,8 @@ def current_llm_loop() -> AbstractEventLoop | None:
     """The trio-asyncio loop visible to the calling task, or None."""
     import trio_asyncio
 
-    return trio_asyncio.current_loop.get()
+    # trio_asyncio has no type hints; current_loop holds the task's asyncio loop or None
+    return cast("AbstractEventLoop | None", trio_asyncio.current_loop.get())
 
 
 # Loops given the executor already; asyncio has no public way to read a loop's executor back.

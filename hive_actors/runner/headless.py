@@ -14,13 +14,17 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
+from hive_actors.errors import HiveActorsError
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.events import AgentEvent, EventType
 from hive_actors.status import ExecutionStatus
+
+if TYPE_CHECKING:
+    from hive_actors.runtime.agent_runtime import AgentRuntime
 
 __all__ = ["LineReader", "run_headless"]
 
@@ -78,7 +82,7 @@ class LineReader:
 
 
 async def run_headless(
-    runtime: Any,
+    runtime: AgentRuntime,
     start: Callable[[], Awaitable[str]],
     *,
     entry_point_id: str,
@@ -127,6 +131,9 @@ async def run_headless(
         async for event in pending:
             if mine.get("id") not in (None, event.execution_id):
                 continue
+            node_id = event.node_id
+            if node_id is None:  # nodes emit input requests, so this is a runtime bug
+                raise HiveActorsError(f"client input request without a node id: {event!r}")
             if last_node is None and event.data.get("prompt"):
                 out.write(str(event.data["prompt"]))  # asked again on resume: show the question
             out.write("\n> ")
@@ -137,10 +144,10 @@ async def run_headless(
             last_node = None
             if line is None:
                 runtime.unsubscribe_from_events(sub_in)  # nobody answers from now on
-                if not runtime.decline_input(event.node_id, event.execution_id):
+                if not runtime.decline_input(node_id, event.execution_id):
                     runtime.pause_execution(event.execution_id)
                 continue
-            await runtime.inject_input(event.node_id, line, execution_id=event.execution_id)
+            await runtime.inject_input(node_id, line, execution_id=event.execution_id)
 
     try:
         async with trio.open_nursery() as nursery:

@@ -352,12 +352,12 @@ class AgentRuntime:
         """Start one stream per entry point, then its trigger actor (if any), in ``work``."""
         for spec in self._specs.values():
             stream = ExecutionStream(spec, svc)
-            await self._start_actor(work, f"stream:{spec.id}", lambda s=stream: s.run)
+            await self._start_actor(work, f"stream:{spec.id}", _run_of(stream))
             self._streams[spec.id] = stream
         for spec in self._specs.values():
             trigger = triggers[spec.id]
             if trigger is not None:
-                await self._start_actor(work, f"trigger:{spec.id}", lambda t=trigger: t.run)
+                await self._start_actor(work, f"trigger:{spec.id}", _run_of(trigger))
                 self._triggers[spec.id] = trigger
 
     async def _start_actor(self, nursery: trio.Nursery, name: str,
@@ -580,6 +580,13 @@ async def open_agent_runtime(**kwargs: Any) -> AsyncIterator[AgentRuntime]:
     runtime = create_agent_runtime(**kwargs)
     async with runtime:
         yield runtime
+
+
+def _run_of(
+    actor: ExecutionStream | TimerTrigger | EventTrigger,
+) -> Callable[[], Callable[..., Any]]:
+    """A ``make_run`` for ``_start_actor``: the actor's ``run``, looked up at each (re)start."""
+    return lambda: actor.run
 
 
 def _input_dict(entry_point_id: str, input_data: object) -> dict[str, Any]:

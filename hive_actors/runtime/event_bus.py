@@ -70,6 +70,8 @@ TypeSpec = EventType | str | Iterable[EventType | str] | None
 # cache is dropped.
 _CACHE_EXECUTIONS = 1024
 _CACHE_KEYS = 4096
+# (type, stream_id, node_id) of an event: what the match caches are keyed by
+_CacheKey = tuple[EventType, str, str | None]
 
 _now = datetime.datetime.now
 _UTC = datetime.timezone.utc
@@ -292,10 +294,10 @@ class EventBus:
         # Subscriptions indexed by their execution filter (None = any execution).
         self._by_exec: dict[str | None, list[Subscription]] = {None: []}
         # (type, stream_id, node_id) -> subscriptions of any execution that match
-        self._any_cache: dict[tuple, tuple[Subscription, ...]] = {}
+        self._any_cache: dict[_CacheKey, tuple[Subscription, ...]] = {}
         # execution_id -> {(type, stream_id, node_id): matching subs}, only for executions
         # that have subscriptions of their own
-        self._cache: dict[str, dict[tuple, tuple[Subscription, ...]]] = {}
+        self._cache: dict[str, dict[_CacheKey, tuple[Subscription, ...]]] = {}
         # live lossless subscriptions: when 0, publishing never waits (read by BusEmitter)
         self.lossless_subscriptions = 0
         self._emitters: weakref.WeakValueDictionary[tuple[str, str], BusEmitter] = (

@@ -47,12 +47,12 @@ class IdempotencyClaims(Generic[E]):
         """
         while True:
             self._prune(ttl, max_keys)
-            claim = self._claims.get(key)
-            if claim is None:
+            seen = self._claims.get(key)
+            if seen is None:
                 break
-            if claim.execution is not None:
-                return claim.execution
-            await claim.settled.wait()  # accepted or failed meanwhile; look again
+            if seen.execution is not None:
+                return seen.execution
+            await seen.settled.wait()  # accepted or failed meanwhile; look again
         claim: _Claim[E] = _Claim(stream_id=stream_id, at=trio.current_time())
         self._claims[key] = claim
         try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -98,7 +98,7 @@ class TimerTrigger(_Firing):
         self, *, task_status: trio.TaskStatus[TimerTrigger] = trio.TASK_STATUS_IGNORED
     ) -> None:
         if self.cron is not None:
-            return await self._run_cron(task_status)
+            return await self._run_cron(self.cron, task_status)
         now = trio.current_time()
         self.next_fire = now if self.run_immediately else now + self.interval
         task_status.started(self)
@@ -122,7 +122,7 @@ class TimerTrigger(_Firing):
             "fired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }})
 
-    async def _run_cron(self, task_status: trio.TaskStatus[TimerTrigger]) -> None:
+    async def _run_cron(self, cron: str, task_status: trio.TaskStatus[TimerTrigger]) -> None:
         from croniter import croniter
 
         # Wall-clock slots are mapped onto trio's clock through one anchor, so sleeping is
@@ -144,7 +144,7 @@ class TimerTrigger(_Firing):
                 real = utc_now()
                 if (real - now).total_seconds() > 1.0:
                     anchor_wall, anchor_trio, now = real, trio.current_time(), real
-                slot = croniter(self.cron, max(slot, now)).get_next(dt.datetime)
+                slot = croniter(cron, max(slot, now)).get_next(dt.datetime)
                 self.next_fire = anchor_trio + (slot - anchor_wall).total_seconds()
                 task_status.started(self)
                 task_status = trio.TASK_STATUS_IGNORED
@@ -168,7 +168,8 @@ class EventTrigger(_Firing):
                 f"(a list of event type names), got {cfg!r}"
             )
         self.event_types = normalize_event_types(list(types))  # unknown names fail here
-        self.filters = {
+        # filter values come from the JSON trigger_config as written
+        self.filters: dict[str, Any] = {
             key: cfg.get(key, cfg.get(alias))
             for key, alias in (("stream_id", "filter_stream"), ("node_id", "filter_node"),
                                ("execution_id", "filter_execution"))
@@ -178,7 +179,11 @@ class EventTrigger(_Firing):
     async def run(
         self, *, task_status: trio.TaskStatus[EventTrigger] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        async with self.bus.open_subscription(self.event_types, **self.filters) as sub:
+        filters = self.filters
+        async with self.bus.open_subscription(
+            self.event_types, stream_id=filters["stream_id"], node_id=filters["node_id"],
+            execution_id=filters["execution_id"],
+        ) as sub:
             task_status.started(self)
             async for event in sub:
                 if event.type is EventType.EVENTS_DROPPED:
@@ -192,4 +197,5 @@ class EventTrigger(_Firing):
 
 def event_data(event: AgentEvent) -> dict[str, Any]:
     """An event as plain JSON-able data."""
-    return converter.unstructure(event)
+    # cattrs' unstructure is typed Any; an attrs record unstructures to a dict
+    return cast("dict[str, Any]", converter.unstructure(event))

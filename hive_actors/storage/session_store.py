@@ -21,7 +21,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import cattrs
@@ -329,7 +329,8 @@ class SessionStore:
     def read_summary(self, session_id: str) -> dict[str, Any] | None:
         path = self.logs_dir(session_id) / "summary.json"
         try:
-            return json.loads(path.read_bytes())
+            # JSON is untyped; the summary file is written as an object
+            return cast("dict[str, Any]", json.loads(path.read_bytes()))
         except FileNotFoundError:
             return None
         except ValueError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hive_actors.errors import NodeError
 from hive_actors.graph.nodes.base import NodeContext, NodeImpl, NodeOutcome, register_node_type
 from hive_actors.graph.nodes.conversation import (
     nudge,
@@ -127,7 +128,10 @@ async def _stream_turn(ctx: NodeContext, request: LLMRequest,
     snapshot = ""
     calls: list[ToolCall] = []
     usage, stop = Usage(), "stop"
-    async for chunk in ctx.services.llm.stream(request):
+    llm = ctx.services.llm
+    if llm is None:  # run() fails the node before any turn when there is no model
+        raise NodeError("this event_loop node needs a model, and the executor has none", node_id)
+    async for chunk in llm.stream(request):
         if isinstance(chunk, TextDelta):
             snapshot += chunk.text
             await emit(kind, node_id, content=chunk.text, snapshot=snapshot, iteration=iteration)
