@@ -26,7 +26,7 @@ async def test_one_execution_is_seven_group_commits_with_every_file_in_place(
 
     monkeypatch.setattr(agent_runtime, "StorageWriter", make_writer)
     rt = make_runtime(Case("durable", concurrency=1, executions=1), graphs.seq_graph(),
-                      graphs.seq_functions(), storage=tmp_path)
+                      graphs.seq_functions(), storage=tmp_path, storage_engine="files")
     async with rt:
         result = await rt.trigger_and_wait("ep0", {"k": 1})
     assert result.success

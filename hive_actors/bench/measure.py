@@ -103,7 +103,7 @@ class SyncCounter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.counts = {"fsync": 0, "syncfs": 0, "fsync_dir": 0}
+        self.counts = {"fsync": 0, "fdatasync": 0, "syncfs": 0, "fsync_dir": 0}
 
     @property
     def total(self) -> int:

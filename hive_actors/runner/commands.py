@@ -75,6 +75,13 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
     except HiveActorsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILED
+    from hive_actors.storage.journal import recover_if_idle
+
+    try:
+        recover_if_idle(runner.storage_path)  # a dead runtime's journal tail into the files
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     rows = [("SESSION", "STATUS", "CURRENT NODE", "UPDATED")]
     for r in SessionStore(runner.storage_path).list_sessions():
         rows.append((r.session_id, r.status, r.current_node or "-",

@@ -72,7 +72,8 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.session_store import SessionStore
-from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
+from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
+from hive_actors.storage.writer import StorageWriter
 
 __all__ = [
     "AgentRuntime",
@@ -331,10 +332,10 @@ class AgentRuntime:
         Raises what a failed start raised."""
         bus = self._bus
         await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
-        writer = sessions = None
+        writer: Journal | StorageWriter | None = None
+        sessions = None
         if self.storage_path is not None:
-            # temp files in one folder: far cheaper to create than one per session folder
-            writer = StorageWriter(staging_dir=self.storage_path / ".staging")
+            writer = await self._storage_engine(self.storage_path)
             await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
                                     restarts=0)
             sessions = SessionStore(self.storage_path, writer)
@@ -346,6 +347,15 @@ class AgentRuntime:
             owner=current_owner() if sessions is not None else None,
             executor_class=self.executor_class, context_vars=context_vars,
         )
+
+    async def _storage_engine(self, storage_path: Path) -> Journal | StorageWriter:
+        """The configured engine; the journal recovers when it starts, and the files engine
+        first replays a journal an earlier runtime left."""
+        if self.config.storage_engine == "journal":
+            return Journal(storage_path)
+        await trio.to_thread.run_sync(recover_if_idle, storage_path)
+        # temp files in one folder: far cheaper to create than one per session folder
+        return StorageWriter(staging_dir=storage_path / ".staging")
 
     async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
                              triggers: dict[str, TimerTrigger | EventTrigger | None]) -> None:
@@ -513,6 +523,8 @@ class AgentRuntime:
         streams = self._streams.values()
         if session_id in self._resuming or any(s.find(session_id) for s in streams):
             raise RuntimeStateError(f"session {session_id!r} is already running here")
+        if self._svc.writer is not None:
+            await self._svc.writer.settle()  # the session's files show every commit
         record = await trio.to_thread.run_sync(sessions.read_state, session_id)
         if record.status == ExecutionStatus.COMPLETED:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")

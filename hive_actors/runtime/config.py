@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 QUEUE_FULL_POLICIES = ("error", "wait")
+STORAGE_ENGINES = ("journal", "files")
 
 
 @attrs.frozen
@@ -37,5 +38,9 @@ class RuntimeConfig:
     # Base ExecutorConfig of every execution (its input_timeout is replaced by the client
     # input policy above); None = ExecutorConfig().
     executor_config: Any = None
+    # With a storage path: "journal" (one durable log per runtime; the session files are its
+    # view, see docs/storage.md) or "files" (each session file written and synced in place).
+    storage_engine: str = attrs.field(default="journal",
+                                      validator=attrs.validators.in_(STORAGE_ENGINES))
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0

@@ -35,7 +35,7 @@ from hive_actors.runtime.shared_state import BufferScope, SharedBufferManager
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionStore, new_session_id
-from hive_actors.storage.writer import StorageWriter
+from hive_actors.storage.seam import DurableLog
 from hive_actors.tools.registry import ToolRegistry
 
 __all__ = ["EntryPointSpec", "Execution", "ExecutionStream", "RuntimeServices", "StreamStats"]
@@ -139,7 +139,7 @@ class RuntimeServices:
     bus: EventBus
     state_manager: SharedBufferManager
     sessions: SessionStore | None
-    writer: StorageWriter | None
+    writer: DurableLog | None
     agent_name: str
     owner: OwnerInfo | None
     executor_class: Callable[..., GraphExecutor] | None = None

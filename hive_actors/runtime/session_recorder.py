@@ -34,7 +34,8 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionRecord, SessionStore
-from hive_actors.storage.writer import FileOp, StorageWriter
+from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.writer import FileOp
 
 __all__ = ["NullRecorder", "RecordedExecution", "RecorderServices", "RecordingSink",
            "SessionRecorder"]
@@ -57,7 +58,7 @@ class RecorderServices(Protocol):
     """What the recorder reads of the runtime's shared services."""
 
     @property
-    def writer(self) -> StorageWriter | None: ...
+    def writer(self) -> DurableLog | None: ...
     @property
     def agent_name(self) -> str: ...
     @property
@@ -147,6 +148,13 @@ class SessionRecorder:
                 f"entry point {self.spec.id!r}: input_data cannot be stored as JSON: {exc}"
             ) from None
         await self.store.commit(self.ex.id, [op])
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait until the session files show what was committed (the journal's view lags by
+        a batch): a trigger or result is reported once state.json says so."""
+        if self.svc.writer is not None:
+            await self.svc.writer.settle()
 
     async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
         details = self.store.details_op(
@@ -254,6 +262,7 @@ class SessionRecorder:
             output=result.output,
             current_node=result.paused_at or (result.path[-1] if result.path else None),
         )
+        await self._settle()
 
 
 class RecordingSink:

@@ -35,7 +35,7 @@ from hive_actors.storage.jsonfile import load_json_object
 from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
-    from hive_actors.storage.writer import StorageWriter
+    from hive_actors.storage.seam import DurableLog
 
 # given the checkpoint about to be saved, the writes that go with it (same group commit)
 Companions = Callable[["Checkpoint"], Sequence[FileOp]]
@@ -110,14 +110,14 @@ _seq_lock = threading.Lock()
 class CheckpointStore:
     """Saves and reads the checkpoints of one session folder.
 
-    With a `StorageWriter` the files go through it (group commit); without one each save is
+    With a `DurableLog` (the runtime's storage engine) the files go through it (group commit); without one each save is
     done directly. Either way `save` returns only once the file is durable. ``companions``
     (optional) gives, for each checkpoint, writes that go with it (e.g. the state.json that
     points at it): they share the checkpoint's group commit and are applied only if the
     checkpoint is saved. ``new_session=True`` skips scanning a folder known to be empty.
     """
 
-    def __init__(self, session_dir: Path, writer: StorageWriter | None = None, *,
+    def __init__(self, session_dir: Path, writer: DurableLog | None = None, *,
                  companions: Companions | None = None, new_session: bool = False) -> None:
         self.session_dir = Path(session_dir)
         self.dir = self.session_dir / "checkpoints"

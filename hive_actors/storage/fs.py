@@ -26,6 +26,7 @@ class FileSystem(Protocol):
     def open(self, path: Path, flags: int, mode: int = 0o644) -> int: ...
     def write(self, fd: int, data: bytes | memoryview) -> int: ...
     def fsync(self, fd: int) -> None: ...
+    def fdatasync(self, fd: int) -> None: ...
     def syncfs(self, fd: int) -> None: ...
     def close(self, fd: int) -> None: ...
     def replace(self, src: Path, dst: Path) -> None: ...
@@ -62,6 +63,9 @@ class RealFileSystem:
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
+
+    def fdatasync(self, fd: int) -> None:
+        getattr(os, "fdatasync", os.fsync)(fd)
 
     def syncfs(self, fd: int) -> None:
         """Flush every dirty page of the file system holding ``fd`` (Linux ``syncfs(2)``).
@@ -165,6 +169,10 @@ class FaultyFileSystem:
         self._check("fsync", self._fd_paths.get(fd, ""))
         self.inner.fsync(fd)
 
+    def fdatasync(self, fd: int) -> None:
+        self._check("fdatasync", self._fd_paths.get(fd, ""))
+        self.inner.fdatasync(fd)
+
     def syncfs(self, fd: int) -> None:
         self._check("syncfs", self._fd_paths.get(fd, ""))
         self.inner.syncfs(fd)
@@ -196,5 +204,6 @@ class FaultyFileSystem:
 
     @property
     def syncs(self) -> int:
-        """How many durability barriers were issued (fsync + syncfs + fsync_dir)."""
-        return self.calls["fsync"] + self.calls["syncfs"] + self.calls["fsync_dir"]
+        """How many durability barriers were issued (fsync, fdatasync, syncfs, fsync_dir)."""
+        return (self.calls["fsync"] + self.calls["fdatasync"] + self.calls["syncfs"]
+                + self.calls["fsync_dir"])

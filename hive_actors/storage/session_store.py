@@ -8,8 +8,8 @@
         logs/tool_logs.jsonl   one JSON object per line, appends that may lose their tail
     {storage}/runtime_logs/
 
-Whole files are replaced atomically and durably (through the `StorageWriter` when one is
-given). Reads are small and synchronous; async callers with many of them use
+Whole files are replaced atomically and durably (through the runtime's storage engine, a
+`DurableLog`, when one is given). Reads are small and synchronous; async callers with many of them use
 ``trio.to_thread``. See docs/storage.md.
 """
 
@@ -33,7 +33,8 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.atomic import append_bytes, sweep_temp_files
 from hive_actors.storage.jsonfile import load_json_object
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
-from hive_actors.storage.writer import FileOp, StorageWriter, commit_files
+from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.writer import FileOp, commit_files
 
 SESSION_SCHEMA_VERSION = 1
 STATUSES = tuple(ExecutionStatus)
@@ -182,7 +183,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 class SessionStore:
     """Reads and writes the session folders under ``storage_path``."""
 
-    def __init__(self, storage_path: Path, writer: StorageWriter | None = None) -> None:
+    def __init__(self, storage_path: Path, writer: DurableLog | None = None) -> None:
         self.storage_path = Path(storage_path)
         self.sessions_dir = self.storage_path / "sessions"
         self.runtime_logs_dir = self.storage_path / "runtime_logs"

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -43,6 +44,9 @@ from hive_actors.errors import RuntimeStateError, StorageError
 from hive_actors.storage.atomic import append_bytes, atomic_write_bytes
 from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode, skipped_error
 from hive_actors.storage.fs import REAL_FS, FileSystem
+
+if TYPE_CHECKING:
+    from hive_actors.storage.seam import DurableLog
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
            "open_storage_writer"]
@@ -130,6 +134,9 @@ class StorageWriter:
         for r in reqs:
             if r.error is not None:
                 raise r.error
+
+    async def settle(self) -> None:
+        """Nothing to wait for: files are in place once their commit returns."""
 
     async def _submit(self, reqs: list[Request]) -> None:
         queued = 0
@@ -231,7 +238,7 @@ async def _apply_directly(reqs: list[Request], fs: FileSystem) -> None:
         await trio.to_thread.run_sync(apply)
 
 
-async def commit_files(ops: Sequence[FileOp], writer: StorageWriter | None = None) -> None:
+async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None) -> None:
     """`StorageWriter.commit` through ``writer``, or (None) directly: one op after the other
     in a worker thread, same guarantees and anchor rule. Raises the first `StorageError`."""
     if writer is not None:

@@ -140,10 +140,12 @@ async def kill_at(tmp: Path, point: tuple[str, str]) -> Outcome:
                 await proc.wait()
         STATS.add("kills")
         calls_before = ctl.calls()
+        listed = await list_sessions(storage)
         (sid,) = [p.name for p in (storage / "sessions").iterdir()]
         session = storage / "sessions" / sid
         seen = check_session_folder(session, "after_kill")
         status = json.loads((session / "state.json").read_bytes())["status"]
+        assert listed == {sid: status}
         latest = CheckpointStore(session).latest()
         completed = tuple(latest.state.execution_path) if latest is not None else ()
         if where == "exit":  # where in the boundary the kill landed
@@ -169,6 +171,16 @@ async def kill_at(tmp: Path, point: tuple[str, str]) -> Outcome:
                        ctl.calls()[len(calls_before):], seen["temp"], final, rc, stderr)
     finally:
         await ctl.aclose()
+
+
+async def list_sessions(storage: Path) -> dict[str, str]:
+    """``hive-actors sessions`` on ``storage`` (which replays a dead runtime's journal into
+    the session files first): session id -> status."""
+    done = await trio.run_process(cli("sessions", str(AGENT), "--storage", str(storage)),
+                                  check=False, capture_stdout=True, capture_stderr=True)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stdout.decode().splitlines()[1:]
+    return {line.split()[0]: line.split()[1] for line in lines if not line.startswith("(")}
 
 
 async def _signal_or_exit(ctl: Control, proc: trio.Process, out: Path) -> str:

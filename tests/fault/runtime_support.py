@@ -18,6 +18,7 @@ from hive_actors.runtime import agent_runtime
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
 from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.storage.fs import FaultyFileSystem
+from hive_actors.storage.journal import Journal
 from hive_actors.storage.writer import StorageWriter
 
 GOAL = Goal(id="fault_goal", name="survive faults")
@@ -88,8 +89,10 @@ def make_runtime(storage: Path | None, work: Work, *, entry_points: int = 1,
 
 
 def use_fs(monkeypatch: Any, fs: FaultyFileSystem) -> None:
-    """Every runtime built from now on in this test writes through ``fs`` (the writer's seam)."""
+    """Every runtime built from now on in this test writes through ``fs`` (the storage
+    engines' seam)."""
     monkeypatch.setattr(agent_runtime, "StorageWriter", functools.partial(StorageWriter, fs=fs))
+    monkeypatch.setattr(agent_runtime, "Journal", functools.partial(Journal, fs=fs))
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from fault.crash_harness import AGENT
+from fault.crash_harness import AGENT, list_sessions
 from fault.support import STATS, check_session_folder
 
 CHILDREN = Path(__file__).parent / "children"
@@ -33,8 +33,10 @@ async def accept_then_die(tmp_path: Path, count: int, stop_after: int) -> None:
     STATS.add("kills")
     accepted = [json.loads(line) for line in ids_file.read_text().splitlines()]
     assert len(accepted) >= stop_after
+    rows = await list_sessions(storage)
     sessions = storage / "sessions"
     for item in accepted:
+        assert rows[item["id"]] in ("running", "completed")
         state = json.loads((sessions / item["id"] / "state.json").read_bytes())
         assert state["status"] in ("running", "completed")
         assert state["input_data"] == {"x": item["k"]}

@@ -8,7 +8,7 @@ import subprocess
 
 import trio
 
-from fault.crash_harness import AGENT, INPUT, STEPS, Control, cli, env_for
+from fault.crash_harness import AGENT, INPUT, STEPS, Control, cli, env_for, list_sessions
 from fault.support import STATS, check_session_folder
 from hive_actors.storage.session_store import SessionStore, decode_record, encode_record
 
@@ -66,6 +66,7 @@ async def test_resume_after_a_torn_details_line_keeps_the_log_readable(tmp_path)
         proc.kill()
         await proc.wait()
         STATS.add("kills")
+        await list_sessions(storage)  # replays the journal's tail into the session files
         store = SessionStore(storage)
         (sid,) = store.session_ids()
         details = store.logs_dir(sid) / "details.jsonl"

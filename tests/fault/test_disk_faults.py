@@ -1,4 +1,4 @@
-"""Disk faults injected through the storage writer's fs seam (`FaultyFileSystem`): the
+"""Disk faults injected through the files engine's fs seam (`FaultyFileSystem`): the
 affected execution ends with a clear error, the others go on, nothing saved before is
 damaged, and once the disk is healthy again the affected session resumes."""
 
@@ -40,7 +40,7 @@ async def test_checkpoint_fault_fails_only_that_execution_and_damages_nothing(
     use_fs(monkeypatch, fs)
     work = Work()
     work.hold = {0, 1, 2}
-    async with make_runtime(tmp_path, work) as rt:
+    async with make_runtime(tmp_path, work, storage_engine="files") as rt:
         ids = [await rt.trigger("ep0", {"k": k}) for k in range(3)]
         await work.wait_blocked(3)  # each has a durable n1 checkpoint and is inside n2
         victim = tmp_path / "sessions" / ids[1]
@@ -69,7 +69,7 @@ async def test_checkpoint_fault_fails_only_that_execution_and_damages_nothing(
 
     # the disk is healthy again: the session resumes where it stood, n1 does not run again
     fs.faults.clear()
-    async with make_runtime(tmp_path, work2 := Work()) as rt2:
+    async with make_runtime(tmp_path, work2 := Work(), storage_engine="files") as rt2:
         again = await rt2.resume(ids[1])
     assert again.status == "completed" and again.output["d"] == expected_output(1)
     assert work2.calls[(1, "n1")] == 0 and work.calls[(1, "n1")] == 1
@@ -81,7 +81,7 @@ async def test_unwritable_state_at_accept_refuses_the_trigger_and_runs_nothing(
     fs = FaultyFileSystem(Fault(op="write", errno=errno.ENOSPC, path_contains="state.json"))
     use_fs(monkeypatch, fs)
     work = Work()
-    async with make_runtime(tmp_path, work) as rt:
+    async with make_runtime(tmp_path, work, storage_engine="files") as rt:
         with pytest.raises(StorageError, match="state.json.*errno 28"):
             await rt.trigger("ep0", {"k": 7})
         assert not work.calls  # not accepted: nothing ran
@@ -100,7 +100,7 @@ async def test_failing_details_log_append_fails_that_execution_clearly(tmp_path,
     use_fs(monkeypatch, fs)
     work = Work()
     work.hold = {0, 1}
-    async with make_runtime(tmp_path, work) as rt:
+    async with make_runtime(tmp_path, work, storage_engine="files") as rt:
         ids = [await rt.trigger("ep0", {"k": k}) for k in range(2)]
         await work.wait_blocked(2)
         fs.faults.append(Fault(op="write", errno=errno.EIO,
@@ -126,7 +126,7 @@ async def test_failed_syncfs_barrier_fails_the_writes_it_covered_then_the_runtim
                         functools.partial(StorageWriter, fs=fs, sync_mode="syncfs"))
     work = Work()
     work.hold = set(range(6))
-    async with make_runtime(tmp_path, work) as rt:
+    async with make_runtime(tmp_path, work, storage_engine="files") as rt:
         ids = [await rt.trigger("ep0", {"k": k}) for k in range(6)]
         await work.wait_blocked(6)
         fs.faults.append(Fault(op="syncfs", errno=errno.EIO))

@@ -1,0 +1,275 @@
+"""SessionView: the actor that writes the seed's session files from the journal's records.
+
+The journal makes records durable; the view turns them into ``state.json``, checkpoint
+files and logs (see docs/storage.md for the layout), in batches, without a sync per file:
+
+1. the journal hands over each committed batch (after it is durable) through a bounded inbox
+   (a slow view makes the journal wait: the lag stays bounded);
+2. the view takes every batch waiting, keeps only the last write of each whole file, writes
+   each whole file to a temp file in ``journal/tmp`` and renames it over its target, appends
+   log lines whole (a torn last line left by a crash is cut first); no syncs;
+3. when the journal has moved to a new segment, every record of the older ones is applied:
+   one ``syncfs`` makes the view durable, ``journal/view.mark`` records the position (written
+   atomically), and the older segments are deleted (retirement: one barrier per segment).
+
+Readers therefore see every file whole at any moment, at most one view batch behind the
+journal (`lag` measures it). `settle()` waits until everything committed so far is applied.
+
+Recovery (`replay`, before the runtime starts, or by `hive-actors sessions` on a folder whose
+runtime died): the records after the mark are applied again. Whole files are idempotent;
+appended lines already present in their log are not appended twice.
+
+Failures: a view that cannot write a file logs it, stops applying and retiring (records stay
+in the journal and are replayed at the next start) and `settle()` raises its `StorageError`.
+Cancellation: on exit the view applies what is in its inbox, syncs and moves the mark, under
+a shield.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import attrs
+import trio
+
+from hive_actors.errors import StorageError
+from hive_actors.storage.atomic import (
+    atomic_write_bytes,
+    make_dirs,
+    open_log,
+    remove_quietly,
+    storage_error,
+    temp_path_for,
+    write_all,
+)
+from hive_actors.storage.commit import FileOp
+from hive_actors.storage.fs import FileSystem
+from hive_actors.storage.journal_format import list_segments
+
+log = logging.getLogger(__name__)
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+MARK_NAME = "view.mark"
+Position = tuple[int, int]  # (segment number, offset just past a record)
+
+
+@attrs.define(eq=False)
+class ViewBatch:
+    """Ops of records the journal made durable, in order, and the position after them."""
+
+    ops: list[FileOp]
+    end: Position
+    durable_at: float  # time.monotonic() when the journal's barrier returned
+
+
+@attrs.define
+class ViewStats:
+    batches: int = 0
+    files_written: int = 0
+    retired_segments: int = 0
+    lags: list[float] = attrs.Factory(list)  # seconds from durable record to file, per batch
+
+
+class ViewApplier:
+    """Applies ops to the view's files; blocking, one thread at a time."""
+
+    def __init__(self, journal_dir: Path, fs: FileSystem) -> None:
+        self.journal_dir = journal_dir
+        self.tmp_dir = journal_dir / "tmp"
+        self.fs = fs
+        self.files_written = 0
+
+    def apply(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
+        """Write ``ops`` to their files (last write of a file wins). Raises `StorageError`."""
+        last_write = {op.path: i for i, op in enumerate(ops) if op.kind == "write"}
+        appends: dict[Path, list[bytes]] = {}
+        for i, op in enumerate(ops):
+            if op.kind == "append":
+                appends.setdefault(op.path, []).append(op.data)
+            elif last_write[op.path] == i:
+                self._write(op.path, op.data)
+        for path, chunks in appends.items():
+            self._append(path, chunks, replaying)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        fs = self.fs
+        tmp = temp_path_for(self.tmp_dir / path.name)
+        try:
+            try:
+                fd = fs.open(tmp, _TEMP_FLAGS, 0o644)
+            except FileNotFoundError:
+                make_dirs(self.tmp_dir, fs)
+                fd = fs.open(tmp, _TEMP_FLAGS, 0o644)
+            try:
+                write_all(fd, data, fs)
+            finally:
+                fs.close(fd)
+            try:
+                fs.replace(tmp, path)
+            except FileNotFoundError:
+                make_dirs(path.parent, fs)
+                fs.replace(tmp, path)
+        except OSError as exc:
+            remove_quietly(tmp, fs)
+            raise storage_error("write view file", path, exc) from exc
+        self.files_written += 1
+
+    def _append(self, path: Path, chunks: list[bytes], replaying: bool) -> None:
+        fs = self.fs
+        try:
+            try:
+                fd, size, _ = open_log(path, fs)
+            except FileNotFoundError:
+                make_dirs(path.parent, fs)
+                fd, size, _ = open_log(path, fs)
+            try:
+                if replaying and size:
+                    present = set(os.pread(fd, size, 0).splitlines(keepends=True))
+                    chunks = [c for c in chunks if c not in present]
+                data = b"".join(chunks)
+                try:
+                    write_all(fd, data, fs)
+                except OSError:
+                    os.ftruncate(fd, size)
+                    raise
+            finally:
+                fs.close(fd)
+        except OSError as exc:
+            raise storage_error("append to view file", path, exc) from exc
+
+    def sync(self) -> None:
+        """One barrier for everything applied so far (``syncfs`` on the journal's file
+        system; where there is none, ``sync()``)."""
+        fd = self.fs.open(self.journal_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            if getattr(self.fs, "has_syncfs", False):
+                self.fs.syncfs(fd)
+            else:
+                os.sync()
+        finally:
+            self.fs.close(fd)
+
+    def write_mark(self, pos: Position) -> None:
+        """Record durably that the view holds every record before ``pos``."""
+        data = json.dumps({"segment": pos[0], "offset": pos[1]}).encode()
+        atomic_write_bytes(self.journal_dir / MARK_NAME, data, fs=self.fs)
+
+    def retire_below(self, segment: int, segments: Iterable[tuple[int, Path]]) -> int:
+        """Delete the segments numbered below ``segment``; return how many."""
+        n = 0
+        for num, path in segments:
+            if num < segment:
+                remove_quietly(path, self.fs)
+                n += 1
+        return n
+
+
+def read_mark(journal_dir: Path) -> Position:
+    """The view's mark, (0, 0) if there is none. Raises `StorageError` if it is damaged."""
+    path = journal_dir / MARK_NAME
+    try:
+        data = json.loads(path.read_bytes())
+        return int(data["segment"]), int(data["offset"])
+    except FileNotFoundError:
+        return 0, 0
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        err = StorageError(f"{path}: unreadable view mark ({exc})")
+        err.path = str(path)
+        raise err from None
+
+
+class SessionView:
+    """The view actor. The journal starts it with ``await nursery.start(view.run)``."""
+
+    def __init__(self, applier: ViewApplier, segment: int, *, inbox_size: int = 64) -> None:
+        self.applier = applier
+        self._send, self._recv = trio.open_memory_channel[ViewBatch](inbox_size)
+        self._sent = 0
+        self._applied = 0
+        self._progress = trio.Event()
+        self._segment = segment  # segment of the last applied batch
+        self._end: Position | None = None
+        self.error: StorageError | None = None
+        self.stats = ViewStats()
+
+    async def submit(self, batch: ViewBatch) -> None:
+        """Hand a durable batch to the view (waits while its inbox is full)."""
+        self._sent += 1
+        await self._send.send(batch)
+
+    async def settle(self) -> None:
+        """Return once every batch submitted so far is in the files. Raises the view's
+        `StorageError` if it has stopped applying."""
+        target = self._sent
+        while self._applied < target and self.error is None:
+            await self._progress.wait()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self._send.close()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            async for first in self._recv:
+                batches = [first]
+                while True:
+                    try:
+                        batches.append(self._recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._apply(batches)
+        finally:
+            with trio.CancelScope(shield=True):
+                rest = []
+                while True:
+                    try:
+                        rest.append(self._recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break
+                if rest:
+                    await self._apply(rest)
+                if self._end is not None and self.error is None:
+                    await trio.to_thread.run_sync(self._checkpoint, self._end, False)
+                self._recv.close()
+
+    async def _apply(self, batches: list[ViewBatch]) -> None:
+        if self.error is None:
+            ops = [op for b in batches for op in b.ops]
+            end = batches[-1].end
+            new_segment = end[0] != self._segment
+            try:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.applier.apply, ops)
+                    if new_segment:
+                        await trio.to_thread.run_sync(self._checkpoint, (end[0], 0), True)
+            except StorageError as exc:
+                log.error("session view stopped (records stay in the journal): %s", exc)
+                self.error = exc
+            else:
+                now = time.monotonic()
+                self.stats.lags.extend(now - b.durable_at for b in batches)
+                self._segment = end[0]
+                self._end = end
+        self.stats.batches += 1
+        self.stats.files_written = self.applier.files_written
+        self._applied += len(batches)
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _checkpoint(self, pos: Position, retire: bool) -> None:
+        """Sync the view, move the mark to ``pos`` and (``retire``) delete older segments."""
+        a = self.applier
+        try:
+            a.sync()
+            a.write_mark(pos)
+        except OSError as exc:
+            raise storage_error("sync view of", a.journal_dir, exc) from exc
+        if retire:
+            self.stats.retired_segments += a.retire_below(pos[0], list_segments(a.journal_dir))
