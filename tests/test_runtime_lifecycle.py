@@ -85,10 +85,11 @@ async def test_trigger_and_wait_returns_result_and_writes_session_files(tmp_path
     assert [d["node_id"] for d in details] == ["a", "b", "c"]
 
 
-async def test_state_json_is_running_before_trigger_returns(tmp_path):
+async def test_state_json_says_running_once_trigger_returned_and_the_view_is_flushed(tmp_path):
     rt = make(tmp_path)
     async with rt:
         sid = await rt.trigger("default", {"block": "g1"})
+        await rt.flush_view()
         assert state(tmp_path, sid)["status"] == "running"
         FakeExecutor.gates.gate("g1").set()
         result = await rt.trigger_and_wait("default", {})

@@ -142,10 +142,13 @@ def run_par(case: Case) -> dict[str, float]:
 
 
 def run_durable(case: Case, storage_root: str | None = None) -> dict[str, float]:
-    """`durable`: `seq` with checkpoints and session files written through the StorageWriter.
+    """`durable`: `seq` with checkpoints and session files written through the runtime's
+    storage engine (the journal by default).
 
     Adds bytes (file bytes left on disk, bytes handed to write calls, bytes sent to the
-    block device) and durability barriers (fsync + syncfs + directory fsync) per execution.
+    block device), durability barriers (fsync + fdatasync + syncfs + directory fsync) per
+    execution and, for the journal, files its view wrote per execution and the view's lag
+    (durable record to file, p50/p99 in ms).
     """
     base = Path(tempfile.mkdtemp(prefix="hive-bench-", dir=storage_root))
     try:
@@ -172,8 +175,16 @@ def run_durable(case: Case, storage_root: str | None = None) -> dict[str, float]
         if key in io_after and key in io_before:
             metrics[f"{key}_per_exec"] = (io_after[key] - io_before[key]) / n
     metrics["syncs_per_exec"] = sum(counted.values()) / n
-    for key in ("fsync", "syncfs", "fsync_dir"):
+    for key in ("fsync", "fdatasync", "syncfs", "fsync_dir"):
         metrics[f"{key}_per_exec"] = counted[key] / n
+    engine = rt.storage_engine
+    view = getattr(engine, "view", None)
+    if view is not None:
+        lags = sorted(view.stats.lags)
+        metrics["view_files_per_exec"] = view.stats.files_written / (n + case.warmup)
+        if lags:
+            metrics["view_lag_p50_ms"] = lags[len(lags) // 2] * 1000.0
+            metrics["view_lag_p99_ms"] = lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000.0
     return metrics
 
 

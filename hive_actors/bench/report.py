@@ -21,7 +21,8 @@ COLUMNS = {
     "peak_rss_mb": ("peak RSS MiB", "{:,.0f}"),
 }
 EXTRA = {
-    "durable": ("file_bytes_per_exec", "write_bytes_per_exec", "syncs_per_exec"),
+    "durable": ("file_bytes_per_exec", "write_bytes_per_exec", "syncs_per_exec",
+                "view_files_per_exec", "view_lag_p50_ms", "view_lag_p99_ms"),
     "events": ("delivered_per_s", "dropped"),
     "stop": ("stop_ms", "cancelled_fraction", "resumed_fraction"),
     "paused": ("rss_mb", "kb_per_session", "ramp_s", "stop_ms"),

@@ -165,11 +165,14 @@ class AgentRunner:
         """Run once and return the result (starting the runtime if needed; it keeps running).
 
         ``session_state`` (a paused result's) resumes that execution; ``input_data`` then is
-        the user's reply. Raises what AgentRuntime.trigger raises.
+        the user's reply. The session's files show the result when this returns.
+        Raises what AgentRuntime.trigger raises.
         """
         await self.start()
-        return await self.runtime.trigger_and_wait(self._entry(entry_point_id), input_data or {},
-                                                   session_state=session_state)
+        result = await self.runtime.trigger_and_wait(self._entry(entry_point_id),
+                                                     input_data or {}, session_state=session_state)
+        await self.runtime.flush_view()
+        return result
 
     async def trigger(self, entry_point_id: str | None = None, input_data: dict[str, Any] | None = None,
                       session_state: Any = None, idempotency_key: str | None = None) -> str:
@@ -180,9 +183,12 @@ class AgentRunner:
                                           idempotency_key=idempotency_key)
 
     async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
-        """Continue a stored session from its latest checkpoint (see AgentRuntime.resume)."""
+        """Continue a stored session from its latest checkpoint (see AgentRuntime.resume);
+        the session's files show the result when this returns."""
         await self.start()
-        return await self.runtime.resume(session_id, input_data)
+        result = await self.runtime.resume(session_id, input_data)
+        await self.runtime.flush_view()
+        return result
 
 
 def _as_list(tools: Any) -> list[Any]:

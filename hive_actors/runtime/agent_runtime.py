@@ -136,6 +136,8 @@ class AgentRuntime:
         self._resuming: set[str] = set()
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
+        # the storage engine of the current (or last) run, for stats; None without storage
+        self.storage_engine: Journal | StorageWriter | None = None
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -351,11 +353,15 @@ class AgentRuntime:
     async def _storage_engine(self, storage_path: Path) -> Journal | StorageWriter:
         """The configured engine; the journal recovers when it starts, and the files engine
         first replays a journal an earlier runtime left."""
+        engine: Journal | StorageWriter
         if self.config.storage_engine == "journal":
-            return Journal(storage_path)
-        await trio.to_thread.run_sync(recover_if_idle, storage_path)
-        # temp files in one folder: far cheaper to create than one per session folder
-        return StorageWriter(staging_dir=storage_path / ".staging")
+            engine = Journal(storage_path)
+        else:
+            await trio.to_thread.run_sync(recover_if_idle, storage_path)
+            # temp files in one folder: far cheaper to create than one per session folder
+            engine = StorageWriter(staging_dir=storage_path / ".staging")
+        self.storage_engine = engine
+        return engine
 
     async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
                              triggers: dict[str, TimerTrigger | EventTrigger | None]) -> None:
@@ -507,6 +513,15 @@ class AgentRuntime:
         """
         return await (await self._resume_session(session_id, input_data)).wait()
 
+    async def flush_view(self) -> None:
+        """Return once the session files (state.json, checkpoints, logs) show every record
+        made durable so far. With the journal engine they follow its records within the
+        view's lag (docs/storage.md); with the files engine, or no storage, this returns at
+        once. Raises `StorageError` if the view could not write a file."""
+        svc = self._svc
+        if svc is not None and svc.writer is not None:
+            await svc.writer.settle()
+
     async def _resume_session(self, session_id: str,
                               input_data: dict[str, Any] | None) -> Execution:
         """Submit ``session_id`` again to its entry point's stream, from its latest checkpoint
@@ -523,8 +538,7 @@ class AgentRuntime:
         streams = self._streams.values()
         if session_id in self._resuming or any(s.find(session_id) for s in streams):
             raise RuntimeStateError(f"session {session_id!r} is already running here")
-        if self._svc.writer is not None:
-            await self._svc.writer.settle()  # the session's files show every commit
+        await self.flush_view()  # the session's files show every durable record
         record = await trio.to_thread.run_sync(sessions.read_state, session_id)
         if record.status == ExecutionStatus.COMPLETED:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")

@@ -148,13 +148,6 @@ class SessionRecorder:
                 f"entry point {self.spec.id!r}: input_data cannot be stored as JSON: {exc}"
             ) from None
         await self.store.commit(self.ex.id, [op])
-        await self._settle()
-
-    async def _settle(self) -> None:
-        """Wait until the session files show what was committed (the journal's view lags by
-        a batch): a trigger or result is reported once state.json says so."""
-        if self.svc.writer is not None:
-            await self.svc.writer.settle()
 
     async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
         details = self.store.details_op(
@@ -262,7 +255,6 @@ class SessionRecorder:
             output=result.output,
             current_node=result.paused_at or (result.path[-1] if result.path else None),
         )
-        await self._settle()
 
 
 class RecordingSink:

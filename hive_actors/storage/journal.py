@@ -164,13 +164,13 @@ class Journal:
 
     def __init__(self, storage_path: Path, *, fs: FileSystem = REAL_FS,
                  segment_bytes: int = 64 << 20, max_batch: int = 4096,
-                 inbox_size: int = 8192, view_inbox_size: int = 64) -> None:
+                 inbox_size: int = 8192, view_backlog: int = 256 << 20) -> None:
         self.storage_path = Path(storage_path)
         self.dir = journal_dir(self.storage_path)
         self._fs = fs
         self._segment_bytes = segment_bytes
         self._max_batch = max_batch
-        self._view_inbox_size = view_inbox_size
+        self._view_backlog = view_backlog
         self._send, self._recv = trio.open_memory_channel[_Group](inbox_size)
         self._running = False
         self._started = False
@@ -241,7 +241,7 @@ class Journal:
             with trio.CancelScope(shield=True):
                 lock_fd = await trio.to_thread.run_sync(self._open)
             view = self.view = SessionView(ViewApplier(self.dir, self._fs), self._seg,
-                                           inbox_size=self._view_inbox_size)
+                                           max_backlog=self._view_backlog)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run_view, view)
                 self._running = True
@@ -314,7 +314,8 @@ class Journal:
             assert self.view is not None
             with trio.CancelScope(shield=True):
                 await self.view.submit(ViewBatch([op for g in batch for op in g.ops],
-                                                 (self._seg, self._size), time.monotonic()))
+                                                 (self._seg, self._size), time.monotonic(),
+                                                 len(data)))
 
     # ---- worker-thread side ------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 The journal makes records durable; the view turns them into ``state.json``, checkpoint
 files and logs (see docs/storage.md for the layout), in batches, without a sync per file:
 
-1. the journal hands over each committed batch (after it is durable) through a bounded inbox
-   (a slow view makes the journal wait: the lag stays bounded);
+1. the journal hands over each committed batch (after it is durable) through its inbox; the
+   bytes waiting there are bounded (``max_backlog``): a view that falls that far behind makes
+   the journal wait, so the lag stays bounded;
 2. the view takes every batch waiting, keeps only the last write of each whole file, writes
    each whole file to a temp file in ``journal/tmp`` and renames it over its target, appends
    log lines whole (a torn last line left by a crash is cut first); no syncs;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -65,6 +67,7 @@ class ViewBatch:
     ops: list[FileOp]
     end: Position
     durable_at: float  # time.monotonic() when the journal's barrier returned
+    size: int = 0  # bytes of the ops' data
 
 
 @attrs.define
@@ -186,9 +189,12 @@ def read_mark(journal_dir: Path) -> Position:
 class SessionView:
     """The view actor. The journal starts it with ``await nursery.start(view.run)``."""
 
-    def __init__(self, applier: ViewApplier, segment: int, *, inbox_size: int = 64) -> None:
+    def __init__(self, applier: ViewApplier, segment: int, *,
+                 max_backlog: int = 256 << 20) -> None:
         self.applier = applier
-        self._send, self._recv = trio.open_memory_channel[ViewBatch](inbox_size)
+        self._send, self._recv = trio.open_memory_channel[ViewBatch](math.inf)
+        self._max_backlog = max_backlog
+        self._backlog = 0  # bytes of ops waiting in the inbox
         self._sent = 0
         self._applied = 0
         self._progress = trio.Event()
@@ -198,9 +204,12 @@ class SessionView:
         self.stats = ViewStats()
 
     async def submit(self, batch: ViewBatch) -> None:
-        """Hand a durable batch to the view (waits while its inbox is full)."""
+        """Hand a durable batch to the view (waits while its backlog is over budget)."""
+        while self._backlog >= self._max_backlog and self.error is None:
+            await self._progress.wait()
         self._sent += 1
-        await self._send.send(batch)
+        self._backlog += batch.size
+        self._send.send_nowait(batch)
 
     async def settle(self) -> None:
         """Return once every batch submitted so far is in the files. Raises the view's
@@ -260,6 +269,7 @@ class SessionView:
         self.stats.batches += 1
         self.stats.files_written = self.applier.files_written
         self._applied += len(batches)
+        self._backlog -= sum(b.size for b in batches)
         self._progress.set()
         self._progress = trio.Event()
 
