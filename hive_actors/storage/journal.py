@@ -55,6 +55,7 @@ from hive_actors.storage.journal_format import (
     scan_segment,
     segment_name,
 )
+from hive_actors.storage.seam import SingleFileOps, drain
 from hive_actors.storage.view import SessionView, ViewApplier, ViewBatch, read_mark
 from hive_actors.storage.writer import commit_files
 
@@ -157,7 +158,7 @@ def recover_if_idle(storage_path: Path, fs: FileSystem = REAL_FS) -> bool:
     return True
 
 
-class Journal:
+class Journal(SingleFileOps):
     """The journal actor. Start it with ``await nursery.start(journal.run)``; it has the
     caller side of `StorageWriter` (``commit``, ``write``, ``append``, ``running``) plus
     ``settle()`` (wait until the view shows everything committed so far)."""
@@ -187,14 +188,6 @@ class Journal:
         return self._running
 
     # ---- caller side -------------------------------------------------------------------
-
-    async def write(self, path: Path, data: bytes) -> None:
-        """Replace ``path`` with ``data``; return once it is durable. Raises `StorageError`."""
-        await self.commit((FileOp.write(path, data),))
-
-    async def append(self, path: Path, data: bytes, *, durable: bool = True) -> None:
-        """Append ``data`` to ``path``; durable on return either way. Raises `StorageError`."""
-        await self.commit((FileOp.append(path, data, durable=durable),))
 
     async def commit(self, ops: Sequence[FileOp]) -> None:
         """Record ``ops`` as one group: all of them or none become durable. Returns once the
@@ -250,7 +243,7 @@ class Journal:
                     await self._serve()
                 finally:
                     with trio.CancelScope(shield=True):
-                        while batch := self._drain(self._max_batch):
+                        while batch := drain(self._recv, self._max_batch):
                             await self._commit(batch)
                         # no await between the last empty drain and the close: nothing lost
                         self._recv.close()
@@ -282,16 +275,7 @@ class Journal:
                 first = await self._recv.receive()
             except trio.EndOfChannel:
                 return
-            await self._commit([first, *self._drain(self._max_batch - 1)])
-
-    def _drain(self, limit: int) -> list[_Group]:
-        batch: list[_Group] = []
-        while len(batch) < limit:
-            try:
-                batch.append(self._recv.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-        return batch
+            await self._commit([first, *drain(self._recv, self._max_batch - 1)])
 
     async def _commit(self, batch: list[_Group]) -> None:
         st = self.stats

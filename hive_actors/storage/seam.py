@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import trio
 
 from hive_actors.storage.commit import FileOp
 
-__all__ = ["DurableLog"]
+__all__ = ["DurableLog", "SingleFileOps", "drain"]
+
+T = TypeVar("T")
 
 
 class DurableLog(Protocol):
@@ -43,3 +47,35 @@ class DurableLog(Protocol):
     async def settle(self) -> None:
         """Return once readers of the session files see every group committed so far."""
         ...
+
+
+class SingleFileOps:
+    """``write`` and ``append`` of one file, as a group of one op, for engines that have
+    ``commit``."""
+
+    async def commit(self, ops: Sequence[FileOp]) -> None:
+        raise NotImplementedError
+
+    async def write(self, path: Path, data: bytes) -> None:
+        """Replace ``path`` with ``data``; return once it is durable. Raises `StorageError`."""
+        await self.commit((FileOp.write(path, data),))
+
+    async def append(self, path: Path, data: bytes, *, durable: bool = True) -> None:
+        """Append ``data`` (e.g. one JSONL line) to ``path``.
+
+        ``durable=True``: returns once the bytes are on disk. ``durable=False``: the files
+        engine returns once written to the OS (a crash may lose the tail); the journal makes
+        it durable with its batch either way. Raises `StorageError`.
+        """
+        await self.commit((FileOp.append(path, data, durable=durable),))
+
+
+def drain(recv: trio.MemoryReceiveChannel[T], limit: int) -> list[T]:
+    """Up to ``limit`` items waiting in ``recv``, without waiting (an actor's next batch)."""
+    batch: list[T] = []
+    while len(batch) < limit:
+        try:
+            batch.append(recv.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            break
+    return batch

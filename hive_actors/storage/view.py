@@ -52,6 +52,7 @@ from hive_actors.storage.atomic import (
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.fs import FileSystem
 from hive_actors.storage.journal_format import list_segments
+from hive_actors.storage.seam import drain
 
 log = logging.getLogger(__name__)
 
@@ -227,22 +228,10 @@ class SessionView:
         task_status.started()
         try:
             async for first in self._recv:
-                batches = [first]
-                while True:
-                    try:
-                        batches.append(self._recv.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                await self._apply(batches)
+                await self._apply([first, *drain(self._recv, 1 << 30)])
         finally:
             with trio.CancelScope(shield=True):
-                rest = []
-                while True:
-                    try:
-                        rest.append(self._recv.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                        break
-                if rest:
+                if rest := drain(self._recv, 1 << 30):
                     await self._apply(rest)
                 if self._end is not None and self.error is None:
                     await trio.to_thread.run_sync(self._checkpoint, self._end, False)

@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -45,8 +44,7 @@ from hive_actors.storage.atomic import append_bytes, atomic_write_bytes
 from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode, skipped_error
 from hive_actors.storage.fs import REAL_FS, FileSystem
 
-if TYPE_CHECKING:
-    from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.seam import DurableLog, SingleFileOps, drain
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
            "open_storage_writer"]
@@ -62,7 +60,7 @@ class WriterStats:
     direct: int = 0  # requests done without the actor (not running)
 
 
-class StorageWriter:
+class StorageWriter(SingleFileOps):
     """The durable-write actor. Start it with ``await nursery.start(writer.run)`` or use
     `open_storage_writer`.
 
@@ -99,19 +97,6 @@ class StorageWriter:
         return self._running
 
     # ---- caller side -------------------------------------------------------------------
-
-    async def write(self, path: Path, data: bytes) -> None:
-        """Replace ``path`` with ``data``; return once it is durable. Raises `StorageError`."""
-        await self.commit((FileOp.write(path, data),))
-
-    async def append(self, path: Path, data: bytes, *, durable: bool = True) -> None:
-        """Append ``data`` (e.g. one JSONL line) to ``path``.
-
-        ``durable=True``: returns once the bytes are on disk. ``durable=False``: returns once
-        written to the OS (they reach the disk with the next barrier or the kernel's flush);
-        a crash may lose the tail. Raises `StorageError`.
-        """
-        await self.commit((FileOp.append(path, data, durable=durable),))
 
     async def commit(self, ops: Sequence[FileOp]) -> None:
         """Apply ``ops`` in order as one group: they enter the inbox together, so they share
@@ -178,10 +163,10 @@ class StorageWriter:
                     first = await self._recv.receive()
                 except trio.EndOfChannel:
                     break
-                await self._commit([first, *self._drain(self._max_batch - 1)])
+                await self._commit([first, *drain(self._recv, self._max_batch - 1)])
         finally:
             with trio.CancelScope(shield=True):
-                while batch := self._drain(self._max_batch):
+                while batch := drain(self._recv, self._max_batch):
                     await self._commit(batch)
             # No await between the last empty drain and the close: nothing is lost.
             self._recv.close()
@@ -193,15 +178,6 @@ class StorageWriter:
         self._send.close()
         if self._started:
             await self._stopped.wait()
-
-    def _drain(self, limit: int) -> list[Request]:
-        batch: list[Request] = []
-        while len(batch) < limit:
-            try:
-                batch.append(self._recv.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-        return batch
 
     async def _commit(self, batch: list[Request]) -> None:
         self.stats.batches += 1
