@@ -89,11 +89,11 @@ def journal_dir(storage_path: Path) -> Path:
     return Path(storage_path) / "journal"
 
 
-def _lock(folder: Path, *, wait: bool) -> int | None:
-    """An fd holding the journal's lock, or None if another process holds it (``wait=False``)."""
+def _lock(folder: Path) -> int | None:
+    """An fd holding the journal's lock, or None if a live runtime holds it."""
     fd = os.open(folder / "LOCK", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
@@ -148,7 +148,7 @@ def recover_if_idle(storage_path: Path, fs: FileSystem = REAL_FS) -> bool:
     folder = journal_dir(storage_path)
     if not folder.is_dir():
         return False
-    fd = _lock(folder, wait=False)
+    fd = _lock(folder)
     if fd is None:
         return False
     try:
@@ -309,8 +309,11 @@ class Journal(SingleFileOps):
             ensure_dir(self.dir, self._fs)
         except OSError as exc:
             raise storage_error("create", self.dir, exc) from exc
-        lock_fd = _lock(self.dir, wait=True)
-        assert lock_fd is not None
+        lock_fd = _lock(self.dir)
+        if lock_fd is None:
+            err = StorageError(f"{self.dir}: in use by another running runtime (its LOCK is held)")
+            err.path = str(self.dir / "LOCK")
+            raise err
         try:
             self._new_segment(recover(self.storage_path, self._fs))
         except BaseException:

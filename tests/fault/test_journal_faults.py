@@ -131,3 +131,11 @@ async def test_damaged_record_in_the_middle_is_reported_with_segment_and_offset(
         recover_if_idle(root)
     # nothing was skipped silently: the segment is left as it was for a human to look at
     assert (root / "journal" / "seg_000000000001.log").read_bytes() == bytes(damaged)
+
+
+async def test_second_runtime_on_a_live_storage_folder_is_refused_naming_the_lock(tmp_path):
+    async with make_runtime(tmp_path, Work()) as rt:
+        other = make_runtime(tmp_path, Work())
+        with pytest.raises(StorageError, match="journal.*in use by another running runtime"):
+            await other.start()
+        assert (await rt.trigger_and_wait("ep0", {"k": 1})).status == "completed"
