@@ -355,7 +355,8 @@ class AgentRuntime:
         first replays a journal an earlier runtime left."""
         engine: Journal | StorageWriter
         if self.config.storage_engine == "journal":
-            engine = Journal(storage_path)
+            engine = Journal(storage_path,
+                             view_catch_up_on_stop=self.config.view_catch_up_on_stop)
         else:
             await trio.to_thread.run_sync(recover_if_idle, storage_path)
             # temp files in one folder: far cheaper to create than one per session folder

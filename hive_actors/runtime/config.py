@@ -42,5 +42,9 @@ class RuntimeConfig:
     # view, see docs/storage.md) or "files" (each session file written and synced in place).
     storage_engine: str = attrs.field(default="journal",
                                       validator=attrs.validators.in_(STORAGE_ENGINES))
+    # Journal: stop() waits until the session files show every final record (True), or returns
+    # once the records are durable and leaves the files to the next start or `hive-actors
+    # sessions`, which replay the journal (False: a fast stop with many executions in flight).
+    view_catch_up_on_stop: bool = True
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0

@@ -28,7 +28,8 @@ runtime died call `recover_if_idle` first (the CLI does).
 Cancellation: a group in the inbox is finished; its caller waits under a shield. When the
 actor is cancelled it commits every group still in its inbox as one batch (so `stop()` writes
 the final records of all in-flight executions in one group commit), then the view applies
-them and syncs. Groups asked of a journal that is not running are written directly as files.
+them and syncs (``view_catch_up_on_stop=False``: the view stops at once and the next start
+replays them). Groups asked of a journal that is not running are written directly as files.
 """
 
 from __future__ import annotations
@@ -165,13 +166,15 @@ class Journal(SingleFileOps):
 
     def __init__(self, storage_path: Path, *, fs: FileSystem = REAL_FS,
                  segment_bytes: int = 64 << 20, max_batch: int = 4096,
-                 inbox_size: int = 8192, view_backlog: int = 256 << 20) -> None:
+                 inbox_size: int = 8192, view_backlog: int = 256 << 20,
+                 view_catch_up_on_stop: bool = True) -> None:
         self.storage_path = Path(storage_path)
         self.dir = journal_dir(self.storage_path)
         self._fs = fs
         self._segment_bytes = segment_bytes
         self._max_batch = max_batch
         self._view_backlog = view_backlog
+        self._view_catch_up = view_catch_up_on_stop
         self._send, self._recv = trio.open_memory_channel[_Group](inbox_size)
         self._running = False
         self._started = False
@@ -234,7 +237,8 @@ class Journal(SingleFileOps):
             with trio.CancelScope(shield=True):
                 lock_fd = await trio.to_thread.run_sync(self._open)
             view = self.view = SessionView(ViewApplier(self.dir, self._fs), self._seg,
-                                           max_backlog=self._view_backlog)
+                                           max_backlog=self._view_backlog,
+                                           catch_up=self._view_catch_up)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run_view, view)
                 self._running = True

@@ -22,8 +22,10 @@ appended lines already present in their log are not appended twice.
 
 Failures: a view that cannot write a file logs it, stops applying and retiring (records stay
 in the journal and are replayed at the next start) and `settle()` raises its `StorageError`.
-Cancellation: on exit the view applies what is in its inbox, syncs and moves the mark, under
-a shield.
+Closing: on exit the view applies what is in its inbox, syncs and moves the mark, under a
+shield; with ``catch_up=False`` it leaves the batches still waiting to the journal (they are
+durable there and replayed at the next start or by `hive-actors sessions`), so a stop with
+many executions in flight does not wait for their files.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 MARK_NAME = "view.mark"
+_CHUNK = 512  # ops per worker-thread call: a fast stop waits for one chunk at most
 Position = tuple[int, int]  # (segment number, offset just past a record)
 
 
@@ -79,6 +82,12 @@ class ViewStats:
     lags: list[float] = attrs.Factory(list)  # seconds from durable record to file, per batch
 
 
+def coalesce(ops: Sequence[FileOp]) -> list[FileOp]:
+    """``ops`` without the whole-file writes a later write of the same file replaces."""
+    last_write = {op.path: i for i, op in enumerate(ops) if op.kind == "write"}
+    return [op for i, op in enumerate(ops) if op.kind == "append" or last_write[op.path] == i]
+
+
 class ViewApplier:
     """Applies ops to the view's files; blocking, one thread at a time."""
 
@@ -90,12 +99,11 @@ class ViewApplier:
 
     def apply(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
         """Write ``ops`` to their files (last write of a file wins). Raises `StorageError`."""
-        last_write = {op.path: i for i, op in enumerate(ops) if op.kind == "write"}
         appends: dict[Path, list[bytes]] = {}
-        for i, op in enumerate(ops):
+        for op in coalesce(ops):
             if op.kind == "append":
                 appends.setdefault(op.path, []).append(op.data)
-            elif last_write[op.path] == i:
+            else:
                 self._write(op.path, op.data)
         for path, chunks in appends.items():
             self._append(path, chunks, replaying)
@@ -191,11 +199,13 @@ class SessionView:
     """The view actor. The journal starts it with ``await nursery.start(view.run)``."""
 
     def __init__(self, applier: ViewApplier, segment: int, *,
-                 max_backlog: int = 256 << 20) -> None:
+                 max_backlog: int = 256 << 20, catch_up: bool = True) -> None:
         self.applier = applier
+        self.catch_up = catch_up
         self._send, self._recv = trio.open_memory_channel[ViewBatch](math.inf)
         self._max_backlog = max_backlog
         self._backlog = 0  # bytes of ops waiting in the inbox
+        self._closing = False
         self._sent = 0
         self._applied = 0
         self._progress = trio.Event()
@@ -222,15 +232,21 @@ class SessionView:
             raise self.error
 
     def close(self) -> None:
+        self._closing = True
         self._send.close()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         try:
             async for first in self._recv:
+                if self._closing and not self.catch_up:
+                    break
                 await self._apply([first, *drain(self._recv, 1 << 30)])
         finally:
             with trio.CancelScope(shield=True):
+                if not self.catch_up:
+                    self._recv.close()  # the rest stays in the journal, replayed later
+                    return
                 if rest := drain(self._recv, 1 << 30):
                     await self._apply(rest)
                 if self._end is not None and self.error is None:
@@ -239,12 +255,15 @@ class SessionView:
 
     async def _apply(self, batches: list[ViewBatch]) -> None:
         if self.error is None:
-            ops = [op for b in batches for op in b.ops]
+            ops = coalesce([op for b in batches for op in b.ops])
             end = batches[-1].end
             new_segment = end[0] != self._segment
             try:
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(self.applier.apply, ops)
+                    for i in range(0, len(ops), _CHUNK):
+                        if self._closing and not self.catch_up:
+                            return  # left to the journal: replayed at the next start
+                        await trio.to_thread.run_sync(self.applier.apply, ops[i:i + _CHUNK])
                     if new_segment:
                         await trio.to_thread.run_sync(self._checkpoint, (end[0], 0), True)
             except StorageError as exc:

@@ -139,3 +139,21 @@ async def test_second_runtime_on_a_live_storage_folder_is_refused_naming_the_loc
         with pytest.raises(StorageError, match="journal.*in use by another running runtime"):
             await other.start()
         assert (await rt.trigger_and_wait("ep0", {"k": 1})).status == "completed"
+
+
+async def test_fast_stop_leaves_final_records_to_the_journal_and_sessions_replays_them(tmp_path):
+    work = Work(hold_all=True)
+    rt = make_runtime(tmp_path, work, view_catch_up_on_stop=False)
+    async with rt:
+        ids = [await rt.trigger("ep0", {"k": k}) for k in range(20)]
+        await work.wait_blocked(20)
+    # stop() returned once the final records were durable; the CLI's recovery shows them
+    assert recover_if_idle(tmp_path)
+    store = SessionStore(tmp_path)
+    assert {store.read_state(sid).status for sid in ids} == {"cancelled"}
+    for sid in ids:
+        check_session_folder(tmp_path / "sessions" / sid)
+    async with make_runtime(tmp_path, work2 := Work()) as rt2:
+        again = await rt2.resume(ids[3])
+    assert again.status == "completed" and again.output["d"] == expected_output(3)
+    assert work2.calls[(3, "n1")] == 0
