@@ -267,6 +267,12 @@ class Journal(SingleFileOps):
         with trio.CancelScope(shield=True):
             await view.run()
 
+    def stopping(self) -> None:
+        """Its owner is stopping: with ``view_catch_up_on_stop=False`` the view stops writing
+        files now (the journal still takes and commits every group)."""
+        if self.view is not None and not self._view_catch_up:
+            self.view.leave_rest()
+
     async def aclose(self) -> None:
         """Stop taking groups, finish the queued ones, and wait for the actor to end."""
         self._send.close()

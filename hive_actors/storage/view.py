@@ -215,8 +215,11 @@ class SessionView:
         self.stats = ViewStats()
 
     async def submit(self, batch: ViewBatch) -> None:
-        """Hand a durable batch to the view (waits while its backlog is over budget)."""
-        while self._backlog >= self._max_backlog and self.error is None:
+        """Hand a durable batch to the view (waits while its backlog is over budget). After
+        `leave_rest` the batch is left to the journal."""
+        if self._closing and not self.catch_up:
+            return
+        while self._backlog >= self._max_backlog and self.error is None and not self._closing:
             await self._progress.wait()
         self._sent += 1
         self._backlog += batch.size
@@ -230,6 +233,11 @@ class SessionView:
             await self._progress.wait()
         if self.error is not None:
             raise self.error
+
+    def leave_rest(self) -> None:
+        """With ``catch_up=False``: apply nothing more (finish the chunk being written); the
+        journal holds the rest, replayed at the next start."""
+        self._closing = True
 
     def close(self) -> None:
         self._closing = True
