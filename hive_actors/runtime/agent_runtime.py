@@ -298,8 +298,8 @@ class AgentRuntime:
         `stop`) runs as soon as the trio loop does. No-op when not running."""
         if self._work_scope is not None:
             self._work_scope.cancel()
-            if isinstance(self.storage_engine, Journal) and not self.config.view_catch_up_on_stop:
-                self.storage_engine.stopping()  # the view leaves the rest to the journal
+            if self.storage_engine is not None:
+                self.storage_engine.stopping()
 
     async def __aenter__(self) -> AgentRuntime:
         stack = contextlib.AsyncExitStack()

@@ -48,6 +48,11 @@ class DurableLog(Protocol):
         """Return once readers of the session files see every group committed so far."""
         ...
 
+    def stopping(self) -> None:
+        """The owner is stopping (groups still come: the final records of cancelled
+        executions)."""
+        ...
+
 
 class SingleFileOps:
     """``write`` and ``append`` of one file, as a group of one op, for engines that have

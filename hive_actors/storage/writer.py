@@ -123,6 +123,9 @@ class StorageWriter(SingleFileOps):
     async def settle(self) -> None:
         """Nothing to wait for: files are in place once their commit returns."""
 
+    def stopping(self) -> None:
+        """Nothing to do: every file is written by its commit."""
+
     async def _submit(self, reqs: list[Request]) -> None:
         queued = 0
         try:
