@@ -6,7 +6,8 @@ files and logs (see docs/storage.md for the layout), in batches, without a sync 
 1. the journal hands over each committed batch (after it is durable) through its inbox; the
    bytes waiting there are bounded (``max_backlog``): a view that falls that far behind makes
    the journal wait, so the lag stays bounded;
-2. the view takes every batch waiting, keeps only the last write of each whole file, writes
+2. at most every ``interval`` (20 ms; at once when someone waits in `settle()`) the view
+   takes every batch waiting, keeps only the last write of each whole file, writes
    each whole file to a temp file in ``journal/tmp`` and renames it over its target, appends
    log lines whole (a torn last line left by a crash is cut first); no syncs;
 3. when the journal has moved to a new segment, every record of the older ones is applied:
@@ -199,9 +200,13 @@ class SessionView:
     """The view actor. The journal starts it with ``await nursery.start(view.run)``."""
 
     def __init__(self, applier: ViewApplier, segment: int, *,
-                 max_backlog: int = 256 << 20, catch_up: bool = True) -> None:
+                 max_backlog: int = 256 << 20, catch_up: bool = True,
+                 interval: float = 0.02) -> None:
         self.applier = applier
         self.catch_up = catch_up
+        self.interval = interval
+        self._last_pass = -math.inf
+        self._hurry = trio.Event()
         self._send, self._recv = trio.open_memory_channel[ViewBatch](math.inf)
         self._max_backlog = max_backlog
         self._backlog = 0  # bytes of ops waiting in the inbox
@@ -230,6 +235,7 @@ class SessionView:
         `StorageError` if it has stopped applying."""
         target = self._sent
         while self._applied < target and self.error is None:
+            self._hurry.set()
             await self._progress.wait()
         if self.error is not None:
             raise self.error
@@ -238,17 +244,24 @@ class SessionView:
         """With ``catch_up=False``: apply nothing more (finish the chunk being written); the
         journal holds the rest, replayed at the next start."""
         self._closing = True
+        self._hurry.set()
 
     def close(self) -> None:
         self._closing = True
+        self._hurry.set()
         self._send.close()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         try:
             async for first in self._recv:
+                # gather for up to ``interval`` after the last pass (a state.json rewritten
+                # several times meanwhile is written once), unless someone waits in settle()
+                with trio.move_on_at(self._last_pass + self.interval):
+                    await self._hurry.wait()
                 if self._closing and not self.catch_up:
                     break
+                self._last_pass = trio.current_time()
                 await self._apply([first, *drain(self._recv, 1 << 30)])
         finally:
             with trio.CancelScope(shield=True):
@@ -288,6 +301,8 @@ class SessionView:
         self._backlog -= sum(b.size for b in batches)
         self._progress.set()
         self._progress = trio.Event()
+        if self._hurry.is_set():
+            self._hurry = trio.Event()
 
     def _checkpoint(self, pos: Position, retire: bool) -> None:
         """Sync the view, move the mark to ``pos`` and (``retire``) delete older segments."""
