@@ -12,6 +12,7 @@ import trio
 from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
 from hive_actors.llm.provider import ToolCall
+from hive_actors.errors import ToolArgumentsError
 from hive_actors.events import EventType
 from hive_actors.tools.registry import result_to_text
 
@@ -125,6 +126,8 @@ async def _call_tool(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> 
                 value = await services.tools.call(call.name, args)
         if scope.cancelled_caught:
             return ToolResult(call, f"ERROR: tool {call.name!r} timed out after {timeout}s", True)
+    except ToolArgumentsError as exc:  # the tool never ran: tell the model which field to fix
+        return ToolResult(call, f"ERROR: {exc}", True)
     except Exception as exc:
         return ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: {exc}", True)
     return ToolResult(call, result_to_text(value))
