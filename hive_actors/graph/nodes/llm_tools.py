@@ -12,7 +12,7 @@ import trio
 from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
 from hive_actors.llm.provider import ToolCall
-from hive_actors.errors import ToolArgumentsError
+from hive_actors.errors import ToolArgumentsError, ToolError
 from hive_actors.events import EventType
 from hive_actors.tools.registry import result_to_text
 
@@ -117,20 +117,35 @@ async def _set_output(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
     return ToolResult(call, f"Output {key!r} set.")
 
 
+class ToolTimeout(ToolError):
+    """A tool call outlived ``ExecutorConfig.tool_timeout``."""
+
+
 async def _call_tool(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> ToolResult:
-    services = ctx.services
-    timeout = services.config.tool_timeout
+    """One tool call as the result the model sees; every failure becomes an error result
+    (an ``execute_tool`` span, marked failed, when tracing is on)."""
+    tracing = ctx.services.config.tracing
     try:
-        async with services.tool_limiter:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                value = await services.tools.call(call.name, args)
-        if scope.cancelled_caught:
-            return ToolResult(call, f"ERROR: tool {call.name!r} timed out after {timeout}s", True)
-    except ToolArgumentsError as exc:  # the tool never ran: tell the model which field to fix
+        if tracing is None:
+            return ToolResult(call, result_to_text(await _invoke(ctx, call, args)))
+        with tracing.tool(call.name, call.id, call.arguments) as span:
+            text = result_to_text(await _invoke(ctx, call, args))
+            tracing.tool_result(span, text)
+            return ToolResult(call, text)
+    except (ToolArgumentsError, ToolTimeout) as exc:  # ToolArgumentsError: the tool never ran
         return ToolResult(call, f"ERROR: {exc}", True)
     except Exception as exc:
         return ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: {exc}", True)
-    return ToolResult(call, result_to_text(value))
+
+
+async def _invoke(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> object:
+    """The tool's result; raises what it raised, or ``ToolTimeout``."""
+    services = ctx.services
+    timeout = services.config.tool_timeout
+    async with services.tool_limiter:
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            return await services.tools.call(call.name, args)
+    raise ToolTimeout(f"tool {call.name!r} timed out after {timeout}s")
 
 
 def assistant_message(text: str, calls: list[ToolCall]) -> dict[str, Any]:
