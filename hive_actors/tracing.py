@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.metrics import MeterProvider
@@ -110,11 +112,9 @@ class Tracing:
     # -- spans -------------------------------------------------------------------------------
 
     @contextmanager
-    def _span(self, name: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
-        import trio
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
-        kind = SpanKind.CLIENT if attributes.get("gen_ai.operation.name") == "chat" else SpanKind.INTERNAL
+    def _span(self, name: str, attributes: Mapping[str, Any], client: bool = False) -> Iterator[Span]:
+        trace = self._trace
+        kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
         with self.tracer.start_as_current_span(
             name, kind=kind, attributes=attributes, record_exception=False,
             set_status_on_exception=False,
@@ -124,19 +124,15 @@ class Tracing:
             except trio.Cancelled:
                 span.set_attribute("hive.cancelled", True)
                 raise
-            except BaseException as exc:
-                if isinstance(exc, Exception):
-                    span.record_exception(exc)
-                    span.set_attribute("error.type", type(exc).__qualname__)
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:
+                span.record_exception(exc)
+                self.fail(span, type(exc).__qualname__, f"{type(exc).__name__}: {exc}")
                 raise
 
     def fail(self, span: Span, error_type: str, message: str) -> None:
-        """Mark ``span`` failed without an exception (a failed node, a failed execution)."""
-        from opentelemetry.trace import Status, StatusCode
-
+        """Mark ``span`` failed (an exception, a failed node, a failed execution)."""
         span.set_attribute("error.type", error_type)
-        span.set_status(Status(StatusCode.ERROR, message))
+        span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, message))
 
     def execution(self, graph_id: str, session_id: str, entry_node: str | None) -> Any:
         """The span of one execution (``invoke_agent {agent}``)."""
@@ -180,7 +176,7 @@ class Tracing:
         started = time.perf_counter()
         call = ChatCall()
         try:
-            with self._span(f"chat {model}", attributes) as span:
+            with self._span(f"chat {model}", attributes, client=True) as span:
                 yield call
                 span.set_attribute("gen_ai.response.finish_reasons", [call.finish_reason])
                 if call.usage is not None:
