@@ -64,4 +64,3 @@ async def _ask(llm: LLMProvider, request: LLMRequest, call: Any = None) -> str:
         elif isinstance(chunk, TurnEnd) and call is not None:
             call.end(chunk.stop_reason, chunk.usage, "".join(text))
     return "".join(text)
-
