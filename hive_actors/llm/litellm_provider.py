@@ -260,14 +260,14 @@ class LiteLLMProvider:
     async def _guarded(self, deadline: float, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await fn(...)`` by ``deadline``, mapping failures to ``_Retryable`` / ``LLMError``."""
         try:
-            with trio.fail_at(deadline):
+            # a bare CancelScope, not trio.fail_at: this runs once per streamed chunk
+            with trio.CancelScope(deadline=deadline):
                 return await fn(*args, **kwargs)
-        except trio.TooSlowError:
-            raise _Retryable(f"timed out after {self.timeout} s") from None
         except (trio.Cancelled, KeyboardInterrupt, _Retryable, LLMError):
             raise
         except Exception as exc:  # litellm/openai/httpx errors: classify
             raise _classify(self.model, exc) from exc
+        raise _Retryable(f"timed out after {self.timeout} s")  # the scope's deadline passed
 
 
 class _Transport(Protocol):
