@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Literal, Optional
 
 import pydantic
 import pytest
 from typing_extensions import TypedDict
 
-from hive_actors.errors import ToolArgumentsError, ToolError
+from hive_actors.errors import ToolArgumentsError
 from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
 from hive_actors.tools.registry import Tool, ToolRegistry, tool
@@ -109,12 +110,20 @@ class Opaque:
     pass
 
 
-def test_a_hint_without_a_json_schema_is_a_tool_error_naming_the_tool():
-    def bad(x: Opaque) -> None:
-        """Bad."""
+class PlainTD(typing.TypedDict):
+    a: int
 
-    with pytest.raises(ToolError, match="tool 'bad'"):
-        tool(bad)
+
+def test_a_hint_without_a_json_schema_leaves_that_parameter_untyped_with_a_warning(caplog):
+    @tool
+    def odd(x: Opaque, y: PlainTD, n: int) -> None:
+        """Odd."""
+
+    props = parameters(odd)["properties"]
+    assert props["x"] == {} and props["y"] == {} and props["n"] == {"type": "integer"}
+    assert "tool 'odd': parameter 'x' is left untyped" in caplog.text
+    assert "parameter 'y' is left untyped" in caplog.text  # typing.TypedDict on Python < 3.12
+    assert odd.__hive_tool__.check_arguments({"x": 1, "y": {}, "n": "2"}) == {"x": 1, "y": {}, "n": 2}
 
 
 def test_valid_arguments_are_converted_to_the_hinted_types():
@@ -168,6 +177,12 @@ async def test_a_validation_failure_reaches_the_model_and_never_the_tool():
     assert first.startswith("ERROR: invalid arguments for tool 'add'") and "b: Input should be a valid integer" in first
     second = [m for m in llm.requests[2].messages if m["role"] == "tool"][-1]["content"]
     assert second == "3"
+
+
+def test_an_invalid_hand_written_schema_is_not_enforced_and_is_warned_about(caplog):
+    t = Tool("sloppy", "", {"type": "object", "properties": {"n": {"type": "str"}}})
+    assert t.check_arguments({"n": 1}) == {"n": 1}
+    assert "tool 'sloppy': parameters schema is not valid JSON schema" in caplog.text
 
 
 async def test_registry_validates_before_a_tool_executor_runs():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # imported when a tool is made: `import hive_actors` stays fa
     import pydantic
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -55,7 +57,8 @@ class Tool:
         converted). Raises ``ToolArgumentsError`` naming each bad field."""
         if self.arguments_model is not None:
             return _validate_with_model(self.name, self.arguments_model, arguments)
-        problems = [_jsonschema_problem(e) for e in _schema_validator(self).iter_errors(arguments)]
+        validator = _schema_validator(self)
+        problems = [_jsonschema_problem(e) for e in validator.iter_errors(arguments)] if validator else []
         if problems:
             raise ToolArgumentsError(self.name, sorted(problems))
         return arguments
@@ -78,19 +81,21 @@ def _validate_with_model(
 
 
 @functools.lru_cache(maxsize=1024)
-def _schema_validator_cached(name: str, schema_json: str) -> jsonschema.protocols.Validator:
+def _schema_validator_cached(name: str, schema_json: str) -> jsonschema.protocols.Validator | None:
     import jsonschema
 
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise ToolError(f"tool {name!r}: its parameters schema is not valid JSON schema: {exc.message}") from None
+    except jsonschema.SchemaError as exc:  # warned once per schema (cached), calls go through
+        log.warning("tool %r: parameters schema is not valid JSON schema, arguments are not "
+                    "checked (%s)", name, exc.message)
+        return None
     return cls(schema)
 
 
-def _schema_validator(t: Tool) -> jsonschema.protocols.Validator:
+def _schema_validator(t: Tool) -> jsonschema.protocols.Validator | None:
     return _schema_validator_cached(t.name, json.dumps(t.parameters, sort_keys=True, default=str))
 
 
@@ -121,12 +126,14 @@ def arguments_model(fn: Callable[..., Any], name: str | None = None) -> type[pyd
     """The pydantic model of ``fn``'s keyword arguments: one field per parameter, typed by its
     hint (``Any`` without one), described by the docstring. ``**kwargs`` admits extra fields.
 
-    Raises ``ToolError`` naming the tool when a hint has no JSON schema.
+    A hint pydantic cannot describe (an arbitrary class, ``typing.TypedDict`` before Python
+    3.12) makes that parameter untyped, with a warning naming the tool and the parameter: a
+    tool that worked without validation keeps working.
     """
     import docstring_parser
     import pydantic
 
-    tool_name = name or getattr(fn, "__name__", repr(fn))
+    tool_name: str = name or getattr(fn, "__name__", None) or repr(fn)
     sig = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -142,15 +149,26 @@ def arguments_model(fn: Callable[..., Any], name: str | None = None) -> type[pyd
         if param.kind is param.VAR_POSITIONAL:
             continue
         default = ... if param.default is param.empty else param.default
-        fields[pname] = (hints.get(pname, Any), pydantic.Field(default, description=docs.get(pname) or None))
-    try:
-        model: type[pydantic.BaseModel] = pydantic.create_model(
-            f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra=extra), **fields
-        )
-        model.model_json_schema()
-    except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, TypeError) as exc:
-        raise ToolError(f"tool {tool_name!r}: cannot make a JSON schema of its parameters: {exc}") from None
+        hint = _describable(hints.get(pname, Any), tool_name, pname)
+        fields[pname] = (hint, pydantic.Field(default, description=docs.get(pname) or None))
+    model: type[pydantic.BaseModel] = pydantic.create_model(
+        f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra=extra), **fields
+    )
     return model
+
+
+def _describable(hint: Any, tool_name: str, parameter: str) -> Any:
+    """``hint`` if pydantic can validate it and make its JSON schema, else ``Any`` (warned)."""
+    import pydantic
+
+    try:
+        pydantic.TypeAdapter(hint).json_schema()
+        return hint
+    except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, TypeError) as exc:
+        reason = str(exc).splitlines()[0]
+        log.warning("tool %r: parameter %r is left untyped (no JSON schema for %r: %s)",
+                    tool_name, parameter, hint, reason)
+        return Any
 
 
 def schema_from_callable(fn: Callable[..., Any]) -> dict[str, Any]:
