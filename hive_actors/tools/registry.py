@@ -5,7 +5,9 @@ nested models, TypedDicts, ...) and its docstring (Google, NumPy or reST paramet
 read by docstring-parser). The model's arguments are validated before the call: against that
 pydantic model for a typed function (which also converts them, e.g. a dict into a nested
 model), or with jsonschema against a hand-written ``parameters`` schema. A failure raises
-``ToolArgumentsError`` naming the field; the tool never sees those arguments.
+``ToolArgumentsError`` naming the field; the tool never sees those arguments. What cannot
+be checked (a hint without a JSON schema, an invalid hand-written schema) is logged as a
+warning and passes unchecked, as before.
 """
 
 from __future__ import annotations
