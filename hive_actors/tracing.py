@@ -1,7 +1,8 @@
 """OpenTelemetry traces and metrics of executions, opt-in.
 
-Off (the default) nothing here is imported by the hot path: call sites hold ``None`` instead of
-a ``Tracing`` and skip it, so no OpenTelemetry module is loaded and no span object is made.
+Off (the default), call sites hold ``None`` instead of a ``Tracing`` and test only that, once
+per execution, node visit, model call and tool call: no OpenTelemetry module is loaded and no
+span object is made (OpenTelemetry is imported when a ``Tracing`` is made).
 On (``RuntimeConfig(tracing=True)``, or ``ExecutorConfig(tracing=Tracing())`` for a bare
 executor) spans follow the OpenTelemetry GenAI semantic conventions:
 
@@ -80,14 +81,18 @@ class Tracing:
             raise ConfigurationError(
                 "tracing needs OpenTelemetry: pip install 'hive-actors[otel]'"
             ) from None
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
+        try:
+            ours: str | None = version("hive-actors")
+        except PackageNotFoundError:  # run from a source tree
+            ours = None
         self._context = context
         self._trace = trace
         self.capture_content = capture_content
         self.agent_name = agent_name
-        self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(_SCOPE, version("hive-actors"))
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(_SCOPE, version("hive-actors"))
+        self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(_SCOPE, ours)
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter(_SCOPE, ours)
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}",
             description="Tokens used per model call, by gen_ai.token.type",
