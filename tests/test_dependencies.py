@@ -31,7 +31,7 @@ def test_installed_requirements_are_consistent():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["litellm", "mcp", "pydantic", "httpx-sse"])
+@pytest.mark.parametrize("name", ["litellm", "openai", "mcp", "pydantic", "httpx-sse"])
 def test_installed_versions_are_inside_the_declared_ranges(name):
     req = _declared(name)
     installed = importlib.metadata.version(name)
