@@ -226,3 +226,15 @@ def test_cli_trace_sets_up_the_sdk_from_the_otel_environment(tmp_path):
         input="", capture_output=True, text=True, env={**env, "OTEL_TRACES_EXPORTER": "zipkin"}, timeout=120,
     )
     assert bad.returncode == 1 and "OTEL_TRACES_EXPORTER='zipkin'" in bad.stderr
+
+
+async def test_arguments_refused_by_validation_make_an_error_tool_span(telemetry):
+    llm = ScriptedLLM({"n": [ScriptedReply("", [call("lookup", town="Rome")]),
+                             ScriptedReply("", [call("set_output", key="x", value="1")])]})
+    tracing = Tracing(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    executor = GraphExecutor(llm=llm, tools=[lookup, broken], config=ExecutorConfig(tracing=tracing))
+    assert (await executor.execute(one_node_graph(), GOAL, {})).success
+    (tool_span,) = telemetry.named("execute_tool")
+    assert tool_span.status.status_code is StatusCode.ERROR
+    assert tool_span.attributes["error.type"] == "ToolArgumentsError"
+    assert "city: Field required" in tool_span.status.description
