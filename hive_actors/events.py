@@ -40,6 +40,7 @@ class EventType(str, enum.Enum):
     EVENTS_DROPPED = "events_dropped"
     ACTOR_CRASHED = "actor_crashed"
     HANDLER_FAILED = "handler_failed"
+    TOOL_SERVER_WARNING = "tool_server_warning"
 
 
 _UTC = _dt.timezone.utc

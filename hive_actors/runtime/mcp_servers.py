@@ -1,0 +1,80 @@
+"""The MCP tool servers of one runtime: an `MCPClient` actor per server, supervised.
+
+`start_mcp_servers(nursery, configs, ...)` starts the clients one by one in the runtime's
+work nursery (so ``stop()`` closes them with the executions) and returns an `MCPServers`
+whose ``registry`` is the runtime's tools plus the servers' (see tools/mcp_tools.py for the
+rules). A required server that fails to start raises its `MCPServerError`; an optional one
+is skipped with a TOOL_SERVER_WARNING event. A crash after the start is restarted within the
+runtime's restart budget (`supervise`); once the budget is spent the server is given up on
+(its tools answer errors, a TOOL_SERVER_WARNING says so) and the runtime keeps running.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+
+import trio
+
+from hive_actors.errors import MCPServerError
+from hive_actors.runtime.supervisor import ActorFailedError, CrashReport, supervise
+from hive_actors.tools.mcp_client import MCPClient
+from hive_actors.tools.mcp_config import MCPServerConfig
+from hive_actors.tools.mcp_tools import mcp_registry
+from hive_actors.tools.registry import ToolRegistry
+
+__all__ = ["MCPServers", "start_mcp_servers"]
+
+log = logging.getLogger(__name__)
+
+Warn = Callable[[str, str], None]  # (server name, message)
+
+
+class MCPServers:
+    """The running clients and the registry built from them (rebuilt when a tool list
+    changes; ``on_registry`` gets each new one)."""
+
+    def __init__(self, base: ToolRegistry, on_registry: Callable[[ToolRegistry], None]) -> None:
+        self.base = base
+        self.clients: list[MCPClient] = []
+        self.registry = base
+        self._on_registry = on_registry
+
+    def rebuild(self, _client: MCPClient | None = None) -> None:
+        self.registry = mcp_registry(self.base, self.clients)
+        self._on_registry(self.registry)
+
+
+async def start_mcp_servers(nursery: trio.Nursery, configs: Sequence[MCPServerConfig],
+                            base: ToolRegistry, *, on_crash: CrashReport, warn: Warn,
+                            max_restarts: int, window: float,
+                            on_registry: Callable[[ToolRegistry], None]) -> MCPServers:
+    """Start a client per server in ``nursery``, in order; raises a required server's
+    start failure (MCPServerError)."""
+    servers = MCPServers(base, on_registry)
+    for config in configs:
+        client = MCPClient(config, on_tools=servers.rebuild)
+        try:
+            await nursery.start(functools.partial(
+                _supervised, client, on_crash, warn, max_restarts=max_restarts, window=window))
+        except MCPServerError as exc:
+            if not config.optional:
+                raise
+            log.warning("optional MCP server %r not started: %s", config.name, exc)
+            warn(config.name, f"optional MCP server not started; running without its tools: {exc}")
+            continue
+        servers.clients.append(client)
+    servers.rebuild()
+    return servers
+
+
+async def _supervised(client: MCPClient, on_crash: CrashReport, warn: Warn, *,
+                      max_restarts: int, window: float,
+                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    try:
+        await supervise(f"mcp:{client.name}", lambda: client.run, on_crash,
+                        max_restarts=max_restarts, window=window, task_status=task_status)
+    except ActorFailedError as exc:
+        client.give_up(str(exc))
+        warn(client.name, f"MCP server given up after repeated crashes: {exc}")

@@ -1,0 +1,72 @@
+"""MCP tools as registry Tools: context parameters hidden from the model and injected per
+call, results converted (`TextContent` joined, `ImageContent` an image part, ``isError`` a
+tool error), and the registry rules (the first registration of a name wins; an agent's
+tools.py wins over every server; each shadowed tool is logged)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from mcp import types
+
+from hive_actors.tools.context import call_record, hide_context_params, inject_context_params
+from hive_actors.tools.mcp_client import MCPClient
+from hive_actors.tools.registry import Tool, ToolRegistry
+from hive_actors.tools.result import ToolOutput
+
+__all__ = ["convert_result", "mcp_registry", "mcp_tool"]
+
+log = logging.getLogger(__name__)
+
+
+def mcp_tool(client: MCPClient, spec: types.Tool) -> Tool:
+    """A Tool calling ``spec.name`` on ``client``'s server."""
+    visible, declared = hide_context_params(spec.input_schema or {"type": "object"})
+    name = spec.name
+
+    async def call(**arguments: Any) -> ToolOutput:
+        sent = inject_context_params(arguments, declared)
+        call_record().update(server=client.name, arguments=sent)
+        return convert_result(await client.call(name, sent))
+
+    return Tool(name=name, description=spec.description or "", parameters=visible, fn=call)
+
+
+def convert_result(result: types.CallToolResult) -> ToolOutput:
+    texts: list[str] = []
+    parts: list[dict[str, Any]] = []
+    for item in result.content:
+        if isinstance(item, types.TextContent):
+            texts.append(item.text)
+            parts.append({"type": "text", "text": item.text})
+        elif isinstance(item, types.ImageContent):
+            texts.append(f"[image {item.mime_type}]")
+            parts.append({"type": "image_url",
+                          "image_url": {"url": f"data:{item.mime_type};base64,{item.data}"}})
+        else:
+            texts.append(f"[{item.type} content]")
+    if not result.content and result.structured_content is not None:
+        texts.append(json.dumps(result.structured_content, ensure_ascii=False, default=str))
+    text = "\n".join(texts)
+    with_images = any(p["type"] == "image_url" for p in parts)
+    return ToolOutput(text, bool(result.is_error), tuple(parts) if with_images else ())
+
+
+def mcp_registry(base: ToolRegistry, clients: Iterable[MCPClient]) -> ToolRegistry:
+    """A new registry: ``base``'s tools, then each client's in order, names already taken
+    being skipped (and logged). ``base`` keeps its tool_executor."""
+    registry = base.copy()
+    owner = {name: "tools.py" for name in base.names()}
+    for client in clients:
+        for spec in client.tools:
+            taken = owner.get(spec.name)
+            if taken is not None:
+                log.warning("tool %r of MCP server %r is shadowed by %s", spec.name,
+                            client.name, taken)
+                continue
+            owner[spec.name] = f"MCP server {client.name!r}"
+            registry.register(mcp_tool(client, spec))
+    return registry

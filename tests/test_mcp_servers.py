@@ -1,0 +1,180 @@
+"""MCP tool servers as actors of the runtime: stdio and streamable HTTP servers written with
+the SDK's server side (tests/mcp_servers/fake_tools.py), started and stopped by the tests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+
+from hive_actors.errors import MCPServerError
+from hive_actors.events import EventType
+from hive_actors.llm.scripted import Reply, ScriptedLLM, call
+from hive_actors.runtime.agent_runtime import create_agent_runtime
+from hive_actors.runtime.config import RuntimeConfig
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.storage.session_store import SessionStore
+
+from executor_support import GOAL, graph, llm_node
+from mcp_support import http_config, http_server, pid_alive, stdio_config
+
+TOOLS = ("echo", "add", "slow", "die", "fail", "pid", "picture", "whoami")
+
+
+def runtime_for(llm, servers, tmp_path, *, tools=TOOLS, tool_timeout=30.0):
+    g = graph([llm_node("n", outputs=("x",), tools=tools)])
+    config = RuntimeConfig(executor_config=ExecutorConfig(tool_timeout=tool_timeout))
+    return create_agent_runtime(graph=g, goal=GOAL, storage_path=tmp_path, llm=llm,
+                                config=config, mcp_servers=servers)
+
+
+def tool_messages(request):
+    return [m["content"] for m in request.messages if m["role"] == "tool"]
+
+
+def done():
+    return Reply("", [call("set_output", key="x", value="done")])
+
+
+@pytest.fixture(params=["stdio", "http"])
+async def server(request):
+    """A config for the fake server over each transport (HTTP: started here, on 127.0.0.1)."""
+    if request.param == "stdio":
+        yield stdio_config()
+    else:
+        async with http_server() as (url, _proc):
+            yield http_config(url)
+
+
+async def test_tools_are_listed_and_called_through_one_session(server, tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("add", a=2, b=3), call("echo", text="hi")]), done()]})
+    async with runtime_for(llm, [server], tmp_path) as rt:
+        result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    assert tool_messages(llm.requests[1]) == ["5", "hi"]
+    offered = {t["function"]["name"] for t in llm.requests[0].tools}
+    assert set(TOOLS) <= offered
+
+
+async def test_twenty_executions_share_one_session_concurrently(server, tmp_path):
+    script = {"n": [Reply("", [call("pid"), call("slow", seconds=0.5)]), done()]}
+
+    class PerExecution(ScriptedLLM):
+        def _next(self, request):  # each execution plays the same two turns
+            turns = sum(1 for m in request.messages if m["role"] == "assistant")
+            return script["n"][min(turns, 1)]
+
+    llm = PerExecution()
+    async with runtime_for(llm, [server], tmp_path) as rt:
+        with trio.fail_after(20):  # 20 sequential calls would take 10 s
+            results = []
+            async with trio.open_nursery() as n:
+                async def one():
+                    results.append(await rt.trigger_and_wait("default", {}))
+                for _ in range(20):
+                    n.start_soon(one)
+    assert len(results) == 20 and all(r.success for r in results)
+    pids = {tool_messages(r)[0] for r in llm.requests if len(tool_messages(r)) == 2}
+    assert len(pids) == 1  # one server process served all 20 executions
+
+
+async def test_cancelled_call_leaves_the_session_usable(server, tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("slow", seconds=30)]), Reply("", [call("add", a=1, b=1)]),
+                             done()]})
+    async with runtime_for(llm, [server], tmp_path, tool_timeout=0.5) as rt:
+        result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    first, second = tool_messages(llm.requests[2])
+    assert first.startswith("ERROR") and "timed out" in first
+    assert second == "2"
+
+
+async def test_server_killed_mid_call_is_a_tool_error_then_restarted(server, tmp_path):
+    if server.transport == "http":
+        pytest.skip("an HTTP server is not the runtime's child: it cannot be restarted by it")
+    llm = ScriptedLLM({"n": [Reply("", [call("pid")]), Reply("", [call("die")]),
+                             Reply("", [call("pid")]), done()]})
+    events = []
+    async with runtime_for(llm, [server], tmp_path) as rt:
+        rt.subscribe_to_events([EventType.ACTOR_CRASHED], events.append)
+        result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    first_pid, died, second_pid = tool_messages(llm.requests[3])
+    assert died.startswith("ERROR") and "closed the connection" in died
+    assert first_pid != second_pid and second_pid.isdigit()
+    assert any(e.data["actor"] == "mcp:fake" for e in events)
+
+
+async def test_stop_leaves_no_server_process(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("pid")]), done()]})
+    rt = runtime_for(llm, [stdio_config()], tmp_path)
+    async with rt:
+        result = await rt.trigger_and_wait("default", {})
+    pid = int(tool_messages(llm.requests[1])[0])
+    assert result.success and not pid_alive(pid)
+
+
+async def test_required_server_that_fails_to_start_fails_the_start(tmp_path):
+    rt = runtime_for(ScriptedLLM(autopilot=True), [stdio_config("broken", "--fail-start")], tmp_path)
+    with pytest.raises(MCPServerError) as info:
+        async with rt:
+            pass
+    message = str(info.value)
+    assert "'broken'" in message and "fake_tools.py" in message
+    assert "missing API key FAKE_KEY" in message  # the server's own stderr
+
+
+async def test_optional_server_that_fails_to_start_warns_and_runs(tmp_path):
+    broken = stdio_config("broken", "--fail-start", optional=True)
+    llm = ScriptedLLM({"n": [Reply("", [call("echo", text="still here")]), done()]})
+    rt = runtime_for(llm, [broken, stdio_config()], tmp_path)
+    async with rt:
+        warnings = [e for _, e in rt.event_bus.history(event_types=[EventType.TOOL_SERVER_WARNING])]
+        result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    assert tool_messages(llm.requests[1]) == ["still here"]
+    assert warnings and "FAKE_KEY" in warnings[0].data["message"]
+
+
+async def test_context_parameters_are_hidden_from_the_model_and_injected(server, tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("whoami", note="n1")]), done()]})
+    async with runtime_for(llm, [server], tmp_path) as rt:
+        result = await rt.trigger_and_wait("default", {})
+        session_id = result.session_id if hasattr(result, "session_id") else None
+    assert result.success, result.error
+    schema = next(t["function"]["parameters"] for t in llm.requests[0].tools
+                  if t["function"]["name"] == "whoami")
+    assert set(schema["properties"]) == {"note"} and "data_dir" not in schema.get("required", [])
+    seen = json.loads(tool_messages(llm.requests[1])[0])
+    assert seen["note"] == "n1" and seen["agent_id"] == "test-graph"
+    sessions = SessionStore(tmp_path).list_sessions()
+    assert len(sessions) == 1
+    sid = sessions[0] if isinstance(sessions[0], str) else sessions[0].session_id
+    assert seen["session_id"] == sid
+    assert seen["data_dir"].startswith(str(tmp_path)) and seen["data_dir"].rstrip("/").endswith("data")
+    del session_id
+
+
+async def test_mcp_calls_are_in_the_tool_log_with_server_and_sent_arguments(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("whoami", note="x"), call("fail", reason="r")]), done()]})
+    async with runtime_for(llm, [stdio_config()], tmp_path) as rt:
+        await rt.trigger_and_wait("default", {})
+    store = SessionStore(tmp_path)
+    session = store.list_sessions()[0]
+    sid = session if isinstance(session, str) else session.session_id
+    lines = {line["tool_name"]: line for line in store.read_tool_logs(sid)}
+    whoami, fail = lines["whoami"], lines["fail"]
+    assert whoami["server"] == "fake" and whoami["arguments"]["note"] == "x"
+    assert "data_dir" in whoami["arguments"] and "duration_ms" in whoami
+    assert fail["is_error"] is True and "failed on purpose" in fail["result"]
+
+
+async def test_image_results_become_image_parts(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("picture")]), done()]})
+    async with runtime_for(llm, [stdio_config()], tmp_path) as rt:
+        await rt.trigger_and_wait("default", {})
+    (content,) = tool_messages(llm.requests[1])
+    assert content[0] == {"type": "text", "text": "a pixel"}
+    assert content[1]["type"] == "image_url"
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
