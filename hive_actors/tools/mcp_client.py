@@ -203,3 +203,20 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, trio.TooSlowError):
         return "no answer to initialize within the start timeout"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def list_server_tools(
+        configs: list[MCPServerConfig]) -> list[tuple[MCPServerConfig, list[types.Tool] | str]]:
+    """Start each server, list its tools and stop it (``hive-actors info``): per server its
+    tools, or the start error's message."""
+    out: list[tuple[MCPServerConfig, list[types.Tool] | str]] = []
+    for config in configs:
+        client = MCPClient(config)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(client.run)
+                out.append((config, list(client.tools)))
+                nursery.cancel_scope.cancel()
+        except MCPServerError as exc:
+            out.append((config, str(exc)))
+    return out

@@ -19,6 +19,7 @@ anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,7 +31,8 @@ import attrs
 
 from hive_actors.errors import MCPConfigError
 
-__all__ = ["MCPServerConfig", "agent_mcp_servers", "hive_home", "load_mcp_config", "parse_mcp_config"]
+__all__ = ["MCPServerConfig", "agent_mcp_servers", "hive_home", "load_mcp_config",
+           "parse_mcp_config", "servers_for_agent"]
 
 TRANSPORTS = ("stdio", "http", "sse")
 SERVER_FILE = "mcp_servers.json"
@@ -120,6 +122,29 @@ def agent_mcp_servers(folder: Path, agent_json: Mapping[str, Any] | None = None,
             names.append((name, str(folder / "agent.json")))
     if names:
         servers += _from_registry(names, environ)
+    return _dedupe(servers)
+
+
+def servers_for_agent(path: str | Path, extra: Any = None,
+                      environ: Mapping[str, str] | None = None) -> list[MCPServerConfig]:
+    """The servers of the agent at ``path`` (its folder's declarations), then ``extra``
+    (``--mcp-config`` files, ``mcp_servers=``: a file, a decoded dict, an MCPServerConfig,
+    or a list of them). Raises MCPConfigError."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    agent_json: Any = None
+    with contextlib.suppress(OSError, ValueError, RecursionError):  # the loader reports these
+        agent_json = json.loads((folder / "agent.json").read_text(encoding="utf-8"))
+    servers = agent_mcp_servers(folder, agent_json if isinstance(agent_json, dict) else None,
+                                environ)
+    if extra is None:
+        items: list[Any] = []
+    elif isinstance(extra, (str, Path, Mapping, MCPServerConfig)):
+        items = [extra]
+    else:
+        items = list(extra)
+    for item in items:
+        servers += [item] if isinstance(item, MCPServerConfig) else load_mcp_config(item, environ)
     return _dedupe(servers)
 
 
