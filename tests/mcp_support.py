@@ -10,6 +10,7 @@ from pathlib import Path
 
 import trio
 
+from hive_actors.llm.scripted import Reply, ScriptedLLM, call
 from hive_actors.tools.mcp_config import MCPServerConfig
 
 SERVER = Path(__file__).parent / "mcp_servers" / "fake_tools.py"
@@ -55,3 +56,51 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def fake_argument(name: str, schema: dict) -> object:
+    """A plausible value for one argument of a tool schema (deterministic)."""
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    known = {"filename": "notes.md", "url": "https://example.com/page", "query": "trio actors",
+             "data": "fake data line\n"}
+    return known.get(name, f"fake {name}")
+
+
+class ToolPilot(ScriptedLLM):
+    """Autopilot that first calls every real tool a node offers, once per node visit, with
+    arguments made from the tool's schema; then sets the outputs as autopilot does."""
+
+    def __init__(self) -> None:
+        super().__init__(autopilot=True)
+
+    def _next(self, request):
+        real = [t["function"] for t in request.tools
+                if t["function"]["name"] not in ("set_output", "ask_user")]
+        if real and not _called_in_visit(request):
+            calls = []
+            for fn in real:
+                props = fn.get("parameters", {}).get("properties", {})
+                required = fn.get("parameters", {}).get("required", list(props))
+                calls.append(call(fn["name"], **{k: fake_argument(k, props.get(k, {}))
+                                                 for k in required if k in props}))
+            return Reply("", calls)
+        return super()._next(request)
+
+
+def _called_in_visit(request) -> bool:
+    """True once this node visit's conversation holds a tool result of a real tool."""
+    from hive_actors.graph.nodes.conversation import phase_start
+
+    messages = list(request.messages)
+    start = phase_start(messages, request.node_id) or 0
+    return any(m.get("role") == "tool" for m in messages[start:])

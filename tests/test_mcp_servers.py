@@ -178,3 +178,12 @@ async def test_image_results_become_image_parts(tmp_path):
     assert content[0] == {"type": "text", "text": "a pixel"}
     assert content[1]["type"] == "image_url"
     assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_sse_transport_lists_and_calls(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("add", a=20, b=22)]), done()]})
+    async with http_server("sse") as (url, _proc):
+        async with runtime_for(llm, [http_config(url, transport="sse")], tmp_path) as rt:
+            result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    assert tool_messages(llm.requests[1]) == ["42"]

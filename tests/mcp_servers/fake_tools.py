@@ -144,8 +144,8 @@ def web_scrape(url: str) -> str:
 
 
 def _add_generic(name: str) -> None:
-    def generic(**kwargs: Any) -> str:
-        return json.dumps({"tool": name, "ok": True, "arguments": kwargs}, sort_keys=True)
+    def generic(note: str = "") -> str:
+        return json.dumps({"tool": name, "ok": True, "note": note}, sort_keys=True)
 
     server.add_tool(generic, name=name, description=f"Fake {name} (deterministic).")
 
