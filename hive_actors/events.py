@@ -41,6 +41,7 @@ class EventType(str, enum.Enum):
     ACTOR_CRASHED = "actor_crashed"
     HANDLER_FAILED = "handler_failed"
     TOOL_SERVER_WARNING = "tool_server_warning"
+    TOOLS_CHANGED = "tools_changed"
 
 
 _UTC = _dt.timezone.utc

@@ -19,7 +19,7 @@ from hive_actors.storage.session_store import SessionStore
 from executor_support import GOAL, graph, llm_node
 from mcp_support import http_config, http_server, pid_alive, stdio_config
 
-TOOLS = ("echo", "add", "slow", "die", "fail", "pid", "picture", "whoami")
+TOOLS = ("echo", "add", "slow", "die", "fail", "pid", "picture", "whoami", "gather", "grow")
 
 
 def runtime_for(llm, servers, tmp_path, *, tools=TOOLS, tool_timeout=30.0):
@@ -58,25 +58,26 @@ async def test_tools_are_listed_and_called_through_one_session(server, tmp_path)
 
 
 async def test_twenty_executions_share_one_session_concurrently(server, tmp_path):
-    script = {"n": [Reply("", [call("pid"), call("slow", seconds=0.5)]), done()]}
+    script = [Reply("", [call("pid"), call("gather", n=20, key=server.transport)]), done()]
 
     class PerExecution(ScriptedLLM):
         def _next(self, request):  # each execution plays the same two turns
             turns = sum(1 for m in request.messages if m["role"] == "assistant")
-            return script["n"][min(turns, 1)]
+            return script[min(turns, 1)]
 
     llm = PerExecution()
     async with runtime_for(llm, [server], tmp_path) as rt:
-        with trio.fail_after(20):  # 20 sequential calls would take 10 s
-            results = []
-            async with trio.open_nursery() as n:
-                async def one():
-                    results.append(await rt.trigger_and_wait("default", {}))
-                for _ in range(20):
-                    n.start_soon(one)
+        results = []
+        async with trio.open_nursery() as n:
+            async def one():
+                results.append(await rt.trigger_and_wait("default", {}))
+            for _ in range(20):
+                n.start_soon(one)
     assert len(results) == 20 and all(r.success for r in results)
-    pids = {tool_messages(r)[0] for r in llm.requests if len(tool_messages(r)) == 2}
-    assert len(pids) == 1  # one server process served all 20 executions
+    answers = [tool_messages(r) for r in llm.requests if len(tool_messages(r)) == 2]
+    assert len(answers) == 20
+    assert {gathered for _, gathered in answers} == {"together"}  # all 20 in flight at once
+    assert len({pid for pid, _ in answers}) == 1  # on one server process, one session
 
 
 async def test_cancelled_call_leaves_the_session_usable(server, tmp_path):
@@ -187,3 +188,33 @@ async def test_sse_transport_lists_and_calls(tmp_path):
             result = await rt.trigger_and_wait("default", {})
     assert result.success, result.error
     assert tool_messages(llm.requests[1]) == ["42"]
+
+
+async def test_a_changed_tool_list_reaches_later_executions(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("grow")]), done(), Reply("", [call("grown")]), done()]})
+    rt = runtime_for(llm, [stdio_config()], tmp_path, tools=(*TOOLS, "grown"))
+    rt.tool_executor = lambda name, args: f"no tool {name} yet"  # lets the graph start without it
+    async with rt:
+        since = rt.event_bus.history()[-1][0] + 1
+        first = await rt.trigger_and_wait("default", {})
+        changed = await rt.event_bus.wait_for(EventType.TOOLS_CHANGED, since=since, timeout=30)
+        second = await rt.trigger_and_wait("default", {})
+    assert first.success and second.success, (first.error, second.error)
+    assert "grown" in changed.data["tools"]
+    assert tool_messages(llm.requests[3]) == ["grown up"]  # served by the server now
+
+
+async def test_a_server_past_its_restart_budget_is_given_up_and_the_runtime_keeps_running(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("die")]), Reply("", [call("echo", text="x")]), done()]})
+    g = graph([llm_node("n", outputs=("x",), tools=TOOLS)])
+    config = RuntimeConfig(max_actor_restarts=0)
+    rt = create_agent_runtime(graph=g, goal=GOAL, storage_path=tmp_path, llm=llm, config=config,
+                              mcp_servers=[stdio_config()])
+    async with rt:
+        result = await rt.trigger_and_wait("default", {})
+        warnings = [e for _, e in rt.event_bus.history(event_types=[EventType.TOOL_SERVER_WARNING])]
+        assert rt.is_running
+    assert result.success, result.error
+    died, after = tool_messages(llm.requests[2])
+    assert died.startswith("ERROR") and after.startswith("ERROR") and "not running" in after
+    assert warnings and "given up" in warnings[0].data["message"]

@@ -396,9 +396,14 @@ class AgentRuntime:
                 type=EventType.TOOL_SERVER_WARNING, stream_id=f"mcp:{server}",
                 data={"server": server, "message": message}))
 
+        def listed(server: str, tools: list[str]) -> None:
+            self._bus.publish_nowait(AgentEvent(
+                type=EventType.TOOLS_CHANGED, stream_id=f"mcp:{server}",
+                data={"server": server, "tools": tools}))
+
         await start_mcp_servers(
             work, self.mcp_servers, as_registry(svc.tools, svc.tool_executor),
-            on_crash=self._report_crash, warn=warn, on_registry=use,
+            on_crash=self._report_crash, warn=warn, on_registry=use, on_listed=listed,
             max_restarts=self.config.max_actor_restarts, window=self.config.restart_window_seconds)
 
     def _report_crash(self, name: str, exc: BaseException, count: int) -> None:

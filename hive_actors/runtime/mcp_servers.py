@@ -29,30 +29,38 @@ __all__ = ["MCPServers", "start_mcp_servers"]
 log = logging.getLogger(__name__)
 
 Warn = Callable[[str, str], None]  # (server name, message)
+Listed = Callable[[str, list[str]], None]  # (server name, its tool names)
 
 
 class MCPServers:
     """The running clients and the registry built from them (rebuilt when a tool list
     changes; ``on_registry`` gets each new one)."""
 
-    def __init__(self, base: ToolRegistry, on_registry: Callable[[ToolRegistry], None]) -> None:
+    def __init__(self, base: ToolRegistry, on_registry: Callable[[ToolRegistry], None],
+                 on_listed: Listed) -> None:
         self.base = base
         self.clients: list[MCPClient] = []
         self.registry = base
         self._on_registry = on_registry
+        self._on_listed = on_listed
 
-    def rebuild(self, _client: MCPClient | None = None) -> None:
+    def rebuild(self, client: MCPClient | None = None) -> None:
+        """A new registry from the clients' current tools; ``client`` has just listed its."""
         self.registry = mcp_registry(self.base, self.clients)
         self._on_registry(self.registry)
+        if client is not None:
+            self._on_listed(client.name, [t.name for t in client.tools])
 
 
 async def start_mcp_servers(nursery: trio.Nursery, configs: Sequence[MCPServerConfig],
                             base: ToolRegistry, *, on_crash: CrashReport, warn: Warn,
                             max_restarts: int, window: float,
-                            on_registry: Callable[[ToolRegistry], None]) -> MCPServers:
+                            on_registry: Callable[[ToolRegistry], None],
+                            on_listed: Listed) -> MCPServers:
     """Start a client per server in ``nursery``, in order; raises a required server's
-    start failure (MCPServerError)."""
-    servers = MCPServers(base, on_registry)
+    start failure (MCPServerError). ``on_listed`` hears each tool listing (start, restart,
+    a change the server announced) after the registry has been rebuilt."""
+    servers = MCPServers(base, on_registry, on_listed)
     for config in configs:
         client = MCPClient(config, on_tools=servers.rebuild)
         try:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent
 
@@ -79,6 +79,31 @@ def whoami(data_dir: str, agent_id: str, session_id: str, note: str = "") -> str
     """Report the context parameters the client injected."""
     return json.dumps({"data_dir": data_dir, "agent_id": agent_id, "session_id": session_id,
                        "note": note})
+
+
+_arrived: dict[str, int] = {}
+
+
+@server.tool()
+async def gather(n: int, key: str) -> str:
+    """Wait until ``n`` calls with this key are in flight together: "together", or
+    "alone" if they never were (the client serialised them)."""
+    import anyio
+
+    _arrived[key] = _arrived.get(key, 0) + 1
+    with anyio.move_on_after(20):
+        while _arrived[key] < n:
+            await anyio.sleep(0.01)
+        return "together"
+    return "alone"
+
+
+@server.tool()
+async def grow(ctx: Context) -> str:
+    """Add a tool ``grown`` and tell the client the tool list changed."""
+    server.add_tool(lambda: "grown up", name="grown", description="Added at run time.")
+    await ctx.session.send_tool_list_changed()
+    return "grew"
 
 
 def _file(data_dir: str, filename: str) -> Path:
