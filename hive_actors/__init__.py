@@ -42,6 +42,8 @@ _EXPORTS = {
     "tool": "hive_actors.tools.registry",
     "ToolRegistry": "hive_actors.tools.registry",
     "open_event_feed": "hive_actors.feed",
+    "MCPServerConfig": "hive_actors.tools.mcp_config",
+    "load_mcp_config": "hive_actors.tools.mcp_config",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -93,7 +93,7 @@ async def test_cancelled_call_leaves_the_session_usable(server, tmp_path):
 
 async def test_server_killed_mid_call_is_a_tool_error_then_restarted(server, tmp_path):
     if server.transport == "http":
-        pytest.skip("an HTTP server is not the runtime's child: it cannot be restarted by it")
+        pytest.skip("an HTTP server is not the runtime's child: see the next test")
     llm = ScriptedLLM({"n": [Reply("", [call("pid")]), Reply("", [call("die")]),
                              Reply("", [call("pid")]), done()]})
     events = []
@@ -105,6 +105,17 @@ async def test_server_killed_mid_call_is_a_tool_error_then_restarted(server, tmp
     assert died.startswith("ERROR") and "closed the connection" in died
     assert first_pid != second_pid and second_pid.isdigit()
     assert any(e.data["actor"] == "mcp:fake" for e in events)
+
+
+async def test_http_server_killed_mid_call_is_a_tool_error_and_the_node_carries_on(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("die")]), Reply("", [call("echo", text="x")]), done()]})
+    async with http_server() as (url, _proc):
+        async with runtime_for(llm, [http_config(url)], tmp_path) as rt:
+            result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    died, after = tool_messages(llm.requests[2])
+    assert died.startswith("ERROR") and "'fake'" in died
+    assert after.startswith("ERROR")  # the server is gone: still a tool error, not a crash
 
 
 async def test_stop_leaves_no_server_process(tmp_path):
