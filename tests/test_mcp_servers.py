@@ -118,6 +118,33 @@ async def test_http_server_killed_mid_call_is_a_tool_error_and_the_node_carries_
     assert after.startswith("ERROR")  # the server is gone: still a tool error, not a crash
 
 
+async def test_http_server_restarted_by_its_owner_is_reconnected(tmp_path):
+    llm = ScriptedLLM({"n": [Reply("", [call("pid")]), Reply("", [call("die")]),
+                             Reply("", [call("pid")]), done()]})
+    g = graph([llm_node("n", outputs=("x",), tools=TOOLS)])
+    config = RuntimeConfig(max_actor_restarts=20)  # reconnects until the server is back
+    async with http_server() as (url, _proc):
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        rt = create_agent_runtime(graph=g, goal=GOAL, storage_path=tmp_path, llm=llm,
+                                  config=config, mcp_servers=[http_config(url)])
+        async with rt, trio.open_nursery() as nursery:
+            result, finished = None, trio.Event()
+
+            async def run():
+                nonlocal result
+                result = await rt.trigger_and_wait("default", {})
+                finished.set()
+
+            since = rt.event_bus.history()[-1][0] + 1
+            nursery.start_soon(run)
+            await rt.event_bus.wait_for(EventType.ACTOR_CRASHED, since=since, timeout=30)
+            async with http_server("http", "--port", port):  # the owner restarts it
+                await finished.wait()
+    assert result.success, result.error
+    first_pid, died, second_pid = tool_messages(llm.requests[3])
+    assert died.startswith("ERROR") and first_pid != second_pid and second_pid.isdigit()
+
+
 async def test_stop_leaves_no_server_process(tmp_path):
     llm = ScriptedLLM({"n": [Reply("", [call("pid")]), done()]})
     rt = runtime_for(llm, [stdio_config()], tmp_path)

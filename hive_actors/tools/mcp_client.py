@@ -10,7 +10,9 @@
 3. A server saying its tool list changed makes the actor list again and call ``on_tools``.
 4. A call that finds the connection closed fails (an `MCPServerError`: a tool error for the
    model) and wakes the actor, which raises so that its supervisor restarts it; calls made
-   meanwhile wait for the new session (bounded by the caller's tool timeout).
+   meanwhile wait for the new session (bounded by the caller's tool timeout). Reconnecting
+   backs off (`RECONNECT_DELAYS`) while it keeps failing, so that an HTTP server that is
+   being restarted by its owner gets a few seconds before the restart budget is spent.
 5. Cancelling ``run`` (the runtime's ``stop()``) closes the session; a stdio server's process
    has exited when ``run`` returns. A cancelled `call` leaves the session usable.
 """
@@ -41,6 +43,7 @@ __all__ = ["MCPClient"]
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
+RECONNECT_DELAYS = (0.0, 0.5, 2.0)  # seconds before the 1st, 2nd, later consecutive restarts
 _TAIL = 2000  # characters of a server's stderr quoted in errors
 
 
@@ -61,6 +64,8 @@ class MCPClient:
         self._stale = False
         self._gone: str | None = None  # set once the server is given up on
         self._errlog: TextIO | None = None
+        self._ran = False  # a session was open once: later runs are restarts
+        self._failed_restarts = 0
 
     @property
     def name(self) -> str:
@@ -75,6 +80,10 @@ class MCPClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve one session until cancelled; raise when the connection breaks."""
+        if self._ran:
+            delays = RECONNECT_DELAYS
+            await trio.sleep(delays[min(self._failed_restarts, len(delays) - 1)])
+            self._failed_restarts += 1
         started = False
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
             self._errlog = errlog
@@ -82,7 +91,8 @@ class MCPClient:
                 async with self._open(errlog) as session:
                     self._session, self._broken, self._stale = session, False, False
                     self._ready.set()
-                    started = True
+                    started = self._ran = True
+                    self._failed_restarts = 0
                     task_status.started()
                     await self._serve(session)
             except Exception as exc:

@@ -1,6 +1,6 @@
 """A test MCP tool server (the SDK's server side) with deterministic fake tools.
 
-    python fake_tools.py [stdio|http|sse] [--tools NAME,NAME...] [--fail-start]
+    python fake_tools.py [stdio|http|sse] [--tools NAME,NAME...] [--fail-start] [--port N]
 
 stdio serves on stdin/stdout. http/sse bind 127.0.0.1 on a free port (hypercorn, trio worker)
 and print ``URL <url>`` on stdout once listening. Tools: ``echo``, ``add``, ``slow`` (sleeps
@@ -197,7 +197,8 @@ def main(argv: list[str]) -> None:
 
     async def run() -> None:
         config = Config()
-        config.bind = ["127.0.0.1:0"]
+        port = argv[argv.index("--port") + 1] if "--port" in argv else "0"
+        config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None
         config.errorlog = None
         async with trio.open_nursery() as nursery:
