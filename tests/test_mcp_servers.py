@@ -180,19 +180,15 @@ async def test_context_parameters_are_hidden_from_the_model_and_injected(server,
     llm = ScriptedLLM({"n": [Reply("", [call("whoami", note="n1")]), done()]})
     async with runtime_for(llm, [server], tmp_path) as rt:
         result = await rt.trigger_and_wait("default", {})
-        session_id = result.session_id if hasattr(result, "session_id") else None
     assert result.success, result.error
     schema = next(t["function"]["parameters"] for t in llm.requests[0].tools
                   if t["function"]["name"] == "whoami")
     assert set(schema["properties"]) == {"note"} and "data_dir" not in schema.get("required", [])
     seen = json.loads(tool_messages(llm.requests[1])[0])
     assert seen["note"] == "n1" and seen["agent_id"] == "test-graph"
-    sessions = SessionStore(tmp_path).list_sessions()
-    assert len(sessions) == 1
-    sid = sessions[0] if isinstance(sessions[0], str) else sessions[0].session_id
-    assert seen["session_id"] == sid
-    assert seen["data_dir"].startswith(str(tmp_path)) and seen["data_dir"].rstrip("/").endswith("data")
-    del session_id
+    (session,) = SessionStore(tmp_path).list_sessions()
+    assert seen["session_id"] == session.session_id == result.session_id
+    assert seen["data_dir"] == str(tmp_path / "sessions" / session.session_id / "data")
 
 
 async def test_mcp_calls_are_in_the_tool_log_with_server_and_sent_arguments(tmp_path):
@@ -200,8 +196,7 @@ async def test_mcp_calls_are_in_the_tool_log_with_server_and_sent_arguments(tmp_
     async with runtime_for(llm, [stdio_config()], tmp_path) as rt:
         await rt.trigger_and_wait("default", {})
     store = SessionStore(tmp_path)
-    session = store.list_sessions()[0]
-    sid = session if isinstance(session, str) else session.session_id
+    sid = store.list_sessions()[0].session_id
     lines = {line["tool_name"]: line for line in store.read_tool_logs(sid)}
     whoami, fail = lines["whoami"], lines["fail"]
     assert whoami["server"] == "fake" and whoami["arguments"]["note"] == "x"
@@ -256,3 +251,28 @@ async def test_a_server_past_its_restart_budget_is_given_up_and_the_runtime_keep
     died, after = tool_messages(llm.requests[2])
     assert died.startswith("ERROR") and after.startswith("ERROR") and "not running" in after
     assert warnings and "given up" in warnings[0].data["message"]
+
+
+async def test_tools_py_wins_over_servers_and_the_first_server_wins_a_name(tmp_path, caplog):
+    from hive_actors.tools.registry import tool
+
+    @tool
+    def echo(text: str) -> str:
+        """The agent's own echo."""
+        return f"local {text}"
+
+    llm = ScriptedLLM({"n": [Reply("", [call("echo", text="a"), call("pid")]), done()]})
+    g = graph([llm_node("n", outputs=("x",), tools=("echo", "pid"))])
+    rt = create_agent_runtime(graph=g, goal=GOAL, storage_path=tmp_path, llm=llm, tools=[echo],
+                              mcp_servers=[stdio_config("first"), stdio_config("second")])
+    async with rt:
+        result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    assert tool_messages(llm.requests[1])[0] == "local a"
+    store = SessionStore(tmp_path)
+    sid = store.list_sessions()[0].session_id
+    (pid_line,) = [line for line in store.read_tool_logs(sid) if line["tool_name"] == "pid"]
+    assert pid_line["server"] == "first"
+    shadowed = [r.getMessage() for r in caplog.records if "shadowed" in r.getMessage()]
+    assert "tool 'echo' of MCP server 'first' is shadowed by tools.py" in shadowed
+    assert "tool 'pid' of MCP server 'second' is shadowed by MCP server 'first'" in shadowed
