@@ -135,3 +135,30 @@ def test_an_installed_hive_framework_is_never_shadowed(tmp_path):
     """, tmp_path, extra_path=tmp_path / "site")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+async def test_seed_create_agent_runtime_takes_a_hive_tool_executor(tmp_path):
+    from framework.llm.provider import ToolResult, ToolUse
+    from framework.runtime.agent_runtime import create_agent_runtime
+    from hive_actors.graph.loader import load_agent
+
+    seen: list[ToolUse] = []
+
+    def tool_executor(tool_use):
+        seen.append(tool_use)
+        return ToolResult(tool_use_id=tool_use.id, content=json.dumps({"sum": 3}))
+
+    folder = tmp_path / "plain"  # agent.json only: the tools come from the executor
+    folder.mkdir()
+    (folder / "agent.json").write_text(json.dumps(AGENT_JSON))
+    definition = load_agent(folder)
+    llm = ScriptedLLM({"ask": [Reply("", [call("get_weather", city="Rome")]),
+                               Reply("", [call("set_output", key="answer", value="ok")])]})
+    runtime = create_agent_runtime(graph=definition.graph, goal=definition.goal,
+                                   storage_path=tmp_path / "store", llm=llm,
+                                   tool_executor=tool_executor)
+    async with runtime:
+        result = await runtime.trigger_and_wait("default", {})
+    assert result.success, result.error
+    assert [(u.name, u.input) for u in seen] == [("get_weather", {"city": "Rome"})]
+    assert [m["content"] for m in llm.requests[1].messages if m["role"] == "tool"] == ['{"sum": 3}']

@@ -24,7 +24,7 @@ import trio
 from hive_actors.tools.context import hide_context_params, inject_context_params
 from hive_actors.tools.registry import Tool, ToolExecutor, ToolRegistry
 
-__all__ = ["ToolResult", "ToolUse", "hive_registry"]
+__all__ = ["ToolResult", "ToolUse", "adapt_executor", "hive_registry"]
 
 _ids = itertools.count(1)
 
@@ -57,8 +57,7 @@ def hive_registry(module: types.ModuleType) -> ToolRegistry:
             listed.append(Tool(name, str(getattr(spec, "description", "") or ""), visible))
     executor = getattr(module, "tool_executor", None)
     if callable(executor):
-        adapted: ToolExecutor | None = (_hive_executor(executor, declared) if _takes_one(executor)
-                                        else executor)
+        adapted: ToolExecutor | None = adapt_executor(executor, declared)
     elif listed:  # Hive gives TOOLS without an executor a mock one
         adapted = _mock_executor
     else:
@@ -66,6 +65,16 @@ def hive_registry(module: types.ModuleType) -> ToolRegistry:
     registry = ToolRegistry(listed, tool_executor=adapted)
     registry.register_module(module)
     return registry
+
+
+def adapt_executor(fn: Callable[..., Any],
+                   declared: Mapping[str, tuple[str, ...]] | None = None) -> ToolExecutor:
+    """``fn`` as a ``(name, arguments)`` executor: Hive's one-argument ``tool_executor(tool_use)``
+    is wrapped (``declared``: context parameters to fill in per tool); others are returned
+    as they are (a wrapped one takes two)."""
+    if not _takes_one(fn):
+        return fn
+    return _hive_executor(fn, declared or {})
 
 
 def _takes_one(fn: Callable[..., Any]) -> bool:
