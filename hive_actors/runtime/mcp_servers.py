@@ -43,10 +43,15 @@ class MCPServers:
         self.registry = base
         self._on_registry = on_registry
         self._on_listed = on_listed
+        self._shadowed: set[str] = set()  # logged once each
 
     def rebuild(self, client: MCPClient | None = None) -> None:
         """A new registry from the clients' current tools; ``client`` has just listed its."""
-        self.registry = mcp_registry(self.base, self.clients)
+        self.registry, shadowed = mcp_registry(self.base, self.clients)
+        for line in shadowed:
+            if line not in self._shadowed:
+                self._shadowed.add(line)
+                log.warning("%s", line)
         self._on_registry(self.registry)
         if client is not None:
             self._on_listed(client.name, [t.name for t in client.tools])

@@ -6,7 +6,6 @@ tools.py wins over every server; each shadowed tool is logged)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,9 +17,6 @@ from hive_actors.tools.registry import Tool, ToolRegistry
 from hive_actors.tools.result import ToolOutput
 
 __all__ = ["convert_result", "mcp_registry", "mcp_tool"]
-
-log = logging.getLogger(__name__)
-
 
 def mcp_tool(client: MCPClient, spec: types.Tool) -> Tool:
     """A Tool calling ``spec.name`` on ``client``'s server."""
@@ -55,18 +51,21 @@ def convert_result(result: types.CallToolResult) -> ToolOutput:
     return ToolOutput(text, bool(result.is_error), tuple(parts) if with_images else ())
 
 
-def mcp_registry(base: ToolRegistry, clients: Iterable[MCPClient]) -> ToolRegistry:
+def mcp_registry(base: ToolRegistry,
+                 clients: Iterable[MCPClient]) -> tuple[ToolRegistry, list[str]]:
     """A new registry: ``base``'s tools, then each client's in order, names already taken
-    being skipped (and logged). ``base`` keeps its tool_executor."""
+    being skipped; and a line per skipped tool ("tool 'x' of MCP server 'b' is shadowed by
+    ..."). The new registry keeps ``base``'s tool_executor."""
     registry = base.copy()
     owner = {name: "tools.py" for name in base.names()}
+    shadowed: list[str] = []
     for client in clients:
         for spec in client.tools:
             taken = owner.get(spec.name)
             if taken is not None:
-                log.warning("tool %r of MCP server %r is shadowed by %s", spec.name,
-                            client.name, taken)
+                shadowed.append(f"tool {spec.name!r} of MCP server {client.name!r} is shadowed "
+                                f"by {taken}")
                 continue
             owner[spec.name] = f"MCP server {client.name!r}"
             registry.register(mcp_tool(client, spec))
-    return registry
+    return registry, shadowed
