@@ -106,3 +106,35 @@ def test_info_lists_each_server_and_its_tools(tmp_path, capsys):
     assert main(["info", str(agent), "--mcp-config", str(server_file(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert "MCP servers" in out and "web_search" in out and "MCP fake" in out
+
+
+async def test_runner_load_takes_a_server_dict_for_an_export_without_its_file(tmp_path):
+    from hive_actors.runner import AgentRunner
+
+    agent = write(tmp_path / "needs_tools" / "agent.json", AGENT).parent
+    servers = {"servers": [{"name": "fake", "transport": "stdio", "command": sys.executable,
+                            "args": [str(SERVER), "stdio"]}]}
+    runner = AgentRunner.load(agent, llm="scripted", storage_path=tmp_path / "store",
+                              mcp_servers=servers)
+    async with runner:
+        result = await runner.run({})
+    assert result.success, result.error
+    assert [s.name for s in runner.mcp_servers] == ["fake"]
+
+
+async def test_a_required_http_server_that_cannot_be_reached_fails_the_start_naming_its_url(tmp_path):
+    import socket
+
+    from hive_actors.errors import MCPServerError
+    from hive_actors.runner import AgentRunner
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/mcp"
+    agent = write(tmp_path / "needs_tools" / "agent.json", AGENT).parent
+    write(agent / "mcp_servers.json", {"remote": {"transport": "http", "url": url}})
+    runner = AgentRunner.load(agent, llm="scripted", storage_path=tmp_path / "store")
+    with pytest.raises(MCPServerError) as info:
+        async with runner:
+            pass
+    assert "'remote'" in str(info.value) and url in str(info.value)
