@@ -68,6 +68,9 @@ def test_bad_declarations_are_errors_naming_file_and_server(tmp_path):
     f = write(tmp_path / "mcp_servers.json", {"x": {"transport": "stdio"}})
     with pytest.raises(MCPConfigError, match="needs a \"command\""):
         load_mcp_config(f)
+    f = write(tmp_path / "mcp_servers.json", {"x": {"command": "srv", "optional": "false"}})
+    with pytest.raises(MCPConfigError, match="\"optional\" must be true or false"):
+        load_mcp_config(f)
 
 
 AGENT = {

@@ -276,3 +276,23 @@ async def test_tools_py_wins_over_servers_and_the_first_server_wins_a_name(tmp_p
     shadowed = [r.getMessage() for r in caplog.records if "shadowed" in r.getMessage()]
     assert "tool 'echo' of MCP server 'first' is shadowed by tools.py" in shadowed
     assert "tool 'pid' of MCP server 'second' is shadowed by MCP server 'first'" in shadowed
+
+
+async def test_a_server_that_dies_while_idle_is_restarted_before_the_next_call(tmp_path):
+    import os
+    import signal
+
+    import attrs
+
+    llm = ScriptedLLM({"n": [Reply("", [call("pid")]), done(), Reply("", [call("pid")]), done()]})
+    fast_ping = attrs.evolve(stdio_config(), ping_interval=0.05)
+    async with runtime_for(llm, [fast_ping], tmp_path) as rt:
+        first = await rt.trigger_and_wait("default", {})
+        (pid,) = tool_messages(llm.requests[1])
+        since = rt.event_bus.history()[-1][0] + 1
+        os.kill(int(pid), signal.SIGKILL)
+        await rt.event_bus.wait_for(EventType.TOOLS_CHANGED, since=since, timeout=30)  # relisted
+        second = await rt.trigger_and_wait("default", {})
+    assert first.success and second.success, (first.error, second.error)
+    (new_pid,) = tool_messages(llm.requests[3])
+    assert new_pid.isdigit() and new_pid != pid  # no tool error: the server was back first

@@ -8,6 +8,8 @@
    executions are multiplexed, concurrently. The SDK's context managers stay in the actor's
    task, as anyio requires.
 3. A server saying its tool list changed makes the actor list again and call ``on_tools``.
+   An idle session is pinged every ``config.ping_interval`` seconds: a server that died or
+   hangs while idle is restarted before a call finds it gone.
 4. A call that finds the connection closed fails (an `MCPServerError`: a tool error for the
    model) and wakes the actor, which raises so that its supervisor restarts it; calls made
    meanwhile wait for the new session (bounded by the caller's tool timeout). Reconnecting
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
@@ -128,14 +131,26 @@ class MCPClient:
             yield session
 
     async def _serve(self, session: ClientSession) -> None:
+        interval = self.config.ping_interval
         while True:
-            await self._wake.wait()
+            with trio.move_on_after(interval if interval is not None else math.inf):
+                await self._wake.wait()
+            if not self._wake.is_set():  # idle: is the server still there?
+                await self._ping(session)
+                continue
             self._wake = trio.Event()
             if self._broken:
                 raise MCPServerError("the connection closed")
             if self._stale:
                 self._stale = False
                 await self._list_tools(session)
+
+    async def _ping(self, session: ClientSession) -> None:
+        try:
+            with trio.fail_after(self._start_timeout):
+                await session.send_ping()
+        except trio.TooSlowError:
+            raise MCPServerError(f"no answer to a ping within {self._start_timeout:g}s") from None
 
     async def _list_tools(self, session: ClientSession) -> None:
         tools: list[types.Tool] = []

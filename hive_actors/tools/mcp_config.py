@@ -6,7 +6,7 @@ wins that name):
 1. ``mcp_servers.json`` beside ``agent.json``: ``{"name": {...}}`` or ``{"servers": [{"name":
    ..., ...}]}``; keys ``transport`` (``stdio``, ``http`` = MCP streamable HTTP, ``sse``),
    ``command``, ``args``, ``cwd`` (relative to the file's folder), ``env``, ``url``,
-   ``headers``, ``description``, ``optional``.
+   ``headers``, ``description``, ``optional`` (and hive_actors' ``ping_interval``).
 2. ``mcp_registry.json`` beside it: ``{"include": ["name", ...]}``, and ``agent.json``'s
    top-level ``mcp_servers: [{"name": ...}]``, both resolved against
    ``$HIVE_HOME/mcp_registry/installed.json`` (HIVE_HOME defaults to ``~/.hive``).
@@ -55,6 +55,9 @@ class MCPServerConfig:
     description: str = ""
     optional: bool = False
     source: str = "<config>"
+    # seconds between pings of an idle session (a dead or hung server is then restarted
+    # before the next call finds it); None: never. A hive_actors key, not Hive's.
+    ping_interval: float | None = 10.0
 
     @property
     def target(self) -> str:
@@ -224,6 +227,13 @@ def _server(name: str, spec: Any, *, base: Path, source: str,
             raise MCPConfigError(f"{where}: a stdio server needs a \"command\"")
     elif not isinstance(url, str) or not url:
         raise MCPConfigError(f"{where}: a {transport} server needs a \"url\"")
+    optional = spec.get("optional", False)
+    if not isinstance(optional, bool):
+        raise MCPConfigError(f"{where}: \"optional\" must be true or false")
+    ping = spec.get("ping_interval", 10.0)
+    if ping is not None and (isinstance(ping, bool) or not isinstance(ping, (int, float))
+                             or not ping > 0):
+        raise MCPConfigError(f"{where}: \"ping_interval\" must be a positive number or null")
     cwd = spec.get("cwd")
     if cwd is not None and not isinstance(cwd, str):
         raise MCPConfigError(f"{where}: \"cwd\" must be a string")
@@ -231,6 +241,6 @@ def _server(name: str, spec: Any, *, base: Path, source: str,
         name=name, transport=transport, command=command if transport == "stdio" else None,
         args=tuple(strings("args", list)), cwd=(base / cwd) if cwd else None, env=env,
         url=expand(url, "url") if isinstance(url, str) else None, headers=headers,
-        description=str(spec.get("description", "")), optional=bool(spec.get("optional", False)),
-        source=source,
+        description=str(spec.get("description", "")), optional=optional,
+        source=source, ping_interval=float(ping) if ping is not None else None,
     )
