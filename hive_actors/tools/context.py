@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,13 @@ class ToolContext:
     workspace_id: str = "default"
 
     def data_dir(self) -> str:
-        """``{session folder}/data/`` (created now); without a session folder, ``./data``."""
-        folder = (self.session_dir if self.session_dir is not None else Path.cwd()) / "data"
+        """``{session folder}/data/`` (created now); an executor without storage gets
+        ``{temp dir}/hive_actors-data/{session_id}/data``."""
+        base = self.session_dir
+        if base is None:
+            name = re.sub(r"[^\w-]", "_", self.session_id) or "none"  # never a path
+            base = Path(tempfile.gettempdir()) / "hive_actors-data" / name
+        folder = base / "data"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder)
 
