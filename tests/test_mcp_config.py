@@ -109,6 +109,7 @@ def test_info_lists_each_server_and_its_tools(tmp_path, capsys):
     assert main(["info", str(agent), "--mcp-config", str(server_file(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert "MCP servers" in out and "web_search" in out and "MCP fake" in out
+    assert "no registry provides" not in out  # validate's offline warning is settled
 
 
 async def test_runner_load_takes_a_server_dict_for_an_export_without_its_file(tmp_path):
