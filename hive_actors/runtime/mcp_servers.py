@@ -1,6 +1,6 @@
 """The MCP tool servers of one runtime: an `MCPClient` actor per server, supervised.
 
-`start_mcp_servers(nursery, configs, ...)` starts the clients one by one in the runtime's
+`start_mcp_servers(nursery, configs, ...)` starts the clients (concurrently) in the runtime's
 work nursery (so ``stop()`` closes them with the executions) and returns an `MCPServers`
 whose ``registry`` is the runtime's tools plus the servers' (see tools/mcp_tools.py for the
 rules). A required server that fails to start raises its `MCPServerError`; an optional one
@@ -62,22 +62,33 @@ async def start_mcp_servers(nursery: trio.Nursery, configs: Sequence[MCPServerCo
                             max_restarts: int, window: float,
                             on_registry: Callable[[ToolRegistry], None],
                             on_listed: Listed) -> MCPServers:
-    """Start a client per server in ``nursery``, in order; raises a required server's
-    start failure (MCPServerError). ``on_listed`` hears each tool listing (start, restart,
-    a change the server announced) after the registry has been rebuilt."""
+    """Start a client per server in ``nursery`` (concurrently; their tools are registered in
+    config order); raises the first required server's start failure (MCPServerError).
+    ``on_listed`` hears each tool listing (start, restart, a change the server announced)
+    after the registry has been rebuilt."""
     servers = MCPServers(base, on_registry, on_listed)
-    for config in configs:
-        client = MCPClient(config, on_tools=servers.rebuild)
+    clients = [MCPClient(config, on_tools=servers.rebuild) for config in configs]
+    failures: dict[int, MCPServerError] = {}
+
+    async def start(i: int, client: MCPClient) -> None:
         try:
             await nursery.start(functools.partial(
                 _supervised, client, on_crash, warn, max_restarts=max_restarts, window=window))
         except MCPServerError as exc:
-            if not config.optional:
-                raise
-            log.warning("optional MCP server %r not started: %s", config.name, exc)
-            warn(config.name, f"optional MCP server not started; running without its tools: {exc}")
-            continue
-        servers.clients.append(client)
+            failures[i] = exc
+
+    async with trio.open_nursery() as starting:
+        for i, client in enumerate(clients):
+            starting.start_soon(start, i, client)
+    for i, client in enumerate(clients):
+        exc = failures.get(i)
+        if exc is None:
+            servers.clients.append(client)
+        elif not client.config.optional:
+            raise exc
+        else:
+            log.warning("optional MCP server %r not started: %s", client.name, exc)
+            warn(client.name, f"optional MCP server not started; running without its tools: {exc}")
     servers.rebuild()
     return servers
 
