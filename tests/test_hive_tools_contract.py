@@ -93,6 +93,8 @@ async def test_hive_template_tools_py_runs_unchanged(tmp_path):
     session_dir = next((tmp_path / "store" / "sessions").iterdir())
     assert saved == str(session_dir / "data" / "note.txt")
     assert (session_dir / "data" / "note.txt").read_text() == "sunny"
+    (note_line,) = [e for e in tool_log if e["tool_name"] == "save_note"]
+    assert note_line["arguments"] == {"text": "sunny", "data_dir": str(session_dir / "data")}
 
 
 def run_python(code, tmp_path, extra_path=None):

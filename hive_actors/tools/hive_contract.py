@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import trio
 
-from hive_actors.tools.context import hide_context_params, inject_context_params
+from hive_actors.tools.context import call_record, hide_context_params, inject_context_params
 from hive_actors.tools.registry import Tool, ToolExecutor, ToolRegistry
 
 __all__ = ["ToolResult", "ToolUse", "adapt_executor", "hive_registry"]
@@ -92,6 +92,7 @@ def _hive_executor(fn: Callable[..., Any],
     async def call(name: str, arguments: dict[str, Any]) -> Any:
         use = ToolUse(f"toolu_{next(_ids):06d}", name,
                       inject_context_params(arguments, declared.get(name, ())))
+        call_record().update(arguments=use.input)
         if inspect.iscoroutinefunction(fn):
             return await fn(use)
         result = await trio.to_thread.run_sync(functools.partial(fn, use))

@@ -58,8 +58,8 @@ class ToolResult:
     call: ToolCall
     content: str
     is_error: bool = False
-    # for the tool log: duration_ms, and what the tool recorded (an MCP server, the
-    # arguments as sent with context parameters filled in)
+    # for the tool log: arguments, duration_ms, and what the tool recorded (an MCP server,
+    # the arguments as sent with context parameters filled in)
     details: dict[str, Any] = attrs.field(factory=dict)
     parts: tuple[dict[str, Any], ...] = ()  # content parts (images) for the model
 
@@ -139,7 +139,8 @@ async def _call_tool(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> 
         except Exception as exc:
             result = ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: "
                                       f"{exc}", True)
-    result.details = {**details, "duration_ms": round((trio.current_time() - started) * 1000, 3)}
+    result.details = {"arguments": args, **details,
+                      "duration_ms": round((trio.current_time() - started) * 1000, 3)}
     return result
 
 
