@@ -96,6 +96,9 @@ class ToolArgumentsError(ToolError, ValueError):
         super().__init__(f"invalid arguments for tool {tool!r}: " + "; ".join(problems))
         self.tool = tool
         self.problems = problems
+class MCPServerError(ToolError):
+    """An MCP tool server failed to start or to answer (names the server, its command or URL,
+    and the tail of its stderr when there is one)."""
 
 
 class LLMError(HiveActorsError):
@@ -104,6 +107,11 @@ class LLMError(HiveActorsError):
 
 class ConfigurationError(HiveActorsError):
     """The runtime or a provider is configured wrongly (missing API key, bad option...)."""
+
+
+class MCPConfigError(ConfigurationError):
+    """An MCP server declaration is malformed or names a missing ``${VAR}`` (the message
+    names the file and the server)."""
 
 
 class StorageError(HiveActorsError):

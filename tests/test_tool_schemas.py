@@ -151,8 +151,7 @@ def test_hand_written_schemas_are_validated_with_jsonschema():
     assert t.check_arguments({"id": 1}) == {"id": 1}
     with pytest.raises(ToolArgumentsError) as info:
         t.check_arguments({"opts": {"deep": "yes"}})
-    assert info.value.problems == ["(arguments): 'id' is a required property",
-                                   "opts.deep: 'yes' is not of type 'boolean'"]
+    assert info.value.problems == ["id: Field required", "opts.deep: 'yes' is not of type 'boolean'"]
 
 
 async def test_a_validation_failure_reaches_the_model_and_never_the_tool():

@@ -60,7 +60,8 @@ class Tool:
         if self.arguments_model is not None:
             return _validate_with_model(self.name, self.arguments_model, arguments)
         validator = _schema_validator(self)
-        problems = [_jsonschema_problem(e) for e in validator.iter_errors(arguments)] if validator else []
+        errors = validator.iter_errors(arguments) if validator else ()
+        problems = [line for e in errors for line in _jsonschema_problems(e)]
         if problems:
             raise ToolArgumentsError(self.name, sorted(problems))
         return arguments
@@ -101,9 +102,13 @@ def _schema_validator(t: Tool) -> jsonschema.protocols.Validator | None:
     return _schema_validator_cached(t.name, json.dumps(t.parameters, sort_keys=True, default=str))
 
 
-def _jsonschema_problem(error: Any) -> str:  # a jsonschema.ValidationError
-    where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
-    return f"{where}: {error.message}"
+def _jsonschema_problems(error: Any) -> list[str]:  # a jsonschema.ValidationError
+    """``path: message`` lines; a missing required property is named by its own path."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [n for n in error.validator_value if n not in error.instance]
+        return [f"{'.'.join([*path, str(n)])}: Field required" for n in missing]
+    return [f"{'.'.join(path) or '(arguments)'}: {error.message}"]
 
 
 def _strip_titles(schema: Any) -> Any:
@@ -263,6 +268,10 @@ class ToolRegistry:
             t = _tool_of(t)
         self._tools[t.name] = t
         return t
+
+    def copy(self) -> ToolRegistry:
+        """A new registry with the same tools and tool_executor."""
+        return ToolRegistry(self._tools.values(), self._executor)
 
     def register_module(self, module: types.ModuleType) -> list[Tool]:
         """Register every ``@tool`` function of a module (e.g. an agent's tools.py)."""
