@@ -238,3 +238,25 @@ async def test_arguments_refused_by_validation_make_an_error_tool_span(telemetry
     assert tool_span.status.status_code is StatusCode.ERROR
     assert tool_span.attributes["error.type"] == "ToolArgumentsError"
     assert "city: Field required" in tool_span.status.description
+
+
+async def test_mcp_tool_calls_are_execute_tool_spans(telemetry, tmp_path):
+    from mcp_support import stdio_config
+
+    llm = ScriptedLLM({"n": [ScriptedReply("", [call("add", a=2, b=3), call("fail", reason="no disk"),
+                                                call("whoami", note="x")]),
+                             ScriptedReply("", [call("set_output", key="x", value="1")])]})
+    g = graph([llm_node("n", outputs=("x",), tools=("add", "fail", "whoami"))])
+    runtime = create_agent_runtime(g, GOAL, storage_path=tmp_path, llm=llm,
+                                   config=telemetry.runtime_config(), mcp_servers=[stdio_config()])
+    async with runtime:
+        with trio.fail_after(60):
+            result = await runtime.trigger_and_wait("default", {})
+    assert result.success, result.error
+    (node,) = telemetry.named("node ")
+    spans = {s.name: s for s in telemetry.named("execute_tool")}
+    assert set(spans) == {"execute_tool add", "execute_tool fail", "execute_tool whoami"}
+    assert all(s.parent.span_id == node.context.span_id for s in spans.values())
+    assert spans["execute_tool add"].status.status_code is StatusCode.UNSET
+    assert spans["execute_tool fail"].status.status_code is StatusCode.ERROR  # the server's isError
+    assert spans["execute_tool fail"].attributes["error.type"] == "tool_error"
