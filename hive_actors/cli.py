@@ -102,7 +102,15 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 
 
-@command("info", "show an agent's nodes, edges, entry points and tools", arg("path", metavar="PATH"))
+@command(
+    "info",
+    "show an agent's nodes, edges, entry points and tools",
+    arg("path", metavar="PATH"),
+    arg("--mermaid", action="store_true",
+        help="print the graph as a Mermaid flowchart instead of the tables"),
+    arg("--svg", default=None, metavar="FILE",
+        help="also write a picture of the graph (the dashboard's layout) to FILE"),
+)
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -116,8 +124,19 @@ def _info(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return EXIT_FAILED
-    console = Console()
     graph = agent.graph
+    if args.svg:
+        from pathlib import Path
+
+        from hive_actors.graph.render import to_svg
+
+        Path(args.svg).write_text(to_svg(graph), encoding="utf-8")
+    if args.mermaid:
+        from hive_actors.graph.render import to_mermaid
+
+        sys.stdout.write(to_mermaid(graph))
+        return EXIT_OK
+    console = Console()
     console.print(f"[bold]{agent.name}[/bold]  ({agent.source})")
     console.print(f"goal: {agent.goal.name or agent.goal.id}  entry node: {graph.entry_node}  "
                   f"terminal: {', '.join(graph.terminal_nodes) or '-'}  "
@@ -149,6 +168,8 @@ def _info(args: argparse.Namespace) -> int:
         console.print(table)
     for w in agent.warnings:
         console.print(f"[yellow]{w}[/yellow]", highlight=False)
+    if args.svg:
+        console.print(f"wrote {args.svg}", highlight=False)
     return EXIT_OK
 
 
