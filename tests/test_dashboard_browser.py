@@ -1,0 +1,176 @@
+"""The dashboard in headless chromium (Playwright): the research assistant example run from the
+page, watched in the graph, the timeline, the conversation and the sessions browser; and a
+fan-out agent whose branches run at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from dashboard_browser import CHROMIUM, READ_STATES, RECORD_STATES, open_page, shot
+from hive_actors.feed import FeedConfig, open_event_feed
+from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
+from hive_actors.llm.scripted import Reply, ScriptedLLM, call
+from hive_actors.runner.runner import AgentRunner
+from hive_actors.runtime.agent_runtime import open_agent_runtime
+from hive_actors.tools.registry import ToolRegistry
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium (make browser)")
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "research_assistant"
+QUESTION = "What topic should I look into?"
+ANSWER = "structured concurrency in trio"
+PATH = ["intake", "research", "format", "present"]
+
+
+def _node(page: Any, node_id: str) -> str:
+    return str(page.get_attribute(f"#graph [data-node-id={node_id}]", "data-state"))
+
+
+def drive_research_assistant(url: str) -> dict[str, Any]:
+    """Everything the page shows along one run, read in the browser (a worker thread)."""
+    seen: dict[str, Any] = {}
+    with open_page(url) as page:
+        page.wait_for_selector("#graph [data-node-id=present]")
+        seen["graph_nodes"] = page.eval_on_selector_all(
+            "#graph [data-node-id]", "els => els.map(e => e.dataset.nodeId)")
+        seen["graph_edges"] = page.eval_on_selector_all(
+            "#graph [data-edge-id]", "els => els.map(e => e.dataset.edgeId)")
+        page.evaluate(RECORD_STATES)
+        page.click("[data-trigger=start]")
+        page.wait_for_selector("#graph [data-node-id=intake][data-state=waiting]")
+        page.wait_for_selector("#input-form.visible")
+        seen["while_waiting"] = {n: _node(page, n) for n in PATH}
+        seen["question"] = page.text_content("#conversation .msg.question")
+        shot(page, "dashboard-1-waiting.png")
+
+        page.fill("#input-text", ANSWER)
+        page.keyboard.press("Enter")  # the input box is a form: Enter sends
+        page.wait_for_selector("#executions li[data-status=completed]")
+        page.wait_for_selector("#graph [data-node-id=present][data-state=done]")
+        seen["states"] = page.evaluate(READ_STATES)
+        seen["after"] = {n: _node(page, n) for n in PATH}
+        seen["traversed"] = page.eval_on_selector_all(
+            "#graph [data-edge-id][data-traversed=true]", "els => els.map(e => e.dataset.edgeId)")
+        seen["bars"] = page.eval_on_selector_all(
+            "#timeline .visit .tl-bar",
+            "els => els.map(e => [e.dataset.nodeId, e.dataset.start, e.dataset.end])")
+        seen["nested"] = page.eval_on_selector_all(
+            "#timeline .sub .tl-bar", "els => els.map(e => e.dataset.kind)")
+        seen["conversation"] = page.eval_on_selector_all(
+            "#conversation .msg", "els => els.map(e => [e.dataset.role, e.textContent])")
+        shot(page, "dashboard-2-done.png")
+
+        page.wait_for_selector("#sessions tr[data-status=completed]")
+        seen["sessions"] = page.eval_on_selector_all(
+            "#sessions tr", "els => els.map(e => [e.dataset.session, e.dataset.status])")
+        page.focus("#sessions tr[data-status=completed] button")  # reachable by keyboard
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#session-detail[data-session] .path")
+        seen["session_path"] = page.text_content("#session-detail .path")
+        seen["checkpoints"] = page.locator("#session-detail li").count()
+        seen["resumable"] = page.locator("#session-detail [data-resume]").count()
+        shot(page, "dashboard-3-sessions.png")
+        page.set_viewport_size({"width": 480, "height": 900})
+        seen["narrow_overflow"] = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        shot(page, "dashboard-4-narrow.png")
+    return seen
+
+
+async def test_research_assistant_runs_from_the_page(tmp_path: Path) -> None:
+    llm = ScriptedLLM.from_file(EXAMPLE / "script.json", autopilot=True)
+    runtime = AgentRunner.load(EXAMPLE, llm=llm, storage_path=tmp_path).runtime
+    async with runtime:
+        config = FeedConfig(dashboard_port=0)
+        async with open_event_feed(runtime, port=0, config=config) as info:
+            assert info.dashboard_url is not None
+            seen = await trio.to_thread.run_sync(drive_research_assistant, info.dashboard_url)
+
+    # the graph: one element per node and per edge
+    assert sorted(seen["graph_nodes"]) == sorted(PATH)
+    assert len(seen["graph_edges"]) == 4
+    # while the agent asks, its node waits and nothing after it has started
+    assert seen["while_waiting"] == {"intake": "waiting", "research": "idle",
+                                     "format": "idle", "present": "idle"}
+    assert QUESTION in seen["question"]
+    # after the answer: each node ran, then finished, in path order
+    changes = [tuple(c) for c in seen["states"]]
+    after_answer = changes[changes.index(("intake", "waiting")) + 1:]
+    expected = [("intake", "running"), ("intake", "done")]
+    for node in PATH[1:]:
+        expected += [(node, "running"), (node, "done")]
+    assert after_answer == expected
+    assert seen["after"] == dict.fromkeys(PATH, "done")
+    assert set(seen["traversed"]) == {"intake-research", "research-format", "format-present"}
+    # the timeline: one bar per node visit, start <= end
+    assert [b[0] for b in seen["bars"]] == PATH
+    for _node_id, start, end in seen["bars"]:
+        assert dt.datetime.fromisoformat(start) <= dt.datetime.fromisoformat(end)
+    assert "turn" in seen["nested"] and "tool" in seen["nested"]
+    # the conversation: the question, the answer, the agent's report
+    roles = [m[0] for m in seen["conversation"]]
+    texts = "\n".join(m[1] for m in seen["conversation"])
+    assert roles[:2] == ["agent", "user"] and ANSWER in seen["conversation"][1][1]
+    assert QUESTION in texts and "# Research brief: structured concurrency in trio" in texts
+    # the sessions browser: the finished session, its folder and checkpoints
+    (session_id, status), = seen["sessions"]
+    assert status == "completed"
+    assert seen["session_path"] == str(tmp_path / "sessions" / session_id)
+    assert seen["checkpoints"] >= 4 and seen["resumable"] == 0
+    assert seen["narrow_overflow"] <= 0  # nothing sticks out sideways on a narrow window
+
+
+def fan_out_graph() -> GraphSpec:
+    """start -> (left, right at once) -> join."""
+    nodes = (NodeSpec(id="start", output_keys=("topic",)),
+             NodeSpec(id="left", input_keys=("topic",), output_keys=("l",), tools=("hold",)),
+             NodeSpec(id="right", input_keys=("topic",), output_keys=("r",), tools=("hold",)),
+             NodeSpec(id="join", input_keys=("l", "r"), output_keys=("done",)))
+    edges = (EdgeSpec(id="s-l", source="start", target="left"),
+             EdgeSpec(id="s-r", source="start", target="right"),
+             EdgeSpec(id="l-j", source="left", target="join"),
+             EdgeSpec(id="r-j", source="right", target="join"))
+    return GraphSpec(id="fan", entry_node="start", nodes=nodes, edges=edges,
+                     terminal_nodes=("join",))
+
+
+async def test_fan_out_branches_show_running_at_the_same_time() -> None:
+    gate = trio.Event()
+
+    async def hold() -> str:
+        """Wait until the test has seen both branches running."""
+        await gate.wait()
+        return "released"
+
+    tools = ToolRegistry([hold])
+    held = Reply("holding", [call("hold")])
+    llm = ScriptedLLM({"left": [held], "right": [held]}, autopilot=True)
+
+    def drive(url: str) -> tuple[dict[str, str], dict[str, str]]:
+        nodes = ["start", "left", "right", "join"]
+        with open_page(url) as page:
+            page.wait_for_selector("#graph [data-node-id=join]")
+            page.click("[data-trigger=default]")
+            page.wait_for_selector("#graph [data-node-id=left][data-state=running]")
+            page.wait_for_selector("#graph [data-node-id=right][data-state=running]")
+            both = {n: _node(page, n) for n in nodes}
+            shot(page, "dashboard-fan-out.png")
+            trio.from_thread.run_sync(gate.set)
+            page.wait_for_selector("#graph [data-node-id=join][data-state=done]")
+            return both, {n: _node(page, n) for n in nodes}
+
+    async with open_agent_runtime(graph=fan_out_graph(), goal=Goal(id="goal"), llm=llm,
+                                  tools=tools) as runtime:
+        async with open_event_feed(runtime, port=0,
+                                   config=FeedConfig(dashboard_port=0)) as info:
+            assert info.dashboard_url is not None
+            both, after = await trio.to_thread.run_sync(drive, info.dashboard_url)
+    assert both == {"start": "done", "left": "running", "right": "running", "join": "idle"}
+    assert after == dict.fromkeys(after, "done")
