@@ -5,6 +5,7 @@ fan-out agent whose branches run at once."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ import trio
 
 from dashboard_browser import CHROMIUM, READ_STATES, RECORD_STATES, open_page, shot
 from hive_actors.feed import FeedConfig, open_event_feed
+from hive_actors.feed.serve import serve_agent
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
-from hive_actors.runner.runner import AgentRunner
 from hive_actors.runtime.agent_runtime import open_agent_runtime
 from hive_actors.tools.registry import ToolRegistry
 
@@ -85,13 +86,16 @@ def drive_research_assistant(url: str) -> dict[str, Any]:
 
 
 async def test_research_assistant_runs_from_the_page(tmp_path: Path) -> None:
+    # what `hive-actors serve examples/research_assistant --scripted script.json` runs
     llm = ScriptedLLM.from_file(EXAMPLE / "script.json", autopilot=True)
-    runtime = AgentRunner.load(EXAMPLE, llm=llm, storage_path=tmp_path).runtime
-    async with runtime:
-        config = FeedConfig(dashboard_port=0)
-        async with open_event_feed(runtime, port=0, config=config) as info:
-            assert info.dashboard_url is not None
-            seen = await trio.to_thread.run_sync(drive_research_assistant, info.dashboard_url)
+    config = FeedConfig(port=0, dashboard_port=0)
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(lambda task_status: serve_agent(
+            EXAMPLE, llm=llm, config=config, storage=tmp_path, out=io.StringIO(),
+            task_status=task_status))
+        assert info.dashboard_url is not None
+        seen = await trio.to_thread.run_sync(drive_research_assistant, info.dashboard_url)
+        nursery.cancel_scope.cancel()
 
     # the graph: one element per node and per edge
     assert sorted(seen["graph_nodes"]) == sorted(PATH)

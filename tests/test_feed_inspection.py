@@ -82,3 +82,30 @@ async def test_bad_session_ids_are_bad_requests_and_the_connection_stays() -> No
     assert "session_id" in replies[0]["message"]
     assert no_graph["code"] == "rejected" and no_storage["code"] == "rejected"
     assert alive["type"] == "result"
+
+
+async def test_resume_session_continues_a_paused_session_from_the_page_s_request(
+        tmp_path: Path) -> None:
+    async with open_agent_runtime(graph=interview_graph(), goal=Goal(id="goal"),
+                                  llm=interview_llm(), storage_path=tmp_path) as runtime:
+        async with open_event_feed(runtime, port=0) as info:
+            async with open_websocket_url(info.url) as ws:  # asked, then left unanswered
+                c = FeedClient(ws)
+                await c.call("subscribe", event_types=["client_input_requested"])
+                execution_id = (await c.call("trigger", entry_point="default"))["result"][
+                    "execution_id"]
+                await c.next_event("client_input_requested")
+            assert (await runtime.wait_for_result(execution_id)).status == "paused"
+            async with open_websocket_url(info.url) as ws:
+                c = FeedClient(ws)
+                opened = await c.call("get_session", session_id=execution_id)
+                await c.call("subscribe", execution_id=execution_id)
+                resumed = await c.call("resume_session", session_id=execution_id)
+                asked = await c.next_event("client_input_requested")
+                await c.call("inject_input", node_id="intake", content="bees",
+                             execution_id=execution_id)
+                done = await c.next_event("execution_completed")
+    assert opened["result"]["session"]["status"] == "paused"
+    assert resumed["result"] == {"execution_id": execution_id}
+    assert asked["event"]["node_id"] == "intake"
+    assert done["event"]["data"]["output"]["topic"] == "bees"
