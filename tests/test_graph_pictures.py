@@ -23,7 +23,8 @@ _ID = r"[A-Za-z_][A-Za-z0-9_]*"
 _LABEL = r'"[^"\n]*"'
 _SHAPES = [("(((", ")))"), ("([", "])"), ("[[", "]]"), ("[(", ")]"), ("((", "))"),
            ("{{", "}}"), ("[/", "/]"), ("[", "]"), ("(", ")"), ("{", "}"), (">", "]")]
-_NODE = re.compile(rf"^({_ID})(?:{'|'.join(re.escape(o) + _LABEL + re.escape(c) for o, c in _SHAPES)})$")
+_SHAPE = "|".join(re.escape(o) + _LABEL + re.escape(c) for o, c in _SHAPES)
+_NODE = re.compile(rf"^({_ID})(?:{_SHAPE})$")
 _EDGE = re.compile(rf"^({_ID}) (?:-->|-\.->|==>|---)(?:\|{_LABEL}\|)? ({_ID})$")
 _RESERVED = {"end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
              "linkstyle", "direction", "default"}
@@ -62,7 +63,8 @@ def test_checker_refuses_what_mermaid_refuses() -> None:
             check_flowchart(bad)
 
 
-def test_mermaid_of_the_example_names_nodes_edges_and_conditions(capsys: pytest.CaptureFixture[str]) -> None:
+def test_mermaid_of_the_example_names_nodes_edges_and_conditions(
+        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(EXAMPLE), "--mermaid"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[:3] == ["flowchart TD", '    intake(["Intake (intake)"])',

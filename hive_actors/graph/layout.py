@@ -128,8 +128,8 @@ def layout_graph(graph: GraphSpec) -> GraphLayout:
     for n in graph.nodes:
         v = Vertex(n.id)
         label, sub = n.name or n.id, subtitle(n.node_type, node_roles(graph, n))
-        v.view = _Box(max(96.0, CHAR_WIDTH * len(label) + 28.0, 6.0 * len(sub) + 20.0),
-                      NODE_HEIGHT)
+        width = max(96.0, CHAR_WIDTH * len(label) + 28.0, 6.0 * len(sub) + 20.0)
+        v.view = _Box(round(width, 1), NODE_HEIGHT)
         vertices[n.id] = v
     drawn = graph_edges(graph)
     edges: dict[str, Any] = {}
@@ -146,9 +146,9 @@ def layout_graph(graph: GraphSpec) -> GraphLayout:
         left, bottom = _place(component, graph, vertices, left)
         height = max(height, bottom)
     boxes = tuple(
-        NodeBox(n.id, n.name or n.id, n.node_type, vertices[n.id].view.xy[0],
-                vertices[n.id].view.xy[1], vertices[n.id].view.w, vertices[n.id].view.h,
-                node_roles(graph, n))
+        NodeBox(n.id, n.name or n.id, n.node_type, round(vertices[n.id].view.xy[0], 1),
+                round(vertices[n.id].view.xy[1], 1), vertices[n.id].view.w,
+                vertices[n.id].view.h, node_roles(graph, n))
         for n in graph.nodes
     )
     lines = []
@@ -156,21 +156,21 @@ def layout_graph(graph: GraphSpec) -> GraphLayout:
         if source == target:
             points = _self_loop(vertices[source].view)
         else:
-            points = tuple((float(x), float(y)) for x, y in edges[edge_id].view.points)
+            points = tuple((round(x, 1), round(y, 1)) for x, y in edges[edge_id].view.points)
         lx, ly = _label_anchor(points)
         lines.append(EdgeLine(edge_id, source, target, label, cond, points, lx, ly))
     right = max([left - COMPONENT_GAP, MARGIN]
                 + [e.label_x + CHAR_WIDTH * len(e.label) for e in lines]
                 + [x for e in lines for x, _ in e.points])
-    return GraphLayout(width=right + MARGIN, height=height + MARGIN, nodes=boxes,
-                       edges=tuple(lines))
+    return GraphLayout(width=round(right + MARGIN, 1), height=round(height + MARGIN, 1),
+                       nodes=boxes, edges=tuple(lines))
 
 
 def _label_anchor(points: tuple[tuple[float, float], ...]) -> tuple[float, float]:
     """Just right of the middle of a polyline (of its middle segment)."""
     i = max(0, (len(points) - 1) // 2)
     (x0, y0), (x1, y1) = points[i], points[min(i + 1, len(points) - 1)]
-    return max(x0, x1) + 6.0, (y0 + y1) / 2 + 4.0
+    return round(max(x0, x1) + 6.0, 1), round((y0 + y1) / 2 + 4.0, 1)
 
 
 def _place(component: Any, graph: GraphSpec, vertices: dict[str, Any],

@@ -138,6 +138,7 @@ function onEvent(event) {
   const node = event.node_id;
   const ts = event.timestamp;
   ex.last = ts;
+  ex.lastLocal = performance.now();
   const visit = node ? openVisit(ex, node) : null;
   switch (event.type) {
     case "execution_started": case "execution_resumed":
@@ -270,10 +271,11 @@ function drawGraph() {
   const { layout } = g;
   const root = svg("svg", { viewBox: `0 0 ${layout.width} ${layout.height}`,
                             role: "img", "aria-label": `graph ${g.graph_id}` });
-  root.style.maxWidth = `${Math.max(layout.width * 1.4, 240)}px`;
+  root.style.maxWidth = `${Math.max(layout.width * 1.15, 240)}px`;
   const defs = svg("defs");
   const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5",
-                                 markerWidth: "8", markerHeight: "8", orient: "auto-start-reverse" });
+                                 markerWidth: "10", markerHeight: "10", markerUnits: "userSpaceOnUse",
+                                 orient: "auto-start-reverse" });
   marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#667" }));
   defs.append(marker);
   root.append(defs);
@@ -335,6 +337,9 @@ function renderConversation(ex) {
       box.append(div);
     }
   }
+  if (!box.childElementCount) {
+    box.append(el("p", { className: "muted", textContent: ex ? "no client-facing output yet" : "run an entry point to start" }));
+  }
   if (atBottom) box.scrollTop = box.scrollHeight;
   const waiting = ex && ex.waiting;
   const form = $("input-form");
@@ -352,11 +357,14 @@ function renderTimeline(ex) {
   box.replaceChildren();
   if (!ex) { $("totals").textContent = ""; return; }
   const t0 = ms(ex.first);
-  const t1 = Math.max(ms(ex.last), t0 + 1);
+  // While it runs, the axis reaches "now": the last event's time plus what passed here since.
+  const live = ex.status === "running" || ex.status === "waiting";
+  const now = ms(ex.last) + (live ? performance.now() - ex.lastLocal : 0);
+  const t1 = Math.max(now, t0 + 1);
   const span = t1 - t0;
   const place = (bar, start, end) => {
     bar.style.left = `${((ms(start) - t0) / span) * 100}%`;
-    bar.style.width = `${Math.max(((ms(end || ex.last) - ms(start)) / span) * 100, 0.4)}%`;
+    bar.style.width = `${Math.max((((end ? ms(end) : now) - ms(start)) / span) * 100, 0.4)}%`;
   };
   for (const v of ex.visits) {
     const bar = el("div", { className: `tl-bar ${v.end ? v.state : ex.nodes.get(v.node) || "running"}` });
@@ -505,5 +513,11 @@ function log(text) {
   while (box.childElementCount > 500) box.firstElementChild.remove();
   box.scrollTop = box.scrollHeight;
 }
+
+// A running execution's timeline keeps moving between events.
+setInterval(() => {
+  const ex = state.executions.get(state.selected);
+  if (ex && (ex.status === "running" || ex.status === "waiting")) renderTimeline(ex);
+}, 1000);
 
 connect().catch((err) => showError(`cannot reach the feed: ${err.message}`));
