@@ -6,6 +6,7 @@ The feed runs in the test's trio loop; the page is driven from a worker thread
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,15 +42,21 @@ def open_page(url: str, width: int = 1200, height: int = 800) -> Iterator[Any]:
     """A fresh headless chromium page at ``url``; closed (with the browser) on exit."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(url)
-            yield page
-        finally:
-            browser.close()
+    # Playwright runs a plain asyncio loop in this thread. Once trio_asyncio is imported (by
+    # the litellm tests), the policy set here is this thread's only and keeps its loops out.
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(url)
+                yield page
+            finally:
+                browser.close()
+    finally:
+        asyncio.set_event_loop_policy(None)
 
 
 def shot(page: Any, name: str) -> Path:
