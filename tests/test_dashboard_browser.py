@@ -17,6 +17,7 @@ from hive_actors.feed import FeedConfig, open_event_feed
 from hive_actors.feed.serve import serve_agent
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
+from hive_actors.runner.runner import AgentRunner
 from hive_actors.runtime.agent_runtime import open_agent_runtime
 from hive_actors.tools.registry import ToolRegistry
 
@@ -71,17 +72,18 @@ def drive_research_assistant(url: str) -> dict[str, Any]:
         page.wait_for_selector("#sessions tr[data-status=completed]")
         seen["sessions"] = page.eval_on_selector_all(
             "#sessions tr", "els => els.map(e => [e.dataset.session, e.dataset.status])")
+        shot(page, "dashboard-3-sessions.png")
         page.focus("#sessions tr[data-status=completed] button")  # reachable by keyboard
         page.keyboard.press("Enter")
         page.wait_for_selector("#session-detail[data-session] .path")
         seen["session_path"] = page.text_content("#session-detail .path")
         seen["checkpoints"] = page.locator("#session-detail li").count()
         seen["resumable"] = page.locator("#session-detail [data-resume]").count()
-        shot(page, "dashboard-3-sessions.png")
+        shot(page, "dashboard-4-session-open.png")
         page.set_viewport_size({"width": 480, "height": 900})
         seen["narrow_overflow"] = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        shot(page, "dashboard-4-narrow.png")
+        shot(page, "dashboard-5-narrow.png")
     return seen
 
 
@@ -117,7 +119,7 @@ async def test_research_assistant_runs_from_the_page(tmp_path: Path) -> None:
     assert [b[0] for b in seen["bars"]] == PATH
     for _node_id, start, end in seen["bars"]:
         assert dt.datetime.fromisoformat(start) <= dt.datetime.fromisoformat(end)
-    assert "turn" in seen["nested"] and "tool" in seen["nested"]
+    assert {"turn", "tool", "wait"} <= set(seen["nested"])
     # the conversation: the question, the answer, the agent's report
     roles = [m[0] for m in seen["conversation"]]
     texts = "\n".join(m[1] for m in seen["conversation"])
@@ -178,3 +180,38 @@ async def test_fan_out_branches_show_running_at_the_same_time() -> None:
             both, after = await trio.to_thread.run_sync(drive, info.dashboard_url)
     assert both == {"start": "done", "left": "running", "right": "running", "join": "idle"}
     assert after == dict.fromkeys(after, "done")
+
+
+async def test_a_paused_session_is_resumed_from_the_sessions_browser(tmp_path: Path) -> None:
+    llm = ScriptedLLM.from_file(EXAMPLE / "script.json", autopilot=True)
+    runtime = AgentRunner.load(EXAMPLE, llm=llm, storage_path=tmp_path).runtime
+
+    def drive(url: str, session_id: str) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        with open_page(url) as page:
+            row = f"#sessions tr[data-session={session_id}]"
+            page.wait_for_selector(f"{row}[data-status=paused]")
+            page.click(f"{row} button")
+            page.wait_for_selector(f"#session-detail[data-session={session_id}] [data-resume]")
+            shot(page, "dashboard-6-paused-session.png")
+            page.click("#session-detail [data-resume]")
+            page.wait_for_selector("#graph [data-node-id=intake][data-state=waiting]")
+            page.fill("#input-text", ANSWER)
+            page.click("#input-send")
+            page.wait_for_selector(f"#executions li[data-execution={session_id}]"
+                                   "[data-status=completed]")
+            page.wait_for_selector(f"{row}[data-status=completed]")
+            seen["states"] = {n: _node(page, n) for n in PATH}
+        return seen
+
+    async with runtime:
+        # nobody listens for input yet: the agent's question pauses the session at once
+        paused = await runtime.trigger_and_wait("start", {})
+        assert paused.status == "paused"
+        async with open_event_feed(runtime, port=0,
+                                   config=FeedConfig(dashboard_port=0)) as info:
+            assert info.dashboard_url is not None
+            seen = await trio.to_thread.run_sync(drive, info.dashboard_url, paused.session_id)
+        result = await runtime.wait_for_result(paused.session_id)
+    assert result.status == "completed" and result.output["topic"] == ANSWER
+    assert seen["states"] == dict.fromkeys(PATH, "done")

@@ -96,12 +96,19 @@ function newExecution(event) {
   };
 }
 
+// The page remembers this many executions (the oldest unselected one goes first).
+const MAX_EXECUTIONS = 200;
+
 function execution(event) {
   let ex = state.executions.get(event.execution_id);
   if (!ex) {
     ex = newExecution(event);
     state.executions.set(event.execution_id, ex);
     if (!state.selected) state.selected = event.execution_id;
+    if (state.executions.size > MAX_EXECUTIONS) {
+      const oldest = [...state.executions.keys()].find((id) => id !== state.selected);
+      state.executions.delete(oldest);
+    }
   }
   return ex;
 }
@@ -185,7 +192,10 @@ function onEvent(event) {
       const prompt = data.prompt ?? data.question ?? "";
       ex.waiting = { node, prompt };
       ex.status = "waiting"; ex.nodes.set(node, "waiting");
-      if (visit) visit.state = "waiting";
+      if (visit) {
+        visit.state = "waiting";
+        visit.items.push({ kind: "wait", start: ts, end: null });
+      }
       const last = ex.messages[ex.messages.length - 1];
       if (last && last.role === "agent" && last.node === node && last.text.trim() === prompt.trim()) {
         last.question = true; last.closed = true;
@@ -196,7 +206,12 @@ function onEvent(event) {
     }
     case "client_input_received":
       ex.waiting = null; ex.status = "running"; ex.nodes.set(node, "running");
-      if (visit) visit.state = "running";
+      if (visit) {
+        visit.state = "running";
+        visit.turnFrom = ts;  // the next model turn starts from the answer
+        const wait = visit.items.find((i) => i.kind === "wait" && !i.end);
+        if (wait) wait.end = ts;
+      }
       say(ex, "user", data.content ?? "", node);
       break;
     default:
@@ -209,7 +224,7 @@ function onEvent(event) {
           say(ex, "result", JSON.stringify(data.output, null, 1), null);
         }
         if (event.type === "execution_failed") say(ex, "error", `failed: ${data.error ?? ""}`, null);
-        refreshSessions();
+        sessionsSoon();
       }
   }
   // Node states are painted at once: a node that runs for less than a frame still shows.
@@ -349,8 +364,15 @@ function renderConversation(ex) {
   if (waiting && !wasVisible) $("input-text").focus();
 }
 
-const ms = (iso) => Date.parse(iso);
-const secs = (a, b) => `${((ms(b) - ms(a)) / 1000).toFixed(2)} s`;
+// Milliseconds since the epoch, keeping the microseconds the events carry.
+const ms = (iso) => {
+  const micro = /\.\d{3}(\d{1,3})/.exec(iso);
+  return Date.parse(iso) + (micro ? Number(micro[1].padEnd(3, "0")) / 1000 : 0);
+};
+const secs = (a, b) => {
+  const d = ms(b) - ms(a);
+  return d < 1000 ? `${d.toFixed(d < 10 ? 2 : 0)} ms` : `${(d / 1000).toFixed(2)} s`;
+};
 
 function renderTimeline(ex) {
   const box = $("timeline");
@@ -386,6 +408,8 @@ function renderTimeline(ex) {
       if (item.kind === "turn") {
         text = `model turn ${item.iteration ?? ""}: ${item.tokensIn}+${item.tokensOut} tok` +
                (item.cost ? ` $${item.cost.toFixed(4)}` : "");
+      } else if (item.kind === "wait") {
+        text = `waiting for input${item.end ? ` ${secs(item.start, item.end)}` : " …"}`;
       } else {
         text = `tool ${item.name}${item.error ? " (error)" : ""}`;
       }
@@ -444,6 +468,14 @@ $("input-form").onsubmit = async (e) => {
     showError("the execution was not waiting for input any more");
   }
 };
+
+// Executions that end in a burst refresh the sessions list once, a second later.
+let sessionsTimer = null;
+function sessionsSoon() {
+  if (sessionsTimer === null) {
+    sessionsTimer = setTimeout(() => { sessionsTimer = null; refreshSessions(); }, 1000);
+  }
+}
 
 async function refreshSessions() {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
