@@ -57,6 +57,12 @@ def drive_research_assistant(url: str) -> dict[str, Any]:
         page.wait_for_selector("#executions li[data-status=completed]")
         page.wait_for_selector("#graph [data-node-id=present][data-state=done]")
         seen["states"] = page.evaluate(READ_STATES)
+        page.focus("[data-trigger=start]")  # Tab from the run button reaches the graph's nodes
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.dataset.nodeId === 'intake'"):
+                break
+        seen["focused"] = page.evaluate("document.activeElement.getAttribute('aria-label')")
         seen["after"] = {n: _node(page, n) for n in PATH}
         seen["traversed"] = page.eval_on_selector_all(
             "#graph [data-edge-id][data-traversed=true]", "els => els.map(e => e.dataset.edgeId)")
@@ -114,6 +120,7 @@ async def test_research_assistant_runs_from_the_page(tmp_path: Path) -> None:
         expected += [(node, "running"), (node, "done")]
     assert after_answer == expected
     assert seen["after"] == dict.fromkeys(PATH, "done")
+    assert seen["focused"] == "intake: done"
     assert set(seen["traversed"]) == {"intake-research", "research-format", "format-present"}
     # the timeline: one bar per node visit, start <= end
     assert [b[0] for b in seen["bars"]] == PATH
