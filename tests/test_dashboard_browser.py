@@ -57,12 +57,6 @@ def drive_research_assistant(url: str) -> dict[str, Any]:
         page.wait_for_selector("#executions li[data-status=completed]")
         page.wait_for_selector("#graph [data-node-id=present][data-state=done]")
         seen["states"] = page.evaluate(READ_STATES)
-        page.focus("[data-trigger=start]")  # Tab from the run button reaches the graph's nodes
-        for _ in range(8):
-            page.keyboard.press("Tab")
-            if page.evaluate("document.activeElement.dataset.nodeId === 'intake'"):
-                break
-        seen["focused"] = page.evaluate("document.activeElement.getAttribute('aria-label')")
         seen["after"] = {n: _node(page, n) for n in PATH}
         seen["traversed"] = page.eval_on_selector_all(
             "#graph [data-edge-id][data-traversed=true]", "els => els.map(e => e.dataset.edgeId)")
@@ -86,6 +80,12 @@ def drive_research_assistant(url: str) -> dict[str, Any]:
         seen["checkpoints"] = page.locator("#session-detail li").count()
         seen["resumable"] = page.locator("#session-detail [data-resume]").count()
         shot(page, "dashboard-4-session-open.png")
+        page.focus("[data-trigger=start]")  # Tab from the run button reaches the graph's nodes
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.dataset.nodeId === 'intake'"):
+                break
+        seen["focused"] = page.evaluate("document.activeElement.getAttribute('aria-label')")
         page.set_viewport_size({"width": 480, "height": 900})
         seen["narrow_overflow"] = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
