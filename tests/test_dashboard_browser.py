@@ -1,6 +1,6 @@
 """The dashboard in headless chromium (Playwright): the research assistant example run from the
-page, watched in the graph, the timeline, the conversation and the sessions browser; and a
-fan-out agent whose branches run at once."""
+page, watched in the graph, the timeline, the conversation and the sessions browser; a
+fan-out agent whose branches run at once; a paused session resumed from the page; a retry."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from hive_actors.feed.serve import serve_agent
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
 from hive_actors.runner.runner import AgentRunner
+from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.runtime.agent_runtime import open_agent_runtime
+from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.skipif(
@@ -222,3 +224,43 @@ async def test_a_paused_session_is_resumed_from_the_sessions_browser(tmp_path: P
         result = await runtime.wait_for_result(paused.session_id)
     assert result.status == "completed" and result.output["topic"] == ANSWER
     assert seen["states"] == dict.fromkeys(PATH, "done")
+
+
+async def test_a_retried_node_is_one_visit_with_its_retry_nested() -> None:
+    calls = []
+
+    def flaky() -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return {"x": 1}
+
+    graph = GraphSpec(
+        id="retry", entry_node="flaky",
+        nodes=(NodeSpec(id="flaky", node_type="function", function="flaky", output_keys=("x",),
+                        max_retries=1),
+               NodeSpec(id="after", node_type="function", function="after", input_keys=("x",))),
+        edges=(EdgeSpec(id="f-a", source="flaky", target="after"),), terminal_nodes=("after",))
+    functions = {"flaky": flaky, "after": lambda x: {}}
+    config = RuntimeConfig(executor_config=ExecutorConfig(functions=functions))
+
+    def drive(url: str) -> dict[str, Any]:
+        with open_page(url) as page:
+            page.wait_for_selector("#graph [data-node-id=after]")
+            page.click("[data-trigger=default]")
+            page.wait_for_selector("#executions li[data-status=completed]")
+            return {
+                "visits": page.eval_on_selector_all(
+                    "#timeline .visit .tl-bar", "els => els.map(e => e.dataset.nodeId)"),
+                "nested": page.eval_on_selector_all(
+                    "#timeline .sub .tl-bar", "els => els.map(e => e.title)"),
+                "flaky": _node(page, "flaky"),
+            }
+
+    async with open_agent_runtime(graph=graph, goal=Goal(id="goal"), config=config) as runtime:
+        async with open_event_feed(runtime, port=0,
+                                   config=FeedConfig(dashboard_port=0)) as info:
+            assert info.dashboard_url is not None
+            seen = await trio.to_thread.run_sync(drive, info.dashboard_url)
+    assert seen["visits"] == ["flaky", "after"]
+    assert seen["nested"] == ["retry 1"] and seen["flaky"] == "done"

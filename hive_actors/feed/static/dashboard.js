@@ -125,6 +125,16 @@ function openVisit(ex, node) {
   return null;
 }
 
+function lastVisit(ex, node) {
+  for (let i = ex.visits.length - 1; i >= 0; i--) if (ex.visits[i].node === node) return ex.visits[i];
+  return null;
+}
+
+function closeRetry(visit, ts, error) {
+  const retry = visit.items.find((i) => i.kind === "retry" && !i.end);
+  if (retry) { retry.end = ts; retry.error = error; }
+}
+
 function say(ex, role, text, node) {
   const last = ex.messages[ex.messages.length - 1];
   if (role === "agent" && last && last.role === "agent" && last.node === node && !last.closed) {
@@ -150,18 +160,29 @@ function onEvent(event) {
   switch (event.type) {
     case "execution_started": case "execution_resumed":
       ex.status = "running"; break;
-    case "node_started":
+    case "node_started": {
       ex.node = node; ex.nodes.set(node, "running");
-      ex.visits.push({ node, attempt: data.attempt || 0, visit: data.visit || 1,
-                       start: ts, end: null, state: "running", items: [], turnFrom: ts });
+      const last = lastVisit(ex, node);
+      if ((data.attempt || 0) > 0 && last && last.visit === (data.visit || 1)) {
+        // a retry belongs to the visit it retries: reopen it, nest the attempt under it
+        last.end = null; last.state = "running"; last.turnFrom = ts;
+        last.items.push({ kind: "retry", attempt: data.attempt, start: ts, end: null });
+      } else {
+        ex.visits.push({ node, visit: data.visit || 1, start: ts, end: null,
+                         state: "running", items: [], turnFrom: ts });
+      }
       break;
+    }
     case "node_completed":
       ex.nodes.set(node, "done");
-      if (visit) { visit.end = ts; visit.state = "done"; }
+      if (visit) { visit.end = ts; visit.state = "done"; closeRetry(visit, ts, null); }
       break;
     case "node_failed":
       ex.nodes.set(node, data.will_retry ? "running" : "failed");
-      if (visit) { visit.end = ts; visit.state = "failed"; visit.error = data.error; }
+      if (visit) {
+        visit.end = ts; visit.state = "failed"; visit.error = data.error;
+        closeRetry(visit, ts, data.error);
+      }
       break;
     case "edge_traversed":
       markTraversed(ex, data); break;
@@ -394,7 +415,8 @@ function renderTimeline(ex) {
     bar.dataset.start = v.start;
     if (v.end) bar.dataset.end = v.end;
     place(bar, v.start, v.end);
-    const what = `${v.node}${v.attempt ? ` (retry ${v.attempt})` : ""}${v.visit > 1 ? ` #${v.visit}` : ""}`;
+    const retries = v.items.filter((i) => i.kind === "retry").length;
+    const what = `${v.node}${v.visit > 1 ? ` #${v.visit}` : ""}${retries ? ` (${retries + 1} attempts)` : ""}`;
     bar.title = `${what}: ${v.end ? secs(v.start, v.end) : "running"}${v.error ? ` — ${v.error}` : ""}`;
     const row = el("div", { className: "tl-row visit" },
       el("span", { className: "label", textContent: `${what} ${v.end ? secs(v.start, v.end) : "…"}` }),
@@ -408,6 +430,8 @@ function renderTimeline(ex) {
       if (item.kind === "turn") {
         text = `model turn ${item.iteration ?? ""}: ${item.tokensIn}+${item.tokensOut} tok` +
                (item.cost ? ` $${item.cost.toFixed(4)}` : "");
+      } else if (item.kind === "retry") {
+        text = `retry ${item.attempt}${item.error ? `: ${item.error}` : ""}`;
       } else if (item.kind === "wait") {
         text = `waiting for input${item.end ? ` ${secs(item.start, item.end)}` : " …"}`;
       } else {
