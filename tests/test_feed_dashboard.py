@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 
@@ -30,6 +31,9 @@ async def test_dashboard_is_served_next_to_the_feed() -> None:
             assert status == 200 and headers["content-type"].startswith("text/html")
             assert b"/dashboard.js" in body and "script-src 'self'" in headers[
                 "content-security-policy"]
+            # offline: the page loads nothing from elsewhere (no CDN)
+            assert re.findall(rb'(?:src|href)="([^"]*)"', body) == [b"/dashboard.css",
+                                                                     b"/dashboard.js"]
             base = info.dashboard_url
             _, _, conf = await trio.to_thread.run_sync(_get, base + "config.json")
             assert json.loads(conf) == {"feed_port": info.port, "token_required": False}
