@@ -339,8 +339,10 @@ function drawGraph() {
     title.textContent = n.label;
     const sub = svg("text", { x: n.x, y: n.y + 13, "text-anchor": "middle", class: "sub" });
     sub.textContent = [n.node_type, ...n.roles].join(" · ");
+    const badge = svg("text", { x: n.x + n.width / 2 - 6, y: n.y - n.height / 2 + 13,
+                                "text-anchor": "end", class: "badge" });
     const tip = svg("title");
-    group.append(rect, title, sub, tip);
+    group.append(rect, title, sub, badge, tip);
     root.append(group);
   }
   $("graph").replaceChildren(root);
@@ -353,7 +355,11 @@ function paintGraph(ex) {
     const s = (ex && ex.nodes.get(id)) || "idle";
     group.dataset.state = s;
     group.setAttribute("aria-label", `${id}: ${s}`);
-    group.querySelector("title").textContent = `${id}: ${s}`;
+    const visits = ex ? ex.visits.filter((v) => v.node === id) : [];
+    const last = visits[visits.length - 1];
+    group.querySelector(".badge").textContent = visits.length > 1 ? `×${visits.length}` : "";
+    group.querySelector("title").textContent = `${id}: ${s}` +
+      (last ? ` · ${visits.length} visit(s), last ${last.end ? secs(last.start, last.end) : "running"}` : "");
   }
   for (const group of document.querySelectorAll("#graph .edge")) {
     group.dataset.traversed = String(Boolean(ex && ex.traversed.has(group.dataset.edgeId)));
