@@ -11,6 +11,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import trio
@@ -25,8 +26,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def run_command(path: str, input_json: str, *, model: str | None = None,
                 storage: str | None = None, entry_point: str | None = None,
-                scripted: str | None = None, out: TextIO | None = None) -> int:
-    """Run the agent at ``path`` once, headless, with ``input_json`` as its input."""
+                scripted: str | None = None, out: TextIO | None = None,
+                mcp_config: Sequence[str] = ()) -> int:
+    """Run the agent at ``path`` once, headless, with ``input_json`` as its input;
+    ``mcp_config``: extra mcp_servers.json files."""
     out = out or sys.stdout
     try:
         input_data = json.loads(input_json)
@@ -42,14 +45,14 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
         runtime = runner.runtime
         return await run_headless(runtime, lambda: runtime.trigger(ep, input_data),
                                   entry_point_id=ep, out=out,
-                                  resume_hint=_hint(path, storage, model, scripted))
+                                  resume_hint=_hint(path, storage, model, scripted, mcp_config))
 
-    return _with_runner(path, model, storage, scripted, main)
+    return _with_runner(path, model, storage, scripted, main, mcp_config)
 
 
 def resume_command(path: str, session_id: str, *, model: str | None = None,
                    storage: str | None = None, scripted: str | None = None,
-                   out: TextIO | None = None) -> int:
+                   out: TextIO | None = None, mcp_config: Sequence[str] = ()) -> int:
     """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint."""
     out = out or sys.stdout
 
@@ -60,9 +63,9 @@ def resume_command(path: str, session_id: str, *, model: str | None = None,
         record = SessionStore(runner.storage_path).read_state(session_id)
         return await run_headless(runtime, lambda: runtime.resume_nowait(session_id),
                                   entry_point_id=record.entry_point, out=out,
-                                  resume_hint=_hint(path, storage, model, scripted))
+                                  resume_hint=_hint(path, storage, model, scripted, mcp_config))
 
-    return _with_runner(path, model, storage, scripted, main)
+    return _with_runner(path, model, storage, scripted, main, mcp_config)
 
 
 def sessions_command(path: str, *, storage: str | None = None, out: TextIO | None = None) -> int:
@@ -88,10 +91,10 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
 
 
 def _with_runner(path: str, model: str | None, storage: str | None, scripted: str | None,
-                 main: Any) -> int:
+                 main: Any, mcp_config: Sequence[str] = ()) -> int:
     async def body() -> int:
         runner = AgentRunner.load(path, model=model, llm=_scripted_llm(scripted),
-                                  storage_path=storage)
+                                  storage_path=storage, mcp_servers=list(mcp_config))
         async with runner:
             result = await main(runner)
         done = result.status in (ExecutionStatus.COMPLETED, ExecutionStatus.PAUSED)
@@ -115,7 +118,8 @@ def _scripted_llm(scripted: str | None) -> Any:
     return ScriptedLLM.from_file(scripted, autopilot=True)
 
 
-def _hint(path: str, storage: str | None, model: str | None, scripted: str | None) -> Any:
+def _hint(path: str, storage: str | None, model: str | None, scripted: str | None,
+          mcp_config: Sequence[str] = ()) -> Any:
     def hint(session_id: str) -> str:
         cmd = ["hive-actors", "resume", str(Path(path)), session_id]
         if storage:
@@ -124,6 +128,8 @@ def _hint(path: str, storage: str | None, model: str | None, scripted: str | Non
             cmd += ["--model", model]
         if scripted is not None:
             cmd += ["--scripted", scripted] if scripted else ["--scripted"]
+        for file in mcp_config:
+            cmd += ["--mcp-config", file]
         return "Resume with: " + shlex.join(cmd)
 
     return hint
