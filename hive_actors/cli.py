@@ -254,13 +254,16 @@ def _serve(args: argparse.Namespace) -> int:
     arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
         help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
              "script.json, else autopilot replies"),
+    arg("--trace", action="store_true",
+        help="OpenTelemetry traces and metrics, set up from the OTEL_* environment variables "
+             "(needs hive-actors[otel])"),
 )
 def _run(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import run_command
 
     return run_command(args.path, args.input, model=args.model, storage=args.storage,
                        entry_point=args.entry_point, scripted=args.scripted,
-                       mcp_config=args.mcp_config)
+                       mcp_config=args.mcp_config, trace=args.trace)
 
 
 @command(

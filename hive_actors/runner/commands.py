@@ -19,6 +19,7 @@ import trio
 from hive_actors.errors import HiveActorsError
 from hive_actors.runner.headless import run_headless
 from hive_actors.runner.runner import AgentRunner
+from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.status import ExecutionStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,9 +28,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def run_command(path: str, input_json: str, *, model: str | None = None,
                 storage: str | None = None, entry_point: str | None = None,
                 scripted: str | None = None, out: TextIO | None = None,
-                mcp_config: Sequence[str] = ()) -> int:
+                mcp_config: Sequence[str] = (), trace: bool = False) -> int:
     """Run the agent at ``path`` once, headless, with ``input_json`` as its input;
-    ``mcp_config``: extra mcp_servers.json files."""
+    ``mcp_config``: extra mcp_servers.json files; ``trace`` sends OpenTelemetry traces and
+    metrics where the ``OTEL_*`` variables say."""
     out = out or sys.stdout
     try:
         input_data = json.loads(input_json)
@@ -47,7 +49,7 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
                                   entry_point_id=ep, out=out,
                                   resume_hint=_hint(path, storage, model, scripted, mcp_config))
 
-    return _with_runner(path, model, storage, scripted, main, mcp_config)
+    return _with_runner(path, model, storage, scripted, main, mcp_config, trace)
 
 
 def resume_command(path: str, session_id: str, *, model: str | None = None,
@@ -91,20 +93,29 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
 
 
 def _with_runner(path: str, model: str | None, storage: str | None, scripted: str | None,
-                 main: Any, mcp_config: Sequence[str] = ()) -> int:
+                 main: Any, mcp_config: Sequence[str] = (), trace: bool = False) -> int:
     async def body() -> int:
         runner = AgentRunner.load(path, model=model, llm=_scripted_llm(scripted),
-                                  storage_path=storage, mcp_servers=list(mcp_config))
+                                  storage_path=storage, mcp_servers=list(mcp_config),
+                                  config=RuntimeConfig(tracing=True) if trace else None)
         async with runner:
             result = await main(runner)
         done = result.status in (ExecutionStatus.COMPLETED, ExecutionStatus.PAUSED)
         return EXIT_OK if done else EXIT_FAILED
 
+    shutdown = None
     try:
+        if trace:
+            from hive_actors.tracing import configure_from_env
+
+            shutdown = configure_from_env()
         return trio.run(body)
     except (HiveActorsError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if shutdown is not None:
+            shutdown()  # flushes what is still batched
 
 
 def _scripted_llm(scripted: str | None) -> Any:
