@@ -74,6 +74,7 @@ async def _list_sessions(runtime: Any, status: str | None) -> list[Any]:
         return []
     from hive_actors.storage.session_store import SessionStore
 
+    await inspection.flush_view(runtime)
     store = SessionStore(storage_path)
     return await trio.to_thread.run_sync(lambda: store.list_sessions(status=status))
 

@@ -61,9 +61,18 @@ def _read_session(store: Any, session_id: str) -> dict[str, Any]:
     }
 
 
+async def flush_view(runtime: Any) -> None:
+    """Wait until the runtime's session files show every durable record (its journal's view
+    lags by a pass), so a page reads what the runtime already reported."""
+    flush = getattr(runtime, "flush_view", None)
+    if flush is not None:
+        await flush()
+
+
 async def get_session(runtime: Any, request: p.GetSession) -> dict[str, Any]:
     """The stored record, folder, checkpoints (seq, kind, node, time), output and summary."""
     store = _store(runtime)
+    await flush_view(runtime)
     return await trio.to_thread.run_sync(_read_session, store, request.session_id)
 
 
