@@ -10,6 +10,7 @@ See ``docs/feed.md`` for the protocol with examples.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Union
 
 import attrs
@@ -28,6 +29,12 @@ NOT_FOUND = "not_found"
 REJECTED = "rejected"
 LIMIT = "limit"
 INTERNAL = "internal"
+
+
+# A frame nested deeper than this (arrays and objects) is refused before it is decoded.
+MAX_FRAME_DEPTH = 64
+# ``since`` and ``limit`` above this are refused (bus offsets never get near it).
+MAX_COUNT = 2**53
 
 
 # -- client -> server ---------------------------------------------------------------------
@@ -161,9 +168,13 @@ def parse_request(frame: str | bytes) -> Request:
     Raises ProtocolError carrying the ``error`` reply (with the request id when one could be
     read) for malformed JSON, a non-object, a missing or unknown ``type`` or a bad field.
     """
+    if frame_too_deep(frame, MAX_FRAME_DEPTH):
+        raise ProtocolError(
+            Error(None, BAD_JSON, f"frame is nested more than {MAX_FRAME_DEPTH} levels deep")
+        )
     try:
         data = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(Error(None, BAD_JSON, f"frame is not valid JSON: {exc}")) from None
     if not isinstance(data, dict):
         kind = type(data).__name__
@@ -190,13 +201,49 @@ def parse_request(frame: str | bytes) -> Request:
         raise ProtocolError(Error(request_id, BAD_REQUEST, problems)) from None
     for name in ("since", "limit"):
         value = getattr(request, name, None)
-        if value is not None and value < 0:
-            raise ProtocolError(Error(request_id, BAD_REQUEST, f"{kind}.{name} must be >= 0"))
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            raise ProtocolError(
+                Error(request_id, BAD_REQUEST, f"{kind}.{name} must be from 0 to {MAX_COUNT}")
+            )
     return request
 
 
+# A JSON string (skipped whole) or one bracket.
+_DEPTH_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def frame_too_deep(frame: str | bytes, limit: int) -> bool:
+    """Whether the JSON text ``frame`` nests arrays/objects more than ``limit`` deep.
+
+    Linear in the frame's length; cheap when the frame holds few brackets at all.
+    """
+    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _DEPTH_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
 def encode(message: ServerMessage) -> str:
-    """One server message as a JSON text frame (values JSON cannot hold become strings)."""
+    """One server message as a JSON text frame (values JSON cannot hold become strings).
+
+    The text is always valid UTF-8: a lone surrogate (say in an echoed id) is sent as a
+    ``\\uXXXX`` escape rather than breaking the frame.
+    """
     data = converter.unstructure(message)
     data = {"type": data.pop("type"), **data}  # type first: easier to read in logs
-    return json.dumps(data, ensure_ascii=False, default=str)
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(data, ensure_ascii=True, default=str)
+    return text
