@@ -10,13 +10,13 @@ See ``docs/feed.md`` for the protocol with examples.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Union
 
 import attrs
 import cattrs
 
 from hive_actors.events import AgentEvent, EventType
+from hive_actors.jsonsafe import too_deep
 from hive_actors.serde import converter
 
 RequestId = Union[str, int]
@@ -168,7 +168,7 @@ def parse_request(frame: str | bytes) -> Request:
     Raises ProtocolError carrying the ``error`` reply (with the request id when one could be
     read) for malformed JSON, a non-object, a missing or unknown ``type`` or a bad field.
     """
-    if frame_too_deep(frame, MAX_FRAME_DEPTH):
+    if too_deep(frame, MAX_FRAME_DEPTH):
         raise ProtocolError(
             Error(None, BAD_JSON, f"frame is nested more than {MAX_FRAME_DEPTH} levels deep")
         )
@@ -209,29 +209,6 @@ def parse_request(frame: str | bytes) -> Request:
 
 
 # A JSON string (skipped whole) or one bracket.
-_DEPTH_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
-
-
-def frame_too_deep(frame: str | bytes, limit: int) -> bool:
-    """Whether the JSON text ``frame`` nests arrays/objects more than ``limit`` deep.
-
-    Linear in the frame's length; cheap when the frame holds few brackets at all.
-    """
-    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth = 0
-    for match in _DEPTH_TOKENS.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in "]}":
-            depth -= 1
-    return False
-
-
 def encode(message: ServerMessage) -> str:
     """One server message as a JSON text frame (values JSON cannot hold become strings).
 

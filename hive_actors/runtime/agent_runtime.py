@@ -70,6 +70,7 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task, 
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
+from hive_actors.storage.recovery import choose_checkpoint
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
@@ -484,21 +485,29 @@ class AgentRuntime:
 
     # ---- sessions ------------------------------------------------------------------------
 
-    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None) -> str:
+    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None,
+                            *, checkpoint: int | None = None, fallback: bool = False) -> str:
         """Like `resume` but returns the execution id (= session id) once accepted."""
-        return (await self._resume_session(session_id, input_data)).id
+        return (await self._resume_session(session_id, input_data, checkpoint, fallback)).id
 
-    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
+    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None, *,
+                     checkpoint: int | None = None, fallback: bool = False) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
         checkpoint (completed nodes never run again) and return its result.
 
-        Raises RuntimeStateError (not running, no storage, session already running or
-        completed), UnknownSessionError, UnknownEntryPointError.
+        ``checkpoint=N`` continues from checkpoint N instead. A damaged latest checkpoint
+        refuses the resume (`CorruptFileError` naming it and these choices) unless
+        ``fallback=True``, which continues from the newest intact one (and logs which nodes
+        run again). Raises RuntimeStateError (not running, no storage, session already
+        running or completed), UnknownSessionError, UnknownEntryPointError,
+        SessionStateError (no intact checkpoint N).
         """
-        return await (await self._resume_session(session_id, input_data)).wait()
+        return await (await self._resume_session(session_id, input_data, checkpoint,
+                                                 fallback)).wait()
 
-    async def _resume_session(self, session_id: str,
-                              input_data: dict[str, Any] | None) -> Execution:
+    async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
+                              checkpoint: int | None = None,
+                              fallback: bool = False) -> Execution:
         """Submit ``session_id`` again to its entry point's stream, from its latest checkpoint
         (or from the start with its original input if none was saved).
 
@@ -518,7 +527,11 @@ class AgentRuntime:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
         stream = self._stream(record.entry_point)
         store = CheckpointStore(sessions.session_dir(session_id), self._svc.writer)
-        latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
+        point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
+            store, session_id, checkpoint=checkpoint, fallback=fallback))
+        if point.note:
+            log.warning("%s", point.note)
+        latest = point.checkpoint
         self._resuming.add(session_id)
         try:
             if latest is None:  # nothing completed: start over with the original input

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hive_actors.errors import CorruptFileError, SessionStateError
+from hive_actors.errors import CorruptFileError
 from hive_actors.graph.result import SessionState
 from hive_actors.serde import converter
 from hive_actors.storage.atomic import is_temp_name
-from hive_actors.storage.jsonfile import load_json_object
+from hive_actors.storage.jsonfile import check_inside, load_json_object
 from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:
             created_at=dt.datetime.fromisoformat(data.pop("created_at")),
             state=state,
         )
-    except (KeyError, TypeError, ValueError, SessionStateError) as exc:
-        raise CorruptFileError(str(path), f"malformed checkpoint: {exc}") from None
+    except Exception as exc:  # any shape of damage: KeyError, TypeError, SessionStateError...
+        raise CorruptFileError(str(path), f"malformed checkpoint: {exc!r}") from None
     if data:
         raise CorruptFileError(str(path), f"unexpected keys {sorted(data)}")
     return cp
@@ -123,6 +123,7 @@ class CheckpointStore:
         self.dir = self.session_dir / "checkpoints"
         self._writer = writer
         self._companions = companions
+        check_inside(self.dir, self.session_dir)  # a planted symlink is refused, not followed
         self._key = str(self.dir.resolve())
         scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
         with _seq_lock:
@@ -140,6 +141,8 @@ class CheckpointStore:
             names = [p.name for p in self.dir.iterdir()]
         except FileNotFoundError:
             return []
+        except OSError as exc:  # e.g. a file where the folder should be
+            raise CorruptFileError(str(self.dir), f"cannot list: {exc.strerror or exc}") from None
         found = []
         for name in names:
             if is_temp_name(name):
