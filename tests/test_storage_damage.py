@@ -5,10 +5,7 @@ and nothing follows a symlink out of the storage folder."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,17 +40,14 @@ def three(b):
 
 
 @pytest.fixture
-def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, devnull_stdin: None) -> Path:
     folder = tmp_path / "damage_agent"
     folder.mkdir()
     (folder / "agent.py").write_text(textwrap.dedent(AGENT_PY))
     (folder / "steps.py").write_text(textwrap.dedent(STEPS_PY))
     monkeypatch.setenv("DAMAGE_LOG", str(tmp_path / "calls.log"))
     monkeypatch.setenv("DAMAGE_FAIL", str(tmp_path / "fail"))
-    devnull = open(os.devnull)  # the headless runner reads stdin for client input
-    monkeypatch.setattr(sys, "stdin", devnull)
-    yield folder
-    devnull.close()
+    return folder
 
 
 def calls(tmp_path: Path) -> list[str]:

@@ -30,7 +30,7 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
     out = out or sys.stdout
     try:
         input_data = json.loads(input_json)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         print(f"--input is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not isinstance(input_data, dict):

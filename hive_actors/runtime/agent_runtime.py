@@ -54,6 +54,7 @@ from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.executor import GraphExecutor
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
+from hive_actors.jsonsafe import InputCheck
 from hive_actors.llm.provider import LLMProvider
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.event_bus import EventBus, Handler, TypeSpec
@@ -405,6 +406,7 @@ class AgentRuntime:
         self._check_running()
         stream = self._stream(entry_point_id)
         data = _input_dict(entry_point_id, input_data)
+        await self._check_input(data, f"entry point {entry_point_id!r}: input_data")
         state = SessionState.from_dict(session_state) if session_state is not None else None
         if key is None:
             return await stream.submit(data, state)
@@ -413,6 +415,15 @@ class AgentRuntime:
             lambda: stream.submit(data, state, idempotency_key=key),
             ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
         )
+
+    async def _check_input(self, value: object, where: str) -> None:
+        """Raise InputDataError unless ``value`` is plain JSON within the config's bounds.
+        A small value is checked at once; a large one's remainder in a worker thread, so
+        the event loop never stalls on it."""
+        check = InputCheck(value, where=where, max_bytes=self.config.max_input_bytes,
+                           max_depth=self.config.max_input_depth)
+        if not check.step(_ITEMS_CHECKED_ON_LOOP):
+            await trio.to_thread.run_sync(check.step)
 
     async def trigger(self, entry_point_id: str, input_data: dict[str, Any] | None = None,
                       session_state: SessionStateInput = None,
@@ -522,6 +533,9 @@ class AgentRuntime:
         streams = self._streams.values()
         if session_id in self._resuming or any(s.find(session_id) for s in streams):
             raise RuntimeStateError(f"session {session_id!r} is already running here")
+        if input_data is not None:
+            await self._check_input(_input_dict("resume", input_data),
+                                    f"resume of {session_id!r}: input_data")
         record = await trio.to_thread.run_sync(sessions.read_state, session_id)
         if record.status == ExecutionStatus.COMPLETED:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
@@ -600,6 +614,10 @@ def _run_of(
 ) -> Callable[[], Callable[..., Any]]:
     """A ``make_run`` for ``_start_actor``: the actor's ``run``, looked up at each (re)start."""
     return lambda: actor.run
+
+
+# Values of an input checked on the event loop before the rest goes to a worker thread.
+_ITEMS_CHECKED_ON_LOOP = 10_000
 
 
 def _input_dict(entry_point_id: str, input_data: object) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from hive_actors.errors import CorruptFileError
 from hive_actors.graph.result import SessionState
@@ -107,6 +108,11 @@ _next_seq: dict[str, int] = {}
 _seq_lock = threading.Lock()
 
 
+# A session whose checkpoint encodes to more than this encodes the following ones in a
+# worker thread (states rarely shrink); smaller ones encode faster than a thread hop.
+ENCODE_IN_THREAD_BYTES = 256 * 1024
+
+
 class CheckpointStore:
     """Saves and reads the checkpoints of one session folder.
 
@@ -123,6 +129,7 @@ class CheckpointStore:
         self.dir = self.session_dir / "checkpoints"
         self._writer = writer
         self._companions = companions
+        self._large = False  # once a checkpoint was large, the next ones encode in a thread
         check_inside(self.dir, self.session_dir)  # a planted symlink is refused, not followed
         self._key = str(self.dir.resolve())
         scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
@@ -168,7 +175,11 @@ class CheckpointStore:
             state=state,
         )
         path = self.dir / checkpoint_file_name(cp.seq, kind)
-        data = encode_checkpoint(cp)
+        if self._large:  # a state this big would stall every execution while encoded
+            data = await trio.to_thread.run_sync(encode_checkpoint, cp)
+        else:
+            data = encode_checkpoint(cp)
+            self._large = len(data) > ENCODE_IN_THREAD_BYTES
         ops = [FileOp.write(path, data)]
         if self._companions is not None:
             ops.extend(self._companions(cp))
