@@ -7,10 +7,10 @@ counted), printf-style ``%`` formatting; other failures are ordinary Python exce
 `Expression.evaluate` turns into `ExpressionEvalError`.
 
 Time is bounded by a budget per evaluation: every operation whose cost grows with its values
-(a function or method working through a string or container, ``+``/``*`` of sequences, ``in``)
-charges the items it reads and builds, *before* doing the work, against `MAX_WORK`. An
-expression has no loops and at most a few hundred parts, so everything else is bounded by its
-size. The running total lives in one meter that `metered` resets per evaluation.
+(a function or method working through a string or container, a slice, ``+``/``*`` of
+sequences, ``in``) charges the items it reads and builds, *before* doing the work, against
+`MAX_WORK`. An expression has no loops and at most a few hundred parts, so everything else
+is bounded by its size. The running total lives in one meter that `metered` resets per evaluation.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def charge(units: int) -> None:
 def _over_budget() -> None:
     raise ExpressionLimitError(
         f"evaluation exceeds its budget of {MAX_WORK} items handled "
-        f"(by functions, methods, + and * of sequences, 'in')"
+        f"(by functions, methods, slices, + and * of sequences, 'in')"
     )
 
 
@@ -267,6 +267,13 @@ def subscript(target: Any, key: Any) -> Any:
     if isinstance(target, (Mapping, list, tuple, str)):
         return target[key]
     raise ExpressionEvalError(f"a {type(target).__name__} value cannot be indexed")
+
+
+def slice_of(target: Any, key: slice) -> Any:
+    """``target[a:b:c]``: a copy, so its size is charged to the budget."""
+    result = subscript(target, key)
+    charge(_size(result))
+    return result
 
 
 def field(target: Any, name: str) -> Any:

@@ -397,7 +397,8 @@ class _Compiler:
                 self.compile(part) if part is not None else (lambda ns: None)
                 for part in (index.lower, index.upper, index.step)
             )
-            return lambda ns: ops.subscript(target(ns), slice(lower(ns), upper(ns), step(ns)))
+            self.metered = True
+            return lambda ns: ops.slice_of(target(ns), slice(lower(ns), upper(ns), step(ns)))
         key = self.compile(index)
         return lambda ns: ops.subscript(target(ns), key(ns))
 
