@@ -160,3 +160,19 @@ def test_checkpoints_folder_symlinked_out_of_storage_is_refused(
     assert "symlink" in capsys.readouterr().err
     assert sorted(p.name for p in outside.iterdir()) == before
     assert calls(tmp_path) == ["n1", "n2", "n3"]
+
+
+def test_session_folder_or_state_symlinked_out_of_storage_is_damaged(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "state.json").write_text("{}")
+    sessions = tmp_path / "store" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "session_a").symlink_to(outside, target_is_directory=True)
+    (sessions / "session_b").mkdir()
+    (sessions / "session_b" / "state.json").symlink_to(outside / "state.json")
+    store = SessionStore(tmp_path / "store")
+    for sid in ("session_a", "session_b"):
+        with pytest.raises(CorruptFileError, match="symlink leading out"):
+            store.read_state(sid)
+    assert [d.session_id for d in store.scan()[1]] == ["session_a", "session_b"]

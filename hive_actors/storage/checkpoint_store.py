@@ -130,7 +130,7 @@ class CheckpointStore:
         self._writer = writer
         self._companions = companions
         self._large = False  # once a checkpoint was large, the next ones encode in a thread
-        check_inside(self.dir, self.session_dir)  # a planted symlink is refused, not followed
+        check_inside(self.session_dir, self.dir)  # a planted symlink is refused, not followed
         self._key = str(self.dir.resolve())
         scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
         with _seq_lock:

@@ -39,12 +39,18 @@ def load_json_object(path: Path, raw: bytes) -> dict[str, Any]:
     return data
 
 
-def check_inside(path: Path, root: Path) -> None:
-    """Raise `CorruptFileError` naming ``path`` if, symlinks followed, it leads out of
-    ``root`` (a planted or stray link must not make storage read or write elsewhere)."""
-    try:
-        real, real_root = os.path.realpath(path), os.path.realpath(root)
-    except (OSError, ValueError) as exc:
-        raise CorruptFileError(str(path), f"cannot resolve: {exc}") from None
-    if os.path.commonpath([real, real_root]) != real_root:
-        raise CorruptFileError(str(path), f"a symlink leading out of {root} (to {real})")
+def check_inside(root: Path, *paths: Path) -> None:
+    """Raise `CorruptFileError` naming the path if one of ``paths`` is a symlink leading out
+    of ``root`` (a planted or stray link must not make storage read or write elsewhere).
+
+    Costs one ``lstat`` per path; only a symlink is resolved.
+    """
+    for path in paths:
+        if not os.path.islink(path):
+            continue
+        try:
+            real, real_root = os.path.realpath(path), os.path.realpath(root)
+        except (OSError, ValueError) as exc:
+            raise CorruptFileError(str(path), f"cannot resolve: {exc}") from None
+        if os.path.commonpath([real, real_root]) != real_root:
+            raise CorruptFileError(str(path), f"a symlink leading out of {root} (to {real})")

@@ -219,7 +219,7 @@ class SessionStore:
         if paths is None:
             folder = self.sessions_dir / check_session_id(session_id)
             logs = folder / "logs"
-            check_inside(logs, self.sessions_dir)  # the folder or logs/ may be planted links
+            check_inside(self.sessions_dir, folder, logs)  # either may be a planted link
             paths = (folder, folder / "state.json", logs, logs / "details.jsonl")
             if len(self._path_cache) >= _PATH_CACHE_SIZE:
                 self._path_cache.clear()
@@ -293,7 +293,7 @@ class SessionStore:
         `CorruptFileError` (damaged, or a symlink out of the storage folder),
         `InvalidSessionIdError`."""
         path = self.state_path(session_id)
-        check_inside(path, self.sessions_dir)
+        check_inside(self.sessions_dir, path)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
