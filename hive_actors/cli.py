@@ -102,12 +102,15 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 
 
-@command("info", "show an agent's nodes, edges, entry points and tools", arg("path", metavar="PATH"))
+@command("info", "show an agent's nodes, edges, entry points and tools (starts its MCP "
+         "servers to list theirs)", arg("path", metavar="PATH"),
+         arg("--mcp-config", action="append", default=[], metavar="FILE",
+             help="an mcp_servers.json besides the agent folder's own (repeatable)"))
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from hive_actors.errors import AgentDefinitionError
+    from hive_actors.errors import AgentDefinitionError, HiveActorsError
     from hive_actors.graph.loader import load_agent
 
     try:
@@ -139,17 +142,50 @@ def _info(args: argparse.Namespace) -> int:
     eps = Table("id", "entry node", "trigger", "isolation", title="Entry points")
     for ep in agent.entry_points:
         eps.add_row(ep.id, ep.entry_node, ep.trigger_type, ep.isolation_level)
+    try:
+        servers = _server_tools(agent.path, args.mcp_config)
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    offered: dict[str, tuple[str, str]] = {}
+    mcp = Table("server", "transport", "command or URL", "tools", title="MCP servers")
+    for config, found in servers:
+        if isinstance(found, str):
+            mcp.add_row(config.name, config.transport, config.target, f"[red]{found}[/red]")
+            continue
+        mcp.add_row(config.name, config.transport, config.target, ", ".join(t.name for t in found))
+        for t in found:
+            offered.setdefault(t.name, (f"MCP {config.name}", t.description or ""))
     tools = Table("name", "provided by", "description", title="Tools")
     used = dict.fromkeys([*agent.required_tools, *(t for n in graph.nodes for t in n.tools)])
     for name in dict.fromkeys([*agent.tools.names(), *used]):
         tool = agent.tools.get(name)
-        source = "tools.py" if tool else ("tool_executor" if name in agent.tools else "missing (run time?)")
-        tools.add_row(name, source, tool.description if tool else "")
-    for table in (nodes, edges, eps, tools):
+        if tool is not None:
+            source, text = "tools.py", tool.description
+        elif name in offered:
+            source, text = offered[name]
+        else:
+            source, text = ("tool_executor" if name in agent.tools else "missing"), ""
+        tools.add_row(name, source, text)
+    for table in (nodes, edges, eps, *([mcp] if servers else []), tools):
         console.print(table)
+    all_provided = all(n in agent.tools or n in offered for n in used)
     for w in agent.warnings:
+        if all_provided and w.path.endswith(".tools"):  # validate's offline guess: now known
+            continue
         console.print(f"[yellow]{w}[/yellow]", highlight=False)
     return EXIT_OK
+
+
+def _server_tools(path: Any, extra: list[str]) -> list[tuple[Any, Any]]:
+    """(config, its tools or the start error) per MCP server of the agent."""
+    import trio
+
+    from hive_actors.tools.mcp_client import list_server_tools
+    from hive_actors.tools.mcp_config import servers_for_agent
+
+    configs = servers_for_agent(path, extra)
+    return trio.run(list_server_tools, configs) if configs else []
 
 
 # ---------------------------------------------------------------- serve
@@ -166,6 +202,9 @@ def _info(args: argparse.Namespace) -> int:
         help="token clients must give (?token= or Authorization: Bearer); "
              "default: $HIVE_ACTORS_FEED_TOKEN"),
     arg("--no-dashboard", action="store_true", help="serve the event feed only"),
+    arg("--mcp-config", action="append", default=[], metavar="FILE",
+        help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
+             "to the agent folder's own)"),
     arg("--storage", default=None, help="sessions folder (default ~/.hive/agents/NAME)"),
     arg("--model", default=None, help="litellm model name, e.g. openai/gpt-4o-mini"),
     arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
@@ -188,15 +227,22 @@ def _serve(args: argparse.Namespace) -> int:
     arg("--model", default=None, help="provider/name of the model (litellm form)"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
     arg("--entry-point", default=None, help="entry point id (default: the first)"),
+    arg("--mcp-config", action="append", default=[], metavar="FILE",
+        help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
+             "to the agent folder's own)"),
     arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
         help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
              "script.json, else autopilot replies"),
+    arg("--trace", action="store_true",
+        help="OpenTelemetry traces and metrics, set up from the OTEL_* environment variables "
+             "(needs hive-actors[otel])"),
 )
 def _run(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import run_command
 
     return run_command(args.path, args.input, model=args.model, storage=args.storage,
-                       entry_point=args.entry_point, scripted=args.scripted)
+                       entry_point=args.entry_point, scripted=args.scripted,
+                       mcp_config=args.mcp_config, trace=args.trace)
 
 
 @command(
@@ -204,6 +250,9 @@ def _run(args: argparse.Namespace) -> int:
     "continue a session from its latest checkpoint (completed nodes do not run again)",
     arg("path", metavar="PATH"),
     arg("session_id", metavar="SESSION_ID"),
+    arg("--mcp-config", action="append", default=[], metavar="FILE",
+        help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
+             "to the agent folder's own)"),
     arg("--model", default=None, help="provider/name of the model (litellm form)"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
     arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
@@ -220,7 +269,7 @@ def _resume(args: argparse.Namespace) -> int:
 
     return resume_command(args.path, args.session_id, model=args.model, storage=args.storage,
                           scripted=args.scripted, checkpoint=args.checkpoint,
-                          fallback=args.fallback)
+                          fallback=args.fallback, mcp_config=args.mcp_config)
 
 
 @command(

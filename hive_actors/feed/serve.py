@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import trio
@@ -45,6 +46,7 @@ def describe(info: FeedInfo, token: str | None) -> str:
 
 async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
                       storage: str | Path | None = None, out: TextIO = sys.stdout,
+                      mcp_config: Sequence[str] = (),
                       task_status: trio.TaskStatus[FeedInfo] = trio.TASK_STATUS_IGNORED) -> None:
     """Load the agent at ``path``, run its runtime with the feed until SIGINT/SIGTERM or
     cancellation, then stop everything. ``task_status.started`` gets the FeedInfo.
@@ -53,6 +55,7 @@ async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
     """
     from hive_actors.graph.loader import load_agent
     from hive_actors.runtime.agent_runtime import create_agent_runtime
+    from hive_actors.tools.mcp_config import servers_for_agent
 
     config = resolve_config(config)
     agent = load_agent(path)
@@ -60,6 +63,7 @@ async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
     runtime = create_agent_runtime(
         agent.graph, agent.goal, storage_path, entry_points=agent.entry_points, llm=llm,
         tools=agent.tools, agent_name=agent.name,
+        mcp_servers=servers_for_agent(agent.path, list(mcp_config)),
     )
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with runtime, open_event_feed(runtime, config=config) as info:
@@ -83,7 +87,8 @@ def run_from_args(args: Any) -> int:
                         dashboard_port=dashboard)
     try:
         llm = make_llm(args.model, args.scripted)
-        trio.run(lambda: serve_agent(args.path, llm=llm, config=config, storage=args.storage))
+        trio.run(lambda: serve_agent(args.path, llm=llm, config=config, storage=args.storage,
+                                       mcp_config=getattr(args, "mcp_config", ())))
     except BaseException as exc:  # noqa: BLE001 - report the one real error, not a group
         real = _single(exc)
         if isinstance(real, AgentDefinitionError):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hive_actors.tools.context import ToolContext, use_tool_context
 from hive_actors.events import EventSink, EventType, NullSink
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.client_input import InputHub
@@ -124,7 +125,17 @@ class GraphExecutor:
         run = _Execution(runner, compiled.routing, previous)
         self._run = run
         try:
-            return await run.run(entry_node, started)
+            with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
+                                              session_dir=self.storage_path)):
+                tracing = self.config.tracing
+                if tracing is None:
+                    return await run.run(entry_node, started)
+                with tracing.execution(graph.id, sid, entry_node) as span:
+                    result = await run.run(entry_node, started)
+                    span.set_attribute("hive.execution.status", result.status.value)
+                    if result.status is ExecutionStatus.FAILED:
+                        tracing.fail(span, "execution_failed", result.error or "failed")
+                    return result
         finally:
             if self._run is run:
                 self._run = None
@@ -290,7 +301,8 @@ class _Execution:
             verdicts = None
             if source in self.table.has_llm_decide and succeeded:
                 verdicts = await decide_edges(self.services.llm, self.runner.compiled.index,
-                                              self.goal, source, output)
+                                              self.goal, source, output,
+                                              self.services.config.tracing)
             decision = self.table.decide(
                 source, succeeded, output, self.state.memory, verdicts
             )

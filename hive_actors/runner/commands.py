@@ -11,6 +11,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import trio
@@ -18,6 +19,7 @@ import trio
 from hive_actors.errors import HiveActorsError
 from hive_actors.runner.headless import run_headless
 from hive_actors.runner.runner import AgentRunner
+from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.status import ExecutionStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -25,8 +27,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def run_command(path: str, input_json: str, *, model: str | None = None,
                 storage: str | None = None, entry_point: str | None = None,
-                scripted: str | None = None, out: TextIO | None = None) -> int:
-    """Run the agent at ``path`` once, headless, with ``input_json`` as its input."""
+                scripted: str | None = None, out: TextIO | None = None,
+                mcp_config: Sequence[str] = (), trace: bool = False) -> int:
+    """Run the agent at ``path`` once, headless, with ``input_json`` as its input;
+    ``mcp_config``: extra mcp_servers.json files; ``trace`` sends OpenTelemetry traces and
+    metrics where the ``OTEL_*`` variables say."""
     out = out or sys.stdout
     try:
         input_data = json.loads(input_json)
@@ -42,15 +47,15 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
         runtime = runner.runtime
         return await run_headless(runtime, lambda: runtime.trigger(ep, input_data),
                                   entry_point_id=ep, out=out,
-                                  resume_hint=_hint(path, storage, model, scripted))
+                                  resume_hint=_hint(path, storage, model, scripted, mcp_config))
 
-    return _with_runner(path, model, storage, scripted, main)
+    return _with_runner(path, model, storage, scripted, main, mcp_config, trace)
 
 
 def resume_command(path: str, session_id: str, *, model: str | None = None,
                    storage: str | None = None, scripted: str | None = None,
                    checkpoint: int | None = None, fallback: bool = False,
-                   out: TextIO | None = None) -> int:
+                   out: TextIO | None = None, mcp_config: Sequence[str] = ()) -> int:
     """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint
     (or checkpoint ``checkpoint``). A damaged latest checkpoint refuses, naming the choices,
     unless ``fallback``; going back to an older checkpoint prints which nodes run again."""
@@ -71,9 +76,9 @@ def resume_command(path: str, session_id: str, *, model: str | None = None,
         return await run_headless(runtime, lambda: runtime.resume_nowait(
                                       session_id, checkpoint=checkpoint, fallback=fallback),
                                   entry_point_id=record.entry_point, out=out,
-                                  resume_hint=_hint(path, storage, model, scripted))
+                                  resume_hint=_hint(path, storage, model, scripted, mcp_config))
 
-    return _with_runner(path, model, storage, scripted, main)
+    return _with_runner(path, model, storage, scripted, main, mcp_config)
 
 
 def sessions_command(path: str, *, storage: str | None = None, out: TextIO | None = None) -> int:
@@ -108,20 +113,29 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
 
 
 def _with_runner(path: str, model: str | None, storage: str | None, scripted: str | None,
-                 main: Any) -> int:
+                 main: Any, mcp_config: Sequence[str] = (), trace: bool = False) -> int:
     async def body() -> int:
         runner = AgentRunner.load(path, model=model, llm=_scripted_llm(scripted),
-                                  storage_path=storage)
+                                  storage_path=storage, mcp_servers=list(mcp_config),
+                                  config=RuntimeConfig(tracing=True) if trace else None)
         async with runner:
             result = await main(runner)
         done = result.status in (ExecutionStatus.COMPLETED, ExecutionStatus.PAUSED)
         return EXIT_OK if done else EXIT_FAILED
 
+    shutdown = None
     try:
+        if trace:
+            from hive_actors.tracing import configure_from_env
+
+            shutdown = configure_from_env()
         return trio.run(body)
     except (HiveActorsError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if shutdown is not None:
+            shutdown()  # flushes what is still batched
 
 
 def _scripted_llm(scripted: str | None) -> Any:
@@ -135,7 +149,8 @@ def _scripted_llm(scripted: str | None) -> Any:
     return ScriptedLLM.from_file(scripted, autopilot=True)
 
 
-def _hint(path: str, storage: str | None, model: str | None, scripted: str | None) -> Any:
+def _hint(path: str, storage: str | None, model: str | None, scripted: str | None,
+          mcp_config: Sequence[str] = ()) -> Any:
     def hint(session_id: str) -> str:
         cmd = ["hive-actors", "resume", str(Path(path)), session_id]
         if storage:
@@ -144,6 +159,8 @@ def _hint(path: str, storage: str | None, model: str | None, scripted: str | Non
             cmd += ["--model", model]
         if scripted is not None:
             cmd += ["--scripted", scripted] if scripted else ["--scripted"]
+        for file in mcp_config:
+            cmd += ["--mcp-config", file]
         return "Resume with: " + shlex.join(cmd)
 
     return hint

@@ -75,6 +75,9 @@ from hive_actors.storage.recovery import choose_checkpoint
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
+from hive_actors.tools.mcp_config import MCPServerConfig
+from hive_actors.tools.registry import ToolRegistry
+from hive_actors.tracing import Tracing
 
 __all__ = [
     "AgentRuntime",
@@ -109,6 +112,7 @@ class AgentRuntime:
         checkpoint_config: CheckpointConfig | None = None,
         config: RuntimeConfig | None = None,
         agent_name: str | None = None,
+        mcp_servers: Iterable[MCPServerConfig] = (),
     ) -> None:
         self.graph = graph
         self.goal = goal
@@ -119,6 +123,7 @@ class AgentRuntime:
         self.checkpoint_config = checkpoint_config
         self.config = config or RuntimeConfig()
         self.agent_name = agent_name or graph.id
+        self.mcp_servers = list(mcp_servers)  # started with the runtime, in this order
         self._specs: dict[str, EntryPointSpec] = {}
         # set while running: what the streams share, the streams and the trigger actors
         self._svc: RuntimeServices | None = None
@@ -137,6 +142,7 @@ class AgentRuntime:
         self._resuming: set[str] = set()
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
+        self._tracing_sink: Tracing | None = None
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -238,6 +244,8 @@ class AgentRuntime:
                                                                        context_vars)
                     with trio.CancelScope() as self._work_scope:
                         async with trio.open_nursery() as work:
+                            if self.mcp_servers:
+                                await self._start_mcp_servers(work, svc)
                             await self._start_streams(work, svc, triggers)
                             self._state = "running"
                             self._recover_interrupted(work, svc)
@@ -347,7 +355,18 @@ class AgentRuntime:
             sessions=sessions, writer=writer, agent_name=self.agent_name,
             owner=current_owner() if sessions is not None else None,
             executor_class=self.executor_class, context_vars=context_vars,
+            tracing=self._tracing(),
         )
+
+    def _tracing(self) -> Tracing | None:
+        """The runtime's Tracing when ``config.tracing`` (made once, at the first start)."""
+        config = self.config
+        if config.tracing and self._tracing_sink is None:
+            self._tracing_sink = Tracing(
+                tracer_provider=config.tracer_provider, meter_provider=config.meter_provider,
+                capture_content=config.capture_content, agent_name=self.agent_name,
+            )
+        return self._tracing_sink
 
     async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
                              triggers: dict[str, TimerTrigger | EventTrigger | None]) -> None:
@@ -377,6 +396,30 @@ class AgentRuntime:
             max_restarts=self.config.max_actor_restarts if restarts is None else restarts,
             window=self.config.restart_window_seconds, shielded_scope=shield,
         ))
+
+    async def _start_mcp_servers(self, work: trio.Nursery, svc: RuntimeServices) -> None:
+        """Start the MCP clients in ``work`` (closed with the executions); the streams then
+        use their tools (runtime/mcp_servers.py). Raises a required server's start error."""
+        from hive_actors.graph.services import as_registry
+        from hive_actors.runtime.mcp_servers import start_mcp_servers
+
+        def use(registry: ToolRegistry) -> None:
+            svc.tools, svc.tool_executor = registry, None
+
+        def warn(server: str, message: str) -> None:
+            self._bus.publish_nowait(AgentEvent(
+                type=EventType.TOOL_SERVER_WARNING, stream_id=f"mcp:{server}",
+                data={"server": server, "message": message}))
+
+        def listed(server: str, tools: list[str]) -> None:
+            self._bus.publish_nowait(AgentEvent(
+                type=EventType.TOOLS_CHANGED, stream_id=f"mcp:{server}",
+                data={"server": server, "tools": tools}))
+
+        await start_mcp_servers(
+            work, self.mcp_servers, as_registry(svc.tools, svc.tool_executor),
+            on_crash=self._report_crash, warn=warn, on_registry=use, on_listed=listed,
+            max_restarts=self.config.max_actor_restarts, window=self.config.restart_window_seconds)
 
     def _report_crash(self, name: str, exc: BaseException, count: int) -> None:
         self._bus.publish_nowait(AgentEvent(
@@ -589,12 +632,14 @@ def create_agent_runtime(
     checkpoint_config: CheckpointConfig | None = None,
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
+    mcp_servers: Iterable[MCPServerConfig] = (),
 ) -> AgentRuntime:
     """A runtime (not started) with these entry points; none given = one ``default`` entry
-    point on ``graph.entry_node``. Raises ValueError for bad entry points."""
+    point on ``graph.entry_node``; ``mcp_servers`` start with it (tools/mcp_config.py).
+    Raises ValueError for bad entry points."""
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
-                           config=config, agent_name=agent_name)
+                           config=config, agent_name=agent_name, mcp_servers=mcp_servers)
     for spec in entry_points or [EntryPointSpec(id="default", name="Default",
                                                 entry_node=graph.entry_node)]:
         runtime.register_entry_point(spec)

@@ -44,3 +44,11 @@ class RuntimeConfig:
     # most this deep. Anything else is refused with InputDataError naming the value's path.
     max_input_bytes: int = 8 * 1024 * 1024
     max_input_depth: int = 64
+    # OpenTelemetry spans and metrics of executions, nodes, model and tool calls
+    # (hive_actors/tracing.py; needs `pip install 'hive-actors[otel]'`). The providers: None =
+    # OpenTelemetry's global ones. Prompts, completions and tool arguments/results are
+    # recorded only with capture_content.
+    tracing: bool = False
+    capture_content: bool = False
+    tracer_provider: Any = None
+    meter_provider: Any = None
