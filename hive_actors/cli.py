@@ -102,10 +102,18 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 
 
-@command("info", "show an agent's nodes, edges, entry points and tools (starts its MCP "
-         "servers to list theirs)", arg("path", metavar="PATH"),
-         arg("--mcp-config", action="append", default=[], metavar="FILE",
-             help="an mcp_servers.json besides the agent folder's own (repeatable)"))
+@command(
+    "info",
+    "show an agent's nodes, edges, entry points and tools (starts its MCP servers to list "
+    "theirs)",
+    arg("path", metavar="PATH"),
+    arg("--mcp-config", action="append", default=[], metavar="FILE",
+        help="an mcp_servers.json besides the agent folder's own (repeatable)"),
+    arg("--mermaid", action="store_true",
+        help="print the graph as a Mermaid flowchart instead of the tables (starts no server)"),
+    arg("--svg", default=None, metavar="FILE",
+        help="also write a picture of the graph (the dashboard's layout) to FILE"),
+)
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -119,8 +127,19 @@ def _info(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return EXIT_FAILED
-    console = Console()
     graph = agent.graph
+    if args.svg:
+        from pathlib import Path
+
+        from hive_actors.graph.render import to_svg
+
+        Path(args.svg).write_text(to_svg(graph), encoding="utf-8")
+    if args.mermaid:
+        from hive_actors.graph.render import to_mermaid
+
+        sys.stdout.write(to_mermaid(graph))
+        return EXIT_OK
+    console = Console()
     console.print(f"[bold]{agent.name}[/bold]  ({agent.source})")
     console.print(f"goal: {agent.goal.name or agent.goal.id}  entry node: {graph.entry_node}  "
                   f"terminal: {', '.join(graph.terminal_nodes) or '-'}  "
@@ -174,6 +193,8 @@ def _info(args: argparse.Namespace) -> int:
         if all_provided and w.path.endswith(".tools"):  # validate's offline guess: now known
             continue
         console.print(f"[yellow]{w}[/yellow]", highlight=False)
+    if args.svg:
+        console.print(f"wrote {args.svg}", highlight=False)
     return EXIT_OK
 
 

@@ -54,17 +54,15 @@ async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
     Raises AgentDefinitionError for an invalid agent, ConfigurationError for an unsafe binding.
     """
     from hive_actors.graph.loader import load_agent
-    from hive_actors.runtime.agent_runtime import create_agent_runtime
+    from hive_actors.runner.runner import AgentRunner
     from hive_actors.tools.mcp_config import servers_for_agent
 
     config = resolve_config(config)
     agent = load_agent(path)
     storage_path = Path(storage) if storage else Path.home() / ".hive" / "agents" / agent.name
-    runtime = create_agent_runtime(
-        agent.graph, agent.goal, storage_path, entry_points=agent.entry_points, llm=llm,
-        tools=agent.tools, agent_name=agent.name,
-        mcp_servers=servers_for_agent(agent.path, list(mcp_config)),
-    )
+    # the runner's runtime resolves the agent folder's functions ("tools:format_report")
+    runtime = AgentRunner(agent, llm=llm, storage_path=storage_path,
+                          mcp_servers=servers_for_agent(agent.path, list(mcp_config))).runtime
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with runtime, open_event_feed(runtime, config=config) as info:
             print(f"serving {agent.name} (sessions in {storage_path})", file=out)
