@@ -279,12 +279,18 @@ def _run(args: argparse.Namespace) -> int:
     arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
         help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
              "script.json, else autopilot replies"),
+    arg("--checkpoint", type=int, default=None, metavar="N",
+        help="continue from checkpoint N instead of the latest"),
+    arg("--fallback", action="store_true",
+        help="if the latest checkpoint is damaged, continue from the newest intact one "
+             "(says which nodes run again)"),
 )
 def _resume(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import resume_command
 
     return resume_command(args.path, args.session_id, model=args.model, storage=args.storage,
-                          scripted=args.scripted, mcp_config=args.mcp_config)
+                          scripted=args.scripted, checkpoint=args.checkpoint,
+                          fallback=args.fallback, mcp_config=args.mcp_config)
 
 
 @command(

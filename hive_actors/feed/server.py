@@ -43,6 +43,8 @@ def resolve_config(config: FeedConfig) -> FeedConfig:
     Raises ConfigurationError when a non-loopback host has no token.
     """
     token = config.token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and not token.strip():
+        raise ConfigurationError("feed: the token is blank; give a real secret or none")
     if not is_loopback(config.host) and not token:
         raise ConfigurationError(
             f"feed: binding {config.host!r} exposes the runtime beyond this machine; "
@@ -114,6 +116,14 @@ class FeedServer:
         self._origins = self._origins | {origin}
 
     async def handle(self, request: WebSocketRequest) -> None:
+        """Serve one client. Whatever goes wrong with it ends that connection only: nothing
+        but cancellation leaves this method, so the server's nursery never sees it."""
+        try:
+            await self._handle(request)
+        except Exception:
+            log.exception("feed: a connection failed; the server goes on")
+
+    async def _handle(self, request: WebSocketRequest) -> None:
         refusal = check_request(request, self.config, self._origins)
         if refusal is None and self.connections >= self.config.max_connections:
             refusal = 503, "too many connections"
@@ -122,9 +132,9 @@ class FeedServer:
             log.info("feed: refused a connection: %s", reason)
             await request.reject(status, body=reason.encode())
             return
-        ws = await request.accept()
-        self.connections += 1
+        self.connections += 1  # the slot is taken before the first await (the handshake)
         try:
+            ws = await request.accept()
             await Connection(ws, self.runtime, self.config).serve()
         finally:
             self.connections -= 1

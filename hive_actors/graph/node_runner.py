@@ -134,6 +134,9 @@ class NodeRunner:
                 ctx = NodeContext(node, graph, self.goal, inputs, state.memory, services,
                                   attempt, count, conversation, lane.previous, resuming,
                                   lookups=lookups)
+                # A cancellation point before every node call: once stop() has begun, no
+                # node starts (the emits above may not have yielded at all).
+                await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     outcome = await impl.run(ctx)
                 except Exception as exc:

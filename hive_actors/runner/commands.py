@@ -35,7 +35,7 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
     out = out or sys.stdout
     try:
         input_data = json.loads(input_json)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         print(f"--input is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not isinstance(input_data, dict):
@@ -54,16 +54,27 @@ def run_command(path: str, input_json: str, *, model: str | None = None,
 
 def resume_command(path: str, session_id: str, *, model: str | None = None,
                    storage: str | None = None, scripted: str | None = None,
+                   checkpoint: int | None = None, fallback: bool = False,
                    out: TextIO | None = None, mcp_config: Sequence[str] = ()) -> int:
-    """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint."""
+    """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint
+    (or checkpoint ``checkpoint``). A damaged latest checkpoint refuses, naming the choices,
+    unless ``fallback``; going back to an older checkpoint prints which nodes run again."""
     out = out or sys.stdout
 
     async def main(runner: AgentRunner) -> Any:
         runtime = runner.runtime
+        from hive_actors.storage.checkpoint_store import CheckpointStore
+        from hive_actors.storage.recovery import choose_checkpoint
         from hive_actors.storage.session_store import SessionStore
 
-        record = SessionStore(runner.storage_path).read_state(session_id)
-        return await run_headless(runtime, lambda: runtime.resume_nowait(session_id),
+        sessions = SessionStore(runner.storage_path)
+        record = sessions.read_state(session_id)
+        point = choose_checkpoint(CheckpointStore(sessions.session_dir(session_id)), session_id,
+                                  checkpoint=checkpoint, fallback=fallback)
+        if point.note:
+            print(point.note, file=out, flush=True)
+        return await run_headless(runtime, lambda: runtime.resume_nowait(
+                                      session_id, checkpoint=checkpoint, fallback=fallback),
                                   entry_point_id=record.entry_point, out=out,
                                   resume_hint=_hint(path, storage, model, scripted, mcp_config))
 
@@ -84,16 +95,21 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
 
     try:
         recover_if_idle(runner.storage_path)  # a dead runtime's journal tail into the files
+        records, damaged = SessionStore(runner.storage_path).scan()
     except HiveActorsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     rows = [("SESSION", "STATUS", "CURRENT NODE", "UPDATED")]
-    for r in SessionStore(runner.storage_path).list_sessions():
+    for r in records:
         rows.append((r.session_id, r.status, r.current_node or "-",
                      r.updated_at.isoformat(timespec="seconds")))
+    for d in damaged:
+        rows.append((d.session_id, "damaged", "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+    for d in damaged:
+        out.write(f"damaged {d.session_id}: {d.reason}\n")
     if len(rows) == 1:
         out.write(f"(no sessions in {runner.storage_path / 'sessions'})\n")
     return EXIT_OK

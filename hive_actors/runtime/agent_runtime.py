@@ -54,6 +54,7 @@ from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.executor import GraphExecutor
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
+from hive_actors.jsonsafe import InputCheck
 from hive_actors.llm.provider import LLMProvider
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.event_bus import EventBus, Handler, TypeSpec
@@ -70,6 +71,7 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task, 
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
+from hive_actors.storage.recovery import choose_checkpoint
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
@@ -466,6 +468,7 @@ class AgentRuntime:
         self._check_running()
         stream = self._stream(entry_point_id)
         data = _input_dict(entry_point_id, input_data)
+        await self._check_input(data, f"entry point {entry_point_id!r}: input_data")
         state = SessionState.from_dict(session_state) if session_state is not None else None
         if key is None:
             return await stream.submit(data, state)
@@ -474,6 +477,15 @@ class AgentRuntime:
             lambda: stream.submit(data, state, idempotency_key=key),
             ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
         )
+
+    async def _check_input(self, value: object, where: str) -> None:
+        """Raise InputDataError unless ``value`` is plain JSON within the config's bounds.
+        A small value is checked at once; a large one's remainder in a worker thread, so
+        the event loop never stalls on it."""
+        check = InputCheck(value, where=where, max_bytes=self.config.max_input_bytes,
+                           max_depth=self.config.max_input_depth)
+        if not check.step(_ITEMS_CHECKED_ON_LOOP):
+            await trio.to_thread.run_sync(check.step)
 
     async def trigger(self, entry_point_id: str, input_data: dict[str, Any] | None = None,
                       session_state: SessionStateInput = None,
@@ -546,18 +558,25 @@ class AgentRuntime:
 
     # ---- sessions ------------------------------------------------------------------------
 
-    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None) -> str:
+    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None,
+                            *, checkpoint: int | None = None, fallback: bool = False) -> str:
         """Like `resume` but returns the execution id (= session id) once accepted."""
-        return (await self._resume_session(session_id, input_data)).id
+        return (await self._resume_session(session_id, input_data, checkpoint, fallback)).id
 
-    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
+    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None, *,
+                     checkpoint: int | None = None, fallback: bool = False) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
         checkpoint (completed nodes never run again) and return its result.
 
-        Raises RuntimeStateError (not running, no storage, session already running or
-        completed), UnknownSessionError, UnknownEntryPointError.
+        ``checkpoint=N`` continues from checkpoint N instead. A damaged latest checkpoint
+        refuses the resume (`CorruptFileError` naming it and these choices) unless
+        ``fallback=True``, which continues from the newest intact one (and logs which nodes
+        run again). Raises RuntimeStateError (not running, no storage, session already
+        running or completed), UnknownSessionError, UnknownEntryPointError,
+        SessionStateError (no intact checkpoint N).
         """
-        return await (await self._resume_session(session_id, input_data)).wait()
+        return await (await self._resume_session(session_id, input_data, checkpoint,
+                                                 fallback)).wait()
 
     async def flush_view(self) -> None:
         """Return once the session files (state.json, checkpoints, logs) show every record
@@ -568,8 +587,9 @@ class AgentRuntime:
         if svc is not None and svc.writer is not None:
             await svc.writer.settle()
 
-    async def _resume_session(self, session_id: str,
-                              input_data: dict[str, Any] | None) -> Execution:
+    async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
+                              checkpoint: int | None = None,
+                              fallback: bool = False) -> Execution:
         """Submit ``session_id`` again to its entry point's stream, from its latest checkpoint
         (or from the start with its original input if none was saved).
 
@@ -584,13 +604,20 @@ class AgentRuntime:
         streams = self._streams.values()
         if session_id in self._resuming or any(s.find(session_id) for s in streams):
             raise RuntimeStateError(f"session {session_id!r} is already running here")
+        if input_data is not None:
+            await self._check_input(_input_dict("resume", input_data),
+                                    f"resume of {session_id!r}: input_data")
         await self.flush_view()  # the session's files show every durable record
         record = await trio.to_thread.run_sync(sessions.read_state, session_id)
         if record.status == ExecutionStatus.COMPLETED:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
         stream = self._stream(record.entry_point)
         store = CheckpointStore(sessions.session_dir(session_id), self._svc.writer)
-        latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
+        point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
+            store, session_id, checkpoint=checkpoint, fallback=fallback))
+        if point.note:
+            log.warning("%s", point.note)
+        latest = point.checkpoint
         self._resuming.add(session_id)
         try:
             if latest is None:  # nothing completed: start over with the original input
@@ -661,6 +688,10 @@ def _run_of(
 ) -> Callable[[], Callable[..., Any]]:
     """A ``make_run`` for ``_start_actor``: the actor's ``run``, looked up at each (re)start."""
     return lambda: actor.run
+
+
+# Values of an input checked on the event loop before the rest goes to a worker thread.
+_ITEMS_CHECKED_ON_LOOP = 10_000
 
 
 def _input_dict(entry_point_id: str, input_data: object) -> dict[str, Any]:
