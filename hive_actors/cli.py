@@ -24,8 +24,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 Handler = Callable[[argparse.Namespace], int]
 # one add_argument call: its flags and its keyword options (argparse takes values of any type)
 ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
-# name -> (help, argument specs, handler), in registration order
-COMMANDS: dict[str, tuple[str, tuple[ArgSpec, ...], Handler]] = {}
+# name -> (help, argument specs, handler, example), in registration order
+COMMANDS: dict[str, tuple[str, tuple[ArgSpec, ...], Handler, str]] = {}
 
 
 def arg(*flags: str, **options: Any) -> ArgSpec:
@@ -33,11 +33,12 @@ def arg(*flags: str, **options: Any) -> ArgSpec:
     return flags, options
 
 
-def command(name: str, help: str, *args: ArgSpec) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as subcommand ``name`` with the given :func:`arg` specs."""
+def command(name: str, help: str, *args: ArgSpec, example: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as subcommand ``name`` with the given :func:`arg` specs; ``example``
+    (one or more command lines) ends its ``--help``."""
 
     def register(fn: Handler) -> Handler:
-        COMMANDS[name] = (help, args, fn)
+        COMMANDS[name] = (help, args, fn, example)
         return fn
 
     return register
@@ -45,11 +46,15 @@ def command(name: str, help: str, *args: ArgSpec) -> Callable[[Handler], Handler
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hive-actors", description="Run and inspect Hive-style agent graphs."
+        prog="hive-actors", description="Run and inspect Hive-style agent graphs.",
+        epilog="example:\n  hive-actors run examples/research_assistant --scripted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, specs, fn) in COMMANDS.items():
-        sub = subs.add_parser(name, help=help_text, description=help_text)
+    for name, (help_text, specs, fn, example) in COMMANDS.items():
+        sub = subs.add_parser(name, help=help_text, description=help_text,
+                              epilog="example:\n  " + example.replace("\n", "\n  "),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         for flags, options in specs:
             sub.add_argument(*flags, **options)
         sub.set_defaults(handler=fn)
@@ -81,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     "check agent definitions (folders, agent.json/agent.py or .json files) and report every problem",
     arg("paths", nargs="+", metavar="PATH"),
     arg("-q", "--quiet", action="store_true", help="report errors only, not warnings"),
+    example="hive-actors validate examples/research_assistant exports/*/",
 )
 def _validate(args: argparse.Namespace) -> int:
     from hive_actors.graph.loader import validate_agent
@@ -102,13 +108,18 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 
 
-@command("info", "show an agent's nodes, edges, entry points and tools", arg("path", metavar="PATH"))
+@command("info", "show an agent's nodes, edges, entry points and tools",
+         arg("path", metavar="PATH"),
+         arg("--json", action="store_true", help="print the agent as our agent.json (Hive's "
+             "export shape) instead of tables"),
+         example="hive-actors info examples/research_assistant\n"
+                 "hive-actors info examples/research_assistant --json")
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from hive_actors.errors import AgentDefinitionError
-    from hive_actors.graph.loader import load_agent
+    from hive_actors.graph.loader import definition_to_json, load_agent
 
     try:
         agent = load_agent(args.path)
@@ -116,6 +127,11 @@ def _info(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return EXIT_FAILED
+    if args.json:
+        import json
+
+        print(json.dumps(definition_to_json(agent), ensure_ascii=False, indent=2, default=str))
+        return EXIT_OK
     console = Console()
     graph = agent.graph
     console.print(f"[bold]{agent.name}[/bold]  ({agent.source})")
@@ -155,6 +171,17 @@ def _info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- serve
 
 
+_MODEL_ARGS = (
+    arg("-m", "--model", default=None, help="provider/name of the model (litellm form), e.g. "
+        "openai/gpt-4o-mini; not needed by agents of function and router nodes only"),
+    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
+        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent "
+             "folder's script.json, else autopilot placeholder replies (it says which)"),
+    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER, "
+        "FOLDER being the agent folder's name)"),
+)
+
+
 @command(
     "serve",
     "run an agent with the websocket event feed and the live dashboard until Ctrl-C",
@@ -166,10 +193,8 @@ def _info(args: argparse.Namespace) -> int:
         help="token clients must give (?token= or Authorization: Bearer); "
              "default: $HIVE_ACTORS_FEED_TOKEN"),
     arg("--no-dashboard", action="store_true", help="serve the event feed only"),
-    arg("--storage", default=None, help="sessions folder (default ~/.hive/agents/NAME)"),
-    arg("--model", default=None, help="litellm model name, e.g. openai/gpt-4o-mini"),
-    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
-        help="offline ScriptedLLM (autopilot; optional script file) instead of --model"),
+    *_MODEL_ARGS,
+    example="hive-actors serve examples/research_assistant --scripted --port 8765",
 )
 def _serve(args: argparse.Namespace) -> int:
     from hive_actors.feed.serve import run_from_args
@@ -179,24 +204,53 @@ def _serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- run / resume / sessions
 
+_OUTPUT_ARGS = (
+    arg("-o", "--output", default=None, metavar="FILE",
+        help="also write the ExecutionResult as JSON to FILE"),
+    arg("-q", "--quiet", action="store_true",
+        help="print only the result line (session id and status) and errors"),
+    arg("-v", "--verbose", action="store_true",
+        help="also print the output as JSON and the session folder"),
+)
+
+
+def _run_options(args: argparse.Namespace) -> Any:
+    from hive_actors.runner.commands import RunOptions
+
+    return RunOptions(model=args.model, scripted=args.scripted, storage=args.storage,
+                      verbosity=-1 if args.quiet else (1 if args.verbose else 0),
+                      output=args.output)
+
 
 @command(
     "run",
     "run an agent once, headless: stream its output, answer its questions from stdin",
     arg("path", metavar="PATH"),
-    arg("--input", default="{}", help="input data as a JSON object"),
-    arg("--model", default=None, help="provider/name of the model (litellm form)"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
+    arg("-i", "--input", default="{}", help="input data as a JSON object"),
+    arg("-f", "--input-file", default=None, metavar="FILE",
+        help="read the input JSON object from FILE (instead of --input)"),
     arg("--entry-point", default=None, help="entry point id (default: the first)"),
-    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
-        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
-             "script.json, else autopilot replies"),
+    *_MODEL_ARGS,
+    *_OUTPUT_ARGS,
+    example="printf 'trio\\n' | hive-actors run examples/research_assistant --scripted\n"
+            "hive-actors run exports/my_agent -i '{\"query\": \"hello\"}' -m openai/gpt-4o-mini "
+            "-o result.json",
 )
 def _run(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import run_command
 
-    return run_command(args.path, args.input, model=args.model, storage=args.storage,
-                       entry_point=args.entry_point, scripted=args.scripted)
+    return run_command(args.path, args.input, entry_point=args.entry_point,
+                       input_file=args.input_file, options=_run_options(args))
+
+
+def _checkpoint(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a checkpoint number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"checkpoint numbers start at 1, got {value}")
+    return value
 
 
 @command(
@@ -204,29 +258,56 @@ def _run(args: argparse.Namespace) -> int:
     "continue a session from its latest checkpoint (completed nodes do not run again)",
     arg("path", metavar="PATH"),
     arg("session_id", metavar="SESSION_ID"),
-    arg("--model", default=None, help="provider/name of the model (litellm form)"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
-    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
-        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
-             "script.json, else autopilot replies"),
+    arg("--checkpoint", type=_checkpoint, default=None, metavar="N",
+        help="continue from checkpoint N instead (see `sessions PATH show ID`): a fork into a "
+             "new session, the old one left as it was"),
+    *_MODEL_ARGS,
+    *_OUTPUT_ARGS,
+    example="hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--scripted\n"
+            "hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--scripted --checkpoint 2",
 )
 def _resume(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import resume_command
 
-    return resume_command(args.path, args.session_id, model=args.model, storage=args.storage,
-                          scripted=args.scripted)
+    return resume_command(args.path, args.session_id, checkpoint=args.checkpoint,
+                          options=_run_options(args))
 
 
 @command(
     "sessions",
-    "list an agent's sessions with status, current node and updated time",
+    "list an agent's sessions (status, current node, updated time), or show one",
     arg("path", metavar="PATH"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
+    arg("show", nargs="*", metavar="show SESSION_ID",
+        help="show one session: its state, folder, checkpoints and files"),
+    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER)"),
+    example="hive-actors sessions examples/research_assistant\n"
+            "hive-actors sessions examples/research_assistant show session_20260101_120000_ab12cd34",
 )
 def _sessions(args: argparse.Namespace) -> int:
-    from hive_actors.runner.commands import sessions_command
+    from hive_actors.runner.commands import session_show_command, sessions_command
 
-    return sessions_command(args.path, storage=args.storage)
+    if not args.show:
+        return sessions_command(args.path, storage=args.storage)
+    if len(args.show) != 2 or args.show[0] != "show":
+        print(f"hive-actors sessions: error: expected `show SESSION_ID` after PATH, got "
+              f"{' '.join(args.show)!r}", file=sys.stderr)
+        return EXIT_USAGE
+    return session_show_command(args.path, args.show[1], storage=args.storage)
+
+
+@command(
+    "list",
+    "list the agents under a storage root with their session counts by status",
+    arg("root", nargs="?", default=None, metavar="ROOT",
+        help="storage root (default ~/.hive/agents)"),
+    example="hive-actors list\nhive-actors list ~/.hive/agents",
+)
+def _list(args: argparse.Namespace) -> int:
+    from hive_actors.runner.commands import list_command
+
+    return list_command(args.root)
 
 
 # ---------------------------------------------------------------- bench
@@ -249,6 +330,7 @@ def _csv(text: str) -> tuple[str, ...]:
     arg("--out", default="", help="write the JSON report here"),
     arg("--plot", default="", metavar="PNG", help="write a throughput/latency chart here"),
     arg("--storage-dir", default=None, help="where durable workloads write (default: temp)"),
+    example="hive-actors bench --quick\nhive-actors bench --workloads seq,par --reps 3 --out b.json",
 )
 def _bench(args: argparse.Namespace) -> int:
     from hive_actors.bench import STANDARD, BenchOptions, quick, run_benchmarks, select

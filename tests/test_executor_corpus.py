@@ -9,14 +9,14 @@ import pytest
 
 from hive_actors.errors import AgentDefinitionError
 from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
-from hive_actors.graph.loader import load_agent, resolve_function
+from hive_actors.graph.loader import function_resolver, load_agent
 from hive_actors.llm.scripted import ScriptedLLM
 
 CORPUS = Path(__file__).parents[1] / ".." / "shared" / "fixtures" / "hive-agents"
 FILES = sorted(p.name for p in CORPUS.glob("*.json"))
 
 # Reasons a fixture may legitimately stop short of completing under autopilot.
-EXPECTED_FAILURES = ("max_steps (", "function reference")
+EXPECTED_FAILURES = ("max_steps (", "cannot resolve function", "matches no route")
 
 
 def any_tool(name, args):
@@ -31,7 +31,7 @@ async def test_fixture_runs_under_autopilot(name, hive_fixtures_dir):
         pytest.skip("fixture does not load (covered by the loader's corpus test)")
     llm = ScriptedLLM(autopilot=True)
     config = ExecutorConfig(
-        function_resolver=lambda ref: resolve_function(definition, ref),
+        function_resolver=function_resolver(definition.graph),
         retry_delay_override=0.0,
     )
     ex = GraphExecutor(llm=llm, tools=definition.tools, tool_executor=any_tool, config=config)

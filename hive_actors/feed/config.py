@@ -28,7 +28,7 @@ class FeedConfig:
     """
 
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int = attrs.field(default=8765)
     token: str | None = None
     dashboard_port: int | None = None
     # A client frame longer than this (characters) closes the connection with code 1009.
@@ -47,3 +47,8 @@ class FeedConfig:
     idle_timeout: float = 30.0
     # Browser origins allowed to connect besides the dashboard's own (a token lifts the check).
     allowed_origins: tuple[str, ...] = ()
+
+    @port.validator
+    def _check_port(self, _attribute: object, port: int) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (0-65535; 0 picks a free port)")

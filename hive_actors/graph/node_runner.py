@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from hive_actors.errors import AgentDefinitionError, NodeDefinitionError
 from hive_actors.events import EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.compiled import CompiledGraph, NodePlan
@@ -122,6 +123,8 @@ class NodeRunner:
                                   lookups=lookups)
                 try:
                     outcome = await impl.run(ctx)
+                except (NodeDefinitionError, AgentDefinitionError) as exc:
+                    outcome = NodeOutcome.fail(f"{type(exc).__name__}: {exc}", final=True)
                 except Exception as exc:
                     outcome = NodeOutcome.fail(f"{type(exc).__name__}: {exc}")
                 state.tokens += outcome.tokens
@@ -143,7 +146,7 @@ class NodeRunner:
                         return outcome
                     outcome = NodeOutcome.fail(error, tokens=outcome.tokens)
                 state.failures += 1
-                will_retry = attempt < node.max_retries
+                will_retry = attempt < node.max_retries and not outcome.final
                 await emit(EventType.NODE_FAILED, node.id, error=outcome.error,
                            attempt=attempt, will_retry=will_retry)
                 if not will_retry:

@@ -39,12 +39,15 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from hive_actors.errors import (
+    ConfigurationError,
     HiveActorsError,
     InputDataError,
     RuntimeStateError,
+    SessionStateError,
     UnknownEntryPointError,
     UnknownNodeError,
     UnknownSessionError,
@@ -52,6 +55,8 @@ from hive_actors.errors import (
 from hive_actors.events import AgentEvent, EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.executor import GraphExecutor
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.loader import AgentDefinition, function_resolver
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
 from hive_actors.llm.provider import LLMProvider
@@ -71,7 +76,7 @@ from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigge
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.owner import current_owner
-from hive_actors.storage.session_store import SessionStore
+from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 
 __all__ = [
@@ -391,6 +396,8 @@ class AgentRuntime:
 
     def _stream(self, entry_point_id: str) -> ExecutionStream:
         stream = self._streams.get(entry_point_id)
+        if stream is None and entry_point_id == "default" and len(self._streams) == 1:
+            stream = next(iter(self._streams.values()))  # a single entry point is the default
         if stream is None:
             raise UnknownEntryPointError(
                 f"no entry point {entry_point_id!r} (known: {', '.join(self._streams) or 'none'})"
@@ -405,6 +412,8 @@ class AgentRuntime:
         stream = self._stream(entry_point_id)
         data = _input_dict(entry_point_id, input_data)
         state = SessionState.from_dict(session_state) if session_state is not None else None
+        if state is not None and key is None and await self._owns_resumable(state.session_id):
+            return await self._resume_session(state.session_id, data, state=state)
         if key is None:
             return await stream.submit(data, state)
         return await self._claims.submit_once(
@@ -484,50 +493,100 @@ class AgentRuntime:
 
     # ---- sessions ------------------------------------------------------------------------
 
-    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None) -> str:
-        """Like `resume` but returns the execution id (= session id) once accepted."""
-        return (await self._resume_session(session_id, input_data)).id
+    async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None,
+                            *, checkpoint: int | None = None) -> str:
+        """Like `resume` but returns the execution id once accepted (the session id, or the
+        new session's id for a ``checkpoint`` fork)."""
+        return (await self._accept_resume(session_id, input_data, checkpoint)).id
 
-    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None) -> ExecutionResult:
+    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None,
+                     *, checkpoint: int | None = None) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
         checkpoint (completed nodes never run again) and return its result.
 
+        ``checkpoint=N`` continues from that earlier checkpoint instead, as a fork: a new
+        session (recording ``forked_from``), leaving the old one as it was (it may be
+        completed). Raises RuntimeStateError (not running, no storage, session already running
+        or completed), UnknownSessionError, UnknownEntryPointError, and SessionStateError for
+        a checkpoint the session does not have.
+        """
+        return await (await self._accept_resume(session_id, input_data, checkpoint)).wait()
+
+    async def _accept_resume(self, session_id: str, input_data: dict[str, Any] | None,
+                             checkpoint: int | None) -> Execution:
+        if checkpoint is not None:
+            return await self._fork_session(session_id, checkpoint, input_data)
+        return await self._resume_session(session_id, input_data)
+
+    async def _owns_resumable(self, session_id: str) -> bool:
+        """Whether ``session_id`` is a session of this storage that a session_state of it
+        continues: stored, not completed, not running (here or in a live process)."""
+        svc = self._svc
+        if not session_id or svc is None or svc.sessions is None:
+            return False
+        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+            return False
+        sessions = svc.sessions
+        try:
+            record = await trio.to_thread.run_sync(sessions.read_state, session_id)
+        except (UnknownSessionError, HiveActorsError):
+            return False
+        return record.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.RUNNING)
+
+    async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
+                              state: SessionState | None = None) -> Execution:
+        """Submit ``session_id`` again to its entry point's stream, from ``state`` or else its
+        latest checkpoint (or from the start with its original input if none was saved).
+
         Raises RuntimeStateError (not running, no storage, session already running or
         completed), UnknownSessionError, UnknownEntryPointError.
         """
-        return await (await self._resume_session(session_id, input_data)).wait()
+        sessions, record = await self._stored_session(session_id)
+        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+            raise RuntimeStateError(f"session {session_id!r} is already running here")
+        if record.status == ExecutionStatus.COMPLETED:
+            raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
+        stream = self._stream(record.entry_point)
+        if state is None:
+            store = CheckpointStore(sessions.session_dir(session_id), self._writer())
+            latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
+            state = latest.state if latest is not None else None
+        self._resuming.add(session_id)
+        try:
+            if state is None:  # nothing completed: start over with the original input
+                return await stream.submit(record.input_data, None, execution_id=session_id,
+                                           resumed=True)
+            return await stream.submit(dict(input_data or {}), state,
+                                       execution_id=session_id, resumed=True)
+        finally:
+            self._resuming.discard(session_id)
 
-    async def _resume_session(self, session_id: str,
-                              input_data: dict[str, Any] | None) -> Execution:
-        """Submit ``session_id`` again to its entry point's stream, from its latest checkpoint
-        (or from the start with its original input if none was saved).
+    async def _fork_session(self, session_id: str, seq: int,
+                            input_data: dict[str, Any] | None) -> Execution:
+        """A new session continuing from checkpoint ``seq`` of ``session_id``."""
+        sessions, record = await self._stored_session(session_id)
+        store = CheckpointStore(sessions.session_dir(session_id), self._writer())
+        checkpoints = await trio.to_thread.run_sync(lambda: store.load_all(skip_damaged=True))
+        chosen = [cp for cp in checkpoints if cp.seq == seq]
+        if not chosen:
+            known = ", ".join(str(cp.seq) for cp in checkpoints) or "none"
+            raise SessionStateError(
+                f"session {session_id!r} has no checkpoint {seq} (intact checkpoints: {known})")
+        return await self._stream(record.entry_point).submit(dict(input_data or {}),
+                                                              chosen[0].state)
 
-        Raises RuntimeStateError (not running, no storage, session already running or
-        completed), UnknownSessionError, UnknownEntryPointError.
-        """
+    def _writer(self) -> StorageWriter | None:
+        return self._svc.writer if self._svc is not None else None
+
+    async def _stored_session(self, session_id: str) -> tuple[SessionStore, SessionRecord]:
+        """This runtime's session store and ``session_id``'s record. Raises RuntimeStateError
+        (not running, no storage), UnknownSessionError."""
         self._check_running()
         assert self._svc is not None  # set while running
         sessions = self._svc.sessions
         if sessions is None:
             raise RuntimeStateError("resume needs a runtime with a storage_path")
-        streams = self._streams.values()
-        if session_id in self._resuming or any(s.find(session_id) for s in streams):
-            raise RuntimeStateError(f"session {session_id!r} is already running here")
-        record = await trio.to_thread.run_sync(sessions.read_state, session_id)
-        if record.status == ExecutionStatus.COMPLETED:
-            raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
-        stream = self._stream(record.entry_point)
-        store = CheckpointStore(sessions.session_dir(session_id), self._svc.writer)
-        latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
-        self._resuming.add(session_id)
-        try:
-            if latest is None:  # nothing completed: start over with the original input
-                return await stream.submit(record.input_data, None, execution_id=session_id,
-                                           resumed=True)
-            return await stream.submit(dict(input_data or {}), latest.state,
-                                       execution_id=session_id, resumed=True)
-        finally:
-            self._resuming.discard(session_id)
+        return sessions, await trio.to_thread.run_sync(sessions.read_state, session_id)
 
     def _recover_interrupted(self, work: trio.Nursery, svc: RuntimeServices) -> None:
         """Record the sessions left ``running`` on disk in ``interrupted_sessions`` and, if
@@ -552,8 +611,8 @@ class AgentRuntime:
 
 
 def create_agent_runtime(
-    graph: GraphSpec,
-    goal: Goal,
+    graph: GraphSpec | AgentDefinition,
+    goal: Goal | None = None,
     storage_path: str | Path | None = None,
     entry_points: Iterable[EntryPointSpec] | None = None,
     llm: LLMProvider | None = None,
@@ -563,15 +622,44 @@ def create_agent_runtime(
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
 ) -> AgentRuntime:
-    """A runtime (not started) with these entry points; none given = one ``default`` entry
-    point on ``graph.entry_node``. Raises ValueError for bad entry points."""
+    """A runtime (not started): the one factory behind AgentRunner, ``run``, ``resume`` and
+    ``serve``.
+
+    ``graph`` is a GraphSpec, or a loaded agent (`load_agent`), which also gives the goal, the
+    entry points, the tools and the name unless they are passed. For a loaded agent, or a
+    graph `load_agent` returned, function nodes resolve against the agent's folder (its
+    modules, and bare names from its ``tools.py``). No entry points = one ``default`` on
+    ``graph.entry_node``; a runtime with a single entry point answers to ``default`` too.
+    Raises ValueError for bad entry points, ConfigurationError without a goal.
+    """
+    if isinstance(graph, AgentDefinition):
+        agent = graph
+        graph = agent.graph
+        goal = goal or agent.goal
+        entry_points = entry_points if entry_points is not None else agent.entry_points
+        tools = agent.tools if tools is None else tools
+        agent_name = agent_name or agent.name
+    if goal is None:
+        raise ConfigurationError("create_agent_runtime: give the goal, or a loaded agent "
+                                 "(create_agent_runtime(load_agent(path), ...))")
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
-                           config=config, agent_name=agent_name)
+                           config=_with_folder_functions(config, graph), agent_name=agent_name)
     for spec in entry_points or [EntryPointSpec(id="default", name="Default",
                                                 entry_node=graph.entry_node)]:
         runtime.register_entry_point(spec)
     return runtime
+
+
+def _with_folder_functions(config: RuntimeConfig | None, graph: GraphSpec) -> RuntimeConfig:
+    """``config`` whose executor resolves function nodes against the agent folder ``graph``
+    was loaded from (unless it has a resolver of its own)."""
+    config = config or RuntimeConfig()
+    base = config.executor_config or ExecutorConfig()
+    resolver = function_resolver(graph)
+    if base.function_resolver is not None or resolver is None:
+        return config
+    return attrs.evolve(config, executor_config=attrs.evolve(base, function_resolver=resolver))
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,7 @@ class NodeOutcome:
     next_node: str | None = None
     paused: bool = False
     tokens: int = 0
+    final: bool = False  # a failure retrying cannot fix (a definition error)
 
     @classmethod
     def ok(cls, output: dict[str, Any] | None = None, **kw: Any) -> NodeOutcome:
