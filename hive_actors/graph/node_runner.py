@@ -120,7 +120,7 @@ class NodeRunner:
                 started = _clock()
                 ctx = NodeContext(node, graph, self.goal, inputs, state.memory, services,
                                   attempt, count, conversation, lane.previous, resuming,
-                                  lookups=lookups)
+                                  lookups=lookups, session_id=state.session_id)
                 try:
                     outcome = await impl.run(ctx)
                 except (NodeDefinitionError, AgentDefinitionError) as exc:

@@ -76,6 +76,7 @@ from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigge
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.owner import current_owner
+from hive_actors.storage.runtime_log import RuntimeLog
 from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 
@@ -140,6 +141,7 @@ class AgentRuntime:
         self._resuming: set[str] = set()
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
+        self._runtime_log = RuntimeLog(self.storage_path) if self.storage_path is not None else None
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -243,6 +245,8 @@ class AgentRuntime:
                         async with trio.open_nursery() as work:
                             await self._start_streams(work, svc, triggers)
                             self._state = "running"
+                            await self._log("start", agent=self.agent_name,
+                                            entry_points=list(self._specs))
                             self._recover_interrupted(work, svc)
                             task_status.started(self)
                             await trio.sleep_forever()
@@ -250,6 +254,15 @@ class AgentRuntime:
                     self._state = "stopping"
                     for scope in reversed(infra):  # writer commits, then the bus stops
                         scope.cancel()
+        except BaseException as exc:
+            if self._runtime_log is not None:
+                with trio.CancelScope(shield=True):
+                    await self._log("stop", agent=self.agent_name,
+                                    reason="cancelled" if isinstance(exc, trio.Cancelled)
+                                    else f"failed: {type(exc).__name__}: {exc}")
+            raise
+        else:
+            await self._log("stop", agent=self.agent_name, reason="stopped")
         finally:
             self._state = "stopped"
             self._work_scope = None
@@ -381,7 +394,15 @@ class AgentRuntime:
             window=self.config.restart_window_seconds, shielded_scope=shield,
         ))
 
+    async def _log(self, event: str, **data: Any) -> None:
+        """A line in ``{storage}/runtime_logs/`` (no-op without storage)."""
+        if self._runtime_log is not None:
+            await trio.to_thread.run_sync(functools.partial(self._runtime_log.write, event, **data))
+
     def _report_crash(self, name: str, exc: BaseException, count: int) -> None:
+        if self._runtime_log is not None:  # rare: a blocking append is fine here
+            self._runtime_log.write("actor_crashed", actor=name, crashes=count,
+                                    error=f"{type(exc).__name__}: {exc}")
         self._bus.publish_nowait(AgentEvent(
             type=EventType.ACTOR_CRASHED, stream_id=name,
             data={"actor": name, "error": f"{type(exc).__name__}: {exc}", "crashes": count},
@@ -599,6 +620,9 @@ class AgentRuntime:
             log.exception("could not scan %s for interrupted sessions", svc.sessions.sessions_dir)
             return
         self.interrupted_sessions = [r.session_id for r in orphans]
+        if orphans and self._runtime_log is not None:
+            self._runtime_log.write("interrupted_sessions", sessions=self.interrupted_sessions,
+                                    resuming=self.config.resume_interrupted)
         if self.config.resume_interrupted:
             for sid in self.interrupted_sessions:
                 work.start_soon(self._resume_quietly, sid)

@@ -94,6 +94,7 @@ class NodeContext:
     previous_node: str | None = None
     resuming: bool = False
     lookups: GraphLookups = attrs.field(kw_only=True)
+    session_id: str = attrs.field(default="", kw_only=True)
 
 
 class NodeImpl:
