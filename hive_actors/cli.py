@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -44,13 +45,28 @@ def command(name: str, help: str, *args: ArgSpec, example: str) -> Callable[[Han
     return register
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit code 2), naming the command and its --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _agent_path(text: str) -> str:
+    """An agent PATH argument: it must exist (what it holds is the loader's to judge)."""
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hive-actors", description="Run and inspect Hive-style agent graphs.",
         epilog="example:\n  hive-actors run examples/research_assistant --scripted",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                 parser_class=_Parser)
     for name, (help_text, specs, fn, example) in COMMANDS.items():
         sub = subs.add_parser(name, help=help_text, description=help_text,
                               epilog="example:\n  " + example.replace("\n", "\n  "),
@@ -109,7 +125,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 @command("info", "show an agent's nodes, edges, entry points and tools",
-         arg("path", metavar="PATH"),
+         arg("path", metavar="PATH", type=_agent_path),
          arg("--json", action="store_true", help="print the agent as our agent.json (Hive's "
              "export shape) instead of tables"),
          example="hive-actors info examples/research_assistant\n"
@@ -185,7 +201,7 @@ _MODEL_ARGS = (
 @command(
     "serve",
     "run an agent with the websocket event feed and the live dashboard until Ctrl-C",
-    arg("path", metavar="PATH"),
+    arg("path", metavar="PATH", type=_agent_path),
     arg("--host", default="127.0.0.1", help="address to bind; anything but loopback needs a token"),
     arg("--port", type=int, default=8765,
         help="event feed port (0 = any free one); the dashboard uses the next port"),
@@ -225,7 +241,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 @command(
     "run",
     "run an agent once, headless: stream its output, answer its questions from stdin",
-    arg("path", metavar="PATH"),
+    arg("path", metavar="PATH", type=_agent_path),
     arg("-i", "--input", default="{}", help="input data as a JSON object"),
     arg("-f", "--input-file", default=None, metavar="FILE",
         help="read the input JSON object from FILE (instead of --input)"),
@@ -256,7 +272,7 @@ def _checkpoint(text: str) -> int:
 @command(
     "resume",
     "continue a session from its latest checkpoint (completed nodes do not run again)",
-    arg("path", metavar="PATH"),
+    arg("path", metavar="PATH", type=_agent_path),
     arg("session_id", metavar="SESSION_ID"),
     arg("--checkpoint", type=_checkpoint, default=None, metavar="N",
         help="continue from checkpoint N instead (see `sessions PATH show ID`): a fork into a "
@@ -278,7 +294,7 @@ def _resume(args: argparse.Namespace) -> int:
 @command(
     "sessions",
     "list an agent's sessions (status, current node, updated time), or show one",
-    arg("path", metavar="PATH"),
+    arg("path", metavar="PATH", type=_agent_path),
     arg("show", nargs="*", metavar="show SESSION_ID",
         help="show one session: its state, folder, checkpoints and files"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER)"),
@@ -334,7 +350,6 @@ def _csv(text: str) -> tuple[str, ...]:
 )
 def _bench(args: argparse.Namespace) -> int:
     from hive_actors.bench import STANDARD, BenchOptions, quick, run_benchmarks, select
-    from pathlib import Path
 
     from hive_actors.bench.report import plot, print_report, write_json, write_text
 

@@ -162,22 +162,41 @@ async def serve_feed(runtime: Any, host: str | None = None, port: int | None = N
     ))
     server = FeedServer(runtime, config)
     async with trio.open_nursery() as nursery:
-        feed_port = await nursery.start(server.run)
+        try:
+            feed_port = await nursery.start(server.run)
+        except (OSError, BaseExceptionGroup) as exc:
+            _raise_bind_error(exc, "event feed", config.host, config.port)
+            raise
         host_part = _url_host(config.host)
         info = FeedInfo(host=config.host, port=feed_port, url=f"ws://{host_part}:{feed_port}/")
         if config.dashboard_port is not None:
             from hive_actors.feed.http import serve_dashboard
 
             wanted = feed_port + 1 if config.dashboard_port == -1 else config.dashboard_port
-            dash_port = await nursery.start(
-                serve_dashboard, config.host, wanted, feed_port, config.token is not None
-            )
+            try:
+                dash_port = await nursery.start(
+                    serve_dashboard, config.host, wanted, feed_port, config.token is not None
+                )
+            except (OSError, BaseExceptionGroup) as exc:
+                _raise_bind_error(exc, "dashboard", config.host, wanted)
+                raise
             for origin in dashboard_origins(config.host, dash_port):
                 server.allow_origin(origin)
             info = attrs.evolve(info, dashboard_port=dash_port,
                                 dashboard_url=f"http://{host_part}:{dash_port}/")
         log.info("feed: listening on %s", info.url)
         task_status.started(info)
+
+
+def _raise_bind_error(exc: BaseException, what: str, host: str, port: int) -> None:
+    """If ``exc`` is (a group of one) OSError from binding, raise one naming what could not
+    listen where; otherwise return."""
+    real = exc
+    while isinstance(real, BaseExceptionGroup) and len(real.exceptions) == 1:
+        real = real.exceptions[0]
+    if isinstance(real, OSError):
+        raise OSError(f"{what} cannot listen on {host}:{port}: {real.strerror or real} "
+                      "(choose another --port, or 0 for any free one)") from exc
 
 
 @asynccontextmanager
