@@ -359,7 +359,7 @@ def _bench(args: argparse.Namespace) -> int:
             systems=_csv(args.systems), concurrency=tuple(int(c) for c in _csv(args.concurrency)),
             entry_points=tuple(int(e) for e in _csv(args.entry_points)))
     except ValueError as exc:
-        print(f"hive-actors bench: {exc}", file=sys.stderr)
+        print(f"hive-actors bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     options = BenchOptions(repetitions=max(1, args.reps), case_budget_seconds=args.budget,
                            storage_root=args.storage_dir,

@@ -76,10 +76,10 @@ def run_from_args(args: Any) -> int:
                 print(problem, file=sys.stderr)
             return EXIT_FAILED
         if isinstance(real, (ConfigurationError, OSError, ValueError)):
-            print(f"serve: {real}", file=sys.stderr)
+            print(f"hive-actors serve: error: {real}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(real, HiveActorsError):
-            print(f"serve: {real}", file=sys.stderr)
+            print(f"hive-actors serve: error: {real}", file=sys.stderr)
             return EXIT_FAILED
         raise
     return EXIT_OK

@@ -18,7 +18,12 @@ from typing import Any, TextIO
 import attrs
 import trio
 
-from hive_actors.errors import ConfigurationError, HiveActorsError, UnknownSessionError
+from hive_actors.errors import (
+    ConfigurationError,
+    HiveActorsError,
+    SessionStateError,
+    UnknownSessionError,
+)
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runner.headless import run_headless
 from hive_actors.runner.runner import AgentRunner, cli_llm
@@ -234,7 +239,7 @@ def _with_runner(path: str, options: RunOptions, main: Any, out: TextIO) -> int:
 
     try:
         return trio.run(body)
-    except (UsageError, ConfigurationError, UnknownSessionError) as exc:
+    except (UsageError, ConfigurationError, UnknownSessionError, SessionStateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except HiveActorsError as exc:
