@@ -64,6 +64,11 @@ async def _until(client: FeedClient, execution_id: str, *types: str) -> dict[str
 async def test_serve_runs_the_example_through_the_websocket_asking_and_answering(tmp_path):
     config = FeedConfig(port=0)
     out = open(tmp_path / "serve.log", "w")
+    with trio.fail_after(60):  # a guard against a hang, not a timing assertion
+        await _serve_the_example(tmp_path, config, out)
+
+
+async def _serve_the_example(tmp_path: Path, config: FeedConfig, out: Any) -> None:
     async with trio.open_nursery() as nursery:
         info = await nursery.start(lambda task_status: serve_agent(
             EXAMPLE, llm="scripted", config=config, storage=tmp_path / "store", out=out,
@@ -86,17 +91,18 @@ async def test_serve_runs_the_example_through_the_websocket_asking_and_answering
 async def test_serve_runs_a_function_only_agent_without_a_model(tmp_path):
     agent = function_agent(tmp_path)
     out = open(tmp_path / "serve.log", "w")
-    async with trio.open_nursery() as nursery:
-        info = await nursery.start(lambda task_status: serve_agent(
-            agent, llm=None, config=FeedConfig(port=0, dashboard_port=None),
-            storage=tmp_path / "store", out=out, task_status=task_status))
-        async with open_websocket_url(info.url) as ws:
-            c = FeedClient(ws)
-            await c.call("subscribe")
-            reply = await c.call("trigger", entry_point="default", input={"name": "ann"})
-            done = await _until(c, reply["result"]["execution_id"], "execution_completed",
-                                "execution_failed")
-        nursery.cancel_scope.cancel()
+    with trio.fail_after(60):  # a guard against a hang, not a timing assertion
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(lambda task_status: serve_agent(
+                agent, llm=None, config=FeedConfig(port=0, dashboard_port=None),
+                storage=tmp_path / "store", out=out, task_status=task_status))
+            async with open_websocket_url(info.url) as ws:
+                c = FeedClient(ws)
+                await c.call("subscribe")
+                reply = await c.call("trigger", entry_point="default", input={"name": "ann"})
+                done = await _until(c, reply["result"]["execution_id"], "execution_completed",
+                                    "execution_failed")
+            nursery.cancel_scope.cancel()
     assert done["event"]["data"]["output"]["greeting"] == "hello ann"
 
 
@@ -269,3 +275,16 @@ def test_make_demo_command_leaves_start_and_stop_lines(tmp_path):
     assert proc.stdout.count("Research brief: structured concurrency in trio") == 1
     events = [line["event"] for line in RuntimeLog(storage).read()]
     assert events == ["start", "stop"]
+
+
+# ---- 11: the smaller items -------------------------------------------------------------------
+
+
+async def test_tool_logs_record_each_calls_arguments(tmp_path):
+    async with AgentRunner.load(EXAMPLE, llm="scripted", storage_path=tmp_path) as runner:
+        paused = await runner.run({})
+        await runner.run({"input": "trio"}, session_state=paused.session_state)
+    lines = SessionStore(tmp_path).read_tool_logs(paused.session_id)
+    lookups = [line for line in lines if line["tool_name"] == "lookup_facts"]
+    assert lookups and isinstance(lookups[0]["tool_input"], dict)
+    assert "query" in lookups[0]["tool_input"]

@@ -99,7 +99,8 @@ async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: froze
     done = [r for r in results if r is not None]
     for r in done:
         await emit(EventType.TOOL_CALL_COMPLETED, node_id, tool_use_id=r.call.id,
-                   tool_name=r.call.name, result=r.content, is_error=r.is_error)
+                   tool_name=r.call.name, tool_input=r.call.arguments, result=r.content,
+                   is_error=r.is_error)
     return done, question
 
 
