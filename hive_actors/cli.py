@@ -340,9 +340,12 @@ def _csv(text: str) -> tuple[str, ...]:
     arg("--systems", default="", help="comma-separated: hive, floor, langgraph (default: all)"),
     arg("--concurrency", default="", help="keep only these concurrency levels (1 always kept)"),
     arg("--entry-points", default="", help="keep only these entry-point counts"),
-    arg("--reps", type=int, default=5, help="repetitions per case (median reported)"),
-    arg("--budget", type=float, default=60.0, help="seconds per case before repetitions stop"),
-    arg("--quick", action="store_true", help="tiny sizes (smoke test)"),
+    arg("--reps", type=int, default=None,
+        help="repetitions per case (median reported; default 5, 1 with --quick)"),
+    arg("--budget", type=float, default=None,
+        help="seconds per case before repetitions stop (default 60, 5 with --quick)"),
+    arg("--quick", action="store_true",
+        help="tiny sizes, one repetition (a smoke test; the targets do not apply)"),
     arg("--out", default="", help="write the JSON report here"),
     arg("--plot", default="", metavar="PNG", help="write a throughput/latency chart here"),
     arg("--storage-dir", default=None, help="where durable workloads write (default: temp)"),
@@ -361,8 +364,10 @@ def _bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hive-actors bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    options = BenchOptions(repetitions=max(1, args.reps), case_budget_seconds=args.budget,
-                           storage_root=args.storage_dir,
+    reps = args.reps if args.reps is not None else (1 if args.quick else 5)
+    budget = args.budget if args.budget is not None else (5.0 if args.quick else 60.0)
+    options = BenchOptions(repetitions=max(1, reps), case_budget_seconds=budget,
+                           storage_root=args.storage_dir, quick=args.quick,
                            command="hive-actors " + " ".join(sys.argv[1:]))
     report = run_benchmarks(workloads, options, progress=lambda line: print(line, flush=True))
     print_report(report)
@@ -371,6 +376,10 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"wrote {write_text(report, Path(args.out).with_suffix('.txt'))}")
     if args.plot:
         print(f"wrote {plot(report, args.plot)}")
+    skipped = [r for r in report.results if r.skipped]
+    if skipped:
+        reasons = sorted({r.skipped for r in skipped if r.skipped})
+        print(f"skipped {len(skipped)} case(s): {'; '.join(reasons)}")
     return EXIT_FAILED if any(r.error for r in report.results) else EXIT_OK
 
 
