@@ -288,3 +288,24 @@ async def test_tool_logs_record_each_calls_arguments(tmp_path):
     lookups = [line for line in lines if line["tool_name"] == "lookup_facts"]
     assert lookups and isinstance(lookups[0]["tool_input"], dict)
     assert "query" in lookups[0]["tool_input"]
+
+
+# ---- the README's examples ---------------------------------------------------------------------
+
+
+async def test_the_readme_python_examples_run_as_written(tmp_path, monkeypatch, capsys):
+    import re
+    import textwrap
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(Path(__file__).parents[1])
+    for block in blocks:
+        code = block.replace('"/tmp/ra"', repr(str(tmp_path / "ra")))
+        namespace: dict[str, Any] = {}
+        exec("async def main():\n" + textwrap.indent(code, "    "), namespace)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        await namespace["main"]()
+    out = capsys.readouterr().out
+    assert out.count("# Research brief") == 2
