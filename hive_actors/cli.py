@@ -204,11 +204,11 @@ _MODEL_ARGS = (
     arg("path", metavar="PATH", type=_agent_path),
     arg("--host", default="127.0.0.1", help="address to bind; anything but loopback needs a token"),
     arg("--port", type=int, default=8765,
-        help="event feed port (0 = any free one); the dashboard uses the next port"),
+        help="the port of the event feed and the dashboard page (0 = any free one)"),
     arg("--token", default=None,
         help="token clients must give (?token= or Authorization: Bearer); "
              "default: $HIVE_ACTORS_FEED_TOKEN"),
-    arg("--no-dashboard", action="store_true", help="serve the event feed only"),
+    arg("--no-dashboard", action="store_true", help="serve the event feed only (no page)"),
     *_MODEL_ARGS,
     example="hive-actors serve examples/research_assistant --scripted --port 8765",
 )

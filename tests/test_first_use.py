@@ -15,6 +15,7 @@ from trio_websocket import open_websocket_url
 from feed_support import FeedClient
 from hive_actors.cli import main
 from hive_actors.feed import FeedConfig
+from hive_actors.feed.config import SAME_PORT
 from hive_actors.feed.serve import serve_agent
 from hive_actors.graph.executor import ExecutorConfig, GraphExecutor
 from hive_actors.graph.loader import load_agent, validate_agent
@@ -50,6 +51,19 @@ def function_agent(tmp_path: Path, tools: str | None = GREET_PY) -> Path:
     return folder
 
 
+async def _http_get(port: int, path: str) -> bytes:
+    """The body of a GET on 127.0.0.1 (HTTP/1.0: the server closes when done)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200"), head
+    return body
+
+
 async def _until(client: FeedClient, execution_id: str, *types: str) -> dict[str, Any]:
     while True:
         message = await client.next_event()
@@ -62,7 +76,7 @@ async def _until(client: FeedClient, execution_id: str, *types: str) -> dict[str
 
 
 async def test_serve_runs_the_example_through_the_websocket_asking_and_answering(tmp_path):
-    config = FeedConfig(port=0)
+    config = FeedConfig(port=0, dashboard_port=SAME_PORT)  # as `hive-actors serve` does
     out = open(tmp_path / "serve.log", "w")
     with trio.fail_after(60):  # a guard against a hang, not a timing assertion
         await _serve_the_example(tmp_path, config, out)
@@ -73,6 +87,10 @@ async def _serve_the_example(tmp_path: Path, config: FeedConfig, out: Any) -> No
         info = await nursery.start(lambda task_status: serve_agent(
             EXAMPLE, llm="scripted", config=config, storage=tmp_path / "store", out=out,
             task_status=task_status))
+        assert info.dashboard_port == info.port  # page and websocket on one port
+        page_config = await _http_get(info.port, "/config.json")
+        assert json.loads(page_config)["feed_port"] == info.port
+        assert b"<html" in (await _http_get(info.port, "/")).lower()
         async with open_websocket_url(info.url) as ws:
             c = FeedClient(ws)
             await c.call("subscribe")
@@ -86,6 +104,22 @@ async def _serve_the_example(tmp_path: Path, config: FeedConfig, out: Any) -> No
         nursery.cancel_scope.cancel()
     assert done["event"]["type"] == "execution_completed", done
     assert "Research brief: structured concurrency in trio" in done["event"]["data"]["output"]["report"]
+
+
+async def test_one_port_serving_still_refuses_a_client_without_the_token(tmp_path):
+    from trio_websocket import HandshakeError
+
+    from hive_actors.feed import open_event_feed
+
+    async with AgentRunner.load(function_agent(tmp_path), storage_path=tmp_path / "s") as runner:
+        config = FeedConfig(port=0, token="sesame", dashboard_port=SAME_PORT)
+        async with open_event_feed(runner.runtime, config=config) as info:
+            with pytest.raises(HandshakeError):
+                async with open_websocket_url(info.url):
+                    pass
+            async with open_websocket_url(info.url + "?token=sesame") as ws:
+                reply = await FeedClient(ws).call("list_entry_points")
+    assert reply["type"] == "result"
 
 
 async def test_serve_runs_a_function_only_agent_without_a_model(tmp_path):

@@ -7,6 +7,8 @@ import ipaddress
 import attrs
 
 TOKEN_ENV = "HIVE_ACTORS_FEED_TOKEN"
+# dashboard_port: serve the page and the websocket on the feed's own port (hypercorn serves both)
+SAME_PORT = -2
 
 
 def is_loopback(host: str) -> bool:
@@ -24,7 +26,8 @@ class FeedConfig:
     """How the feed server behaves. Pass only what you change.
 
     ``host`` defaults to loopback; any other host requires a ``token``. ``port`` 0 picks a free
-    port. ``dashboard_port``: None serves no page, 0 picks a free port, -1 uses ``port + 1``.
+    port. ``dashboard_port``: None serves no page, 0 picks a free port, -1 uses ``port + 1``,
+    `SAME_PORT` serves page and websocket on ``port`` (one port for a browser and a firewall).
     """
 
     host: str = "127.0.0.1"

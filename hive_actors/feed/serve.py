@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import trio
 
 from hive_actors.errors import AgentDefinitionError, ConfigurationError, HiveActorsError
-from hive_actors.feed.config import FeedConfig
+from hive_actors.feed.config import SAME_PORT, FeedConfig
 from hive_actors.feed.server import FeedInfo, open_event_feed, resolve_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -61,7 +61,7 @@ def run_from_args(args: Any) -> int:
     """
     from hive_actors.runner.runner import cli_llm
 
-    dashboard = None if args.no_dashboard else (0 if args.port == 0 else -1)
+    dashboard = None if args.no_dashboard else SAME_PORT
     try:
         config = FeedConfig(host=args.host, port=args.port, token=args.token,
                             dashboard_port=dashboard)
