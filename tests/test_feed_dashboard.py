@@ -13,7 +13,7 @@ import trio
 
 from feed_browser import CHROMIUM, open_page
 from feed_support import FakeRuntime, interview_graph, interview_llm, run_bus
-from hive_actors.feed import FeedConfig, open_event_feed
+from hive_actors.feed import SAME_PORT, FeedConfig, open_event_feed
 from hive_actors.graph.spec import Goal
 from hive_actors.runtime.agent_runtime import open_agent_runtime
 
@@ -51,11 +51,12 @@ async def test_dashboard_is_served_next_to_the_feed() -> None:
 @pytest.mark.skipif(not CHROMIUM.exists(),
                     reason="needs Debian's chromium at /usr/bin/chromium "
                            "(apt-get install -y chromium)")
+@pytest.mark.parametrize("dashboard_port", [0, SAME_PORT], ids=["own-port", "same-port"])
 async def test_dashboard_in_chromium_triggers_answers_input_and_sees_completion(
-        tmp_path: Path) -> None:
+        tmp_path: Path, dashboard_port: int) -> None:
     agent: dict[str, Any] = dict(graph=interview_graph(), goal=Goal(id="goal"), llm=interview_llm())
     async with open_agent_runtime(**agent) as runtime:
-        config = FeedConfig(dashboard_port=0)
+        config = FeedConfig(dashboard_port=dashboard_port)
         async with open_event_feed(runtime, port=0, config=config) as info:
             assert info.dashboard_url is not None
             async with open_page(info.dashboard_url, tmp_path / "profile") as page:
