@@ -220,6 +220,9 @@ class _Quiet:
 
 
 def _with_runner(path: str, options: RunOptions, main: Any, out: TextIO) -> int:
+    if options.output and not Path(options.output).expanduser().parent.is_dir():
+        print(f"error: --output {options.output}: its folder does not exist", file=sys.stderr)
+        return EXIT_USAGE
     try:
         llm, note = cli_llm(path, options.model, options.scripted)
     except HiveActorsError as exc:

@@ -550,7 +550,7 @@ class AgentRuntime:
         sessions = svc.sessions
         try:
             record = await trio.to_thread.run_sync(sessions.read_state, session_id)
-        except (UnknownSessionError, HiveActorsError):
+        except HiveActorsError:  # not stored here (or unreadable): a new session
             return False
         return record.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.RUNNING)
 
