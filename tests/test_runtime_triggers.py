@@ -146,3 +146,5 @@ async def test_interrupted_sessions_resume_on_start_when_asked(tmp_path):
         assert done.data["output"]["q"] == 7
     state = json.loads((tmp_path / "sessions" / record.session_id / "state.json").read_text())
     assert state["status"] == "completed"
+    [found] = [line for line in RuntimeLog(tmp_path).read() if line["event"] == "interrupted_sessions"]
+    assert found["sessions"] == [record.session_id] and found["resuming"] is True
