@@ -149,6 +149,19 @@ def test_scripted_with_model_is_a_usage_error(command, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "--scripted and --model exclude each other" in err
 
 
+def test_serve_on_a_busy_port_names_the_port(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(EXAMPLE), "--scripted", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("hive-actors serve: error: ")
+    assert f"cannot listen on 127.0.0.1:{port}" in err[-1]
+
+
 def test_serve_refuses_a_port_out_of_range(capsys):
     assert main(["serve", str(EXAMPLE), "--scripted", "--port", "70000"]) == 2
     assert "port 70000 is out of range" in capsys.readouterr().err
