@@ -356,3 +356,20 @@ async def test_the_readme_python_examples_run_as_written(tmp_path, monkeypatch, 
         await namespace["main"]()
     out = capsys.readouterr().out
     assert out.count("# Research brief") == 2
+
+
+async def test_every_fixture_with_one_named_entry_point_answers_to_default(hive_fixtures_dir, tmp_path):
+    named = 0
+    for file in sorted(hive_fixtures_dir.glob("*.json")):
+        try:
+            agent = load_agent(file)
+        except Exception:  # noqa: BLE001 - two fixtures do not load (the loader tests say why)
+            continue
+        if len(agent.entry_points) != 1 or agent.entry_points[0].id == "default":
+            continue
+        named += 1
+        runner = AgentRunner.load(file, llm="scripted", storage_path=tmp_path / file.stem)
+        exec_id = await runner.trigger("default", {})  # the seed's line
+        assert exec_id.startswith("session_")
+        await runner.stop()
+    assert named >= 30  # 38 of the 59 today
