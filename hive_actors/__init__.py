@@ -11,6 +11,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from hive_actors.hive_compat import install as _install_framework_aliases  # noqa: E402
+
+_install_framework_aliases()  # Hive's ``framework.*`` imports, unless Hive is installed
+
 _EXPORTS = {
     "AgentRunner": "hive_actors.runner.runner",
     "AgentRuntime": "hive_actors.runtime.agent_runtime",
@@ -38,6 +42,8 @@ _EXPORTS = {
     "tool": "hive_actors.tools.registry",
     "ToolRegistry": "hive_actors.tools.registry",
     "open_event_feed": "hive_actors.feed",
+    "MCPServerConfig": "hive_actors.tools.mcp_config",
+    "load_mcp_config": "hive_actors.tools.mcp_config",
 }
 
 __all__ = sorted(_EXPORTS)

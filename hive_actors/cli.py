@@ -124,17 +124,20 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 
 
-@command("info", "show an agent's nodes, edges, entry points and tools",
+@command("info", "show an agent's nodes, edges, entry points and tools (starts its MCP "
+         "servers to list theirs)",
          arg("path", metavar="PATH", type=_agent_path),
          arg("--json", action="store_true", help="print the agent as our agent.json (Hive's "
              "export shape) instead of tables"),
+         arg("--mcp-config", action="append", default=[], metavar="FILE",
+             help="an mcp_servers.json besides the agent folder's own (repeatable)"),
          example="hive-actors info examples/research_assistant\n"
                  "hive-actors info examples/research_assistant --json")
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from hive_actors.errors import AgentDefinitionError
+    from hive_actors.errors import AgentDefinitionError, HiveActorsError
     from hive_actors.graph.loader import definition_to_json, load_agent
 
     try:
@@ -171,17 +174,50 @@ def _info(args: argparse.Namespace) -> int:
     eps = Table("id", "entry node", "trigger", "isolation", title="Entry points")
     for ep in agent.entry_points:
         eps.add_row(ep.id, ep.entry_node, ep.trigger_type, ep.isolation_level)
+    try:
+        servers = _server_tools(agent.path, args.mcp_config)
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    offered: dict[str, tuple[str, str]] = {}
+    mcp = Table("server", "transport", "command or URL", "tools", title="MCP servers")
+    for config, found in servers:
+        if isinstance(found, str):
+            mcp.add_row(config.name, config.transport, config.target, f"[red]{found}[/red]")
+            continue
+        mcp.add_row(config.name, config.transport, config.target, ", ".join(t.name for t in found))
+        for t in found:
+            offered.setdefault(t.name, (f"MCP {config.name}", t.description or ""))
     tools = Table("name", "provided by", "description", title="Tools")
     used = dict.fromkeys([*agent.required_tools, *(t for n in graph.nodes for t in n.tools)])
     for name in dict.fromkeys([*agent.tools.names(), *used]):
         tool = agent.tools.get(name)
-        source = "tools.py" if tool else ("tool_executor" if name in agent.tools else "missing (run time?)")
-        tools.add_row(name, source, tool.description if tool else "")
-    for table in (nodes, edges, eps, tools):
+        if tool is not None:
+            source, text = "tools.py", tool.description
+        elif name in offered:
+            source, text = offered[name]
+        else:
+            source, text = ("tool_executor" if name in agent.tools else "missing"), ""
+        tools.add_row(name, source, text)
+    for table in (nodes, edges, eps, *([mcp] if servers else []), tools):
         console.print(table)
+    all_provided = all(n in agent.tools or n in offered for n in used)
     for w in agent.warnings:
+        if all_provided and w.path.endswith(".tools"):  # validate's offline guess: now known
+            continue
         console.print(f"[yellow]{w}[/yellow]", highlight=False)
     return EXIT_OK
+
+
+def _server_tools(path: Any, extra: list[str]) -> list[tuple[Any, Any]]:
+    """(config, its tools or the start error) per MCP server of the agent."""
+    import trio
+
+    from hive_actors.tools.mcp_client import list_server_tools
+    from hive_actors.tools.mcp_config import servers_for_agent
+
+    configs = servers_for_agent(path, extra)
+    return trio.run(list_server_tools, configs) if configs else []
 
 
 # ---------------------------------------------------------------- serve
@@ -195,6 +231,9 @@ _MODEL_ARGS = (
              "folder's script.json, else autopilot placeholder replies (it says which)"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER, "
         "FOLDER being the agent folder's name)"),
+    arg("--mcp-config", action="append", default=[], metavar="FILE",
+        help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
+             "to the agent folder's own)"),
 )
 
 
@@ -235,7 +274,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 
     return RunOptions(model=args.model, scripted=args.scripted, storage=args.storage,
                       verbosity=-1 if args.quiet else (1 if args.verbose else 0),
-                      output=args.output)
+                      output=args.output, mcp_config=tuple(args.mcp_config))
 
 
 @command(

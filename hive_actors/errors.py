@@ -93,12 +93,22 @@ class ToolError(HiveActorsError):
     """A tool is unknown, got bad arguments, failed or timed out."""
 
 
+class MCPServerError(ToolError):
+    """An MCP tool server failed to start or to answer (names the server, its command or URL,
+    and the tail of its stderr when there is one)."""
+
+
 class LLMError(HiveActorsError):
     """A model call failed for good (after any retries)."""
 
 
 class ConfigurationError(HiveActorsError):
     """The runtime or a provider is configured wrongly (missing API key, bad option...)."""
+
+
+class MCPConfigError(ConfigurationError):
+    """An MCP server declaration is malformed or names a missing ``${VAR}`` (the message
+    names the file and the server)."""
 
 
 class StorageError(HiveActorsError):

@@ -40,6 +40,8 @@ class EventType(str, enum.Enum):
     EVENTS_DROPPED = "events_dropped"
     ACTOR_CRASHED = "actor_crashed"
     HANDLER_FAILED = "handler_failed"
+    TOOL_SERVER_WARNING = "tool_server_warning"
+    TOOLS_CHANGED = "tools_changed"
 
 
 _UTC = _dt.timezone.utc

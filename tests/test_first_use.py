@@ -333,8 +333,8 @@ async def test_tool_logs_record_each_calls_arguments(tmp_path):
         await runner.run({"input": "trio"}, session_state=paused.session_state)
     lines = SessionStore(tmp_path).read_tool_logs(paused.session_id)
     lookups = [line for line in lines if line["tool_name"] == "lookup_facts"]
-    assert lookups and isinstance(lookups[0]["tool_input"], dict)
-    assert "query" in lookups[0]["tool_input"]
+    assert lookups and isinstance(lookups[0]["arguments"], dict)
+    assert "query" in lookups[0]["arguments"]
 
 
 # ---- the README's examples ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import trio
@@ -29,6 +30,7 @@ def describe(info: FeedInfo, token: str | None) -> str:
 
 async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
                       storage: str | Path | None = None, out: TextIO = sys.stdout,
+                      mcp_config: Sequence[str] = (),
                       task_status: trio.TaskStatus[FeedInfo] = trio.TASK_STATUS_IGNORED) -> None:
     """Load the agent at ``path`` (as `AgentRunner.load` does: the same runtime as ``run``),
     run it with the feed until SIGINT/SIGTERM or cancellation, then stop everything.
@@ -41,7 +43,7 @@ async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
     from hive_actors.runner.runner import AgentRunner
 
     config = resolve_config(config)
-    runner = AgentRunner.load(path, llm=llm, storage_path=storage)
+    runner = AgentRunner.load(path, llm=llm, storage_path=storage, mcp_servers=list(mcp_config))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with runner, open_event_feed(runner.runtime, config=config) as info:
             print(f"serving {runner.definition.name} (sessions in {runner.storage_path})", file=out)
@@ -68,7 +70,8 @@ def run_from_args(args: Any) -> int:
         llm, note = cli_llm(args.path, args.model, args.scripted)
         if note:
             print(note, file=sys.stderr)
-        trio.run(lambda: serve_agent(args.path, llm=llm, config=config, storage=args.storage))
+        trio.run(lambda: serve_agent(args.path, llm=llm, config=config, storage=args.storage,
+                                     mcp_config=getattr(args, "mcp_config", ())))
     except BaseException as exc:  # noqa: BLE001 - report the one real error, not a group
         real = _single(exc)
         if isinstance(real, AgentDefinitionError):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hive_actors.tools.context import ToolContext, use_tool_context
 from hive_actors.events import EventSink, EventType, NullSink
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.client_input import InputHub
@@ -121,7 +122,9 @@ class GraphExecutor:
         run = _Execution(runner, compiled.routing, previous)
         self._run = run
         try:
-            return await run.run(entry_node, started)
+            with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
+                                              session_dir=self.storage_path)):
+                return await run.run(entry_node, started)
         finally:
             if self._run is run:
                 self._run = None

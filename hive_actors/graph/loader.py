@@ -28,6 +28,7 @@ from hive_actors.graph.identity import IdentityMap
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.graph.validation import Paths, build_record, check_graph, check_value, join
 from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.tools.hive_contract import hive_registry
 from hive_actors.tools.registry import ToolRegistry
 
 __all__ = ["AgentDefinition", "definition_to_json", "function_resolver", "load_agent",
@@ -194,10 +195,7 @@ def _load_tools(folder: Path) -> tuple[ToolRegistry, list[Problem]]:
     module, problems = _import(folder, "tools", str(folder / "tools.py"))
     if module is None:
         return ToolRegistry(), problems
-    executor = getattr(module, "tool_executor", None)
-    registry = ToolRegistry(tool_executor=executor if callable(executor) else None)
-    registry.register_module(module)
-    return registry, problems
+    return hive_registry(module), problems
 
 
 def _read_json(file: Path, label: str) -> tuple[Any, list[Problem]]:

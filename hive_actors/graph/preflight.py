@@ -6,6 +6,12 @@ from hive_actors.graph.compiled import CompiledGraph
 from hive_actors.graph.spec import GraphSpec
 from hive_actors.tools.registry import ToolRegistry
 
+TOOLS_HINT = (
+    "Give the agent its tools: an mcp_servers.json beside agent.json, or on the command line "
+    "`--mcp-config FILE` (run, serve, resume, info); in Python "
+    "AgentRunner.load(path, mcp_servers=FILE_OR_DICT) or tools=[...]; or a tools.py in the "
+    "agent folder.")
+
 
 def preflight_error(graph: GraphSpec, compiled: CompiledGraph, tools: ToolRegistry,
                     entry_node: str | None) -> str | None:
@@ -32,6 +38,6 @@ def preflight_error(graph: GraphSpec, compiled: CompiledGraph, tools: ToolRegist
             available = ", ".join(tools.names()) or "none"
             return (
                 "cannot run graph: " + "; ".join(problems)
-                + f" (registered tools: {available}; pass tools=... or tool_executor=...)"
+                + f" (registered tools: {available}). {TOOLS_HINT}"
             )
     return compiled.routing_error

@@ -17,6 +17,7 @@ from hive_actors.graph.client_input import InputHub
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.events import EventSink
 from hive_actors.llm.provider import LLMProvider
+from hive_actors.tools.hive_contract import adapt_executor
 from hive_actors.tools.registry import Tool, ToolExecutor, ToolRegistry
 
 # What an executor accepts as its tools: a registry, tools (or functions to make tools of),
@@ -112,7 +113,10 @@ def _import(ref: str, node_id: str) -> Callable[..., Any]:
 
 
 def as_registry(tools: ToolsArg, tool_executor: ToolExecutor | None) -> ToolRegistry:
-    """A ToolRegistry from what the executor was given (registry, list, dict or None)."""
+    """A ToolRegistry from what the executor was given (registry, list, dict or None). A
+    ``tool_executor`` may be ``(name, arguments)`` or Hive's ``(tool_use)``."""
+    if tool_executor is not None:
+        tool_executor = adapt_executor(tool_executor)
     if isinstance(tools, ToolRegistry):
         if tool_executor is None:
             return tools

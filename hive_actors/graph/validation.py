@@ -302,7 +302,10 @@ def _check_nodes(graph: GraphSpec, paths: Paths, error: _Report, warn: _Report, 
             if missing:
                 warn(join(path, "tools"),
                      f"node {node.id!r} uses tools no registry provides: {', '.join(missing)} "
-                     "(they must be supplied at run time, e.g. by an MCP server)")
+                     "(validate does not start MCP servers; supply them from one declared "
+                     "in an mcp_servers.json beside agent.json, `--mcp-config FILE` on the "
+                     "command line or AgentRunner.load(..., mcp_servers=FILE) in Python; "
+                     "`hive-actors info PATH` lists what the declared servers offer)")
 
 
 # Extra keys a router node reads its label expression from (see graph/nodes/router.py; not

@@ -38,13 +38,14 @@ class RunOptions:
 
     ``verbosity``: -1 (``-q``: the result line and errors only), 0, 1 (``-v``: also the
     output as JSON and where the session is). ``output``: write the ExecutionResult as JSON
-    here."""
+    here. ``mcp_config``: extra mcp_servers.json files."""
 
     model: str | None = None
     scripted: str | None = None
     storage: str | None = None
     verbosity: int = 0
     output: str | None = None
+    mcp_config: tuple[str, ...] = ()
 
 
 class UsageError(HiveActorsError):
@@ -232,7 +233,8 @@ def _with_runner(path: str, options: RunOptions, main: Any, out: TextIO) -> int:
         print(note, file=sys.stderr)
 
     async def body() -> int:
-        runner = AgentRunner.load(path, llm=llm, storage_path=options.storage)
+        runner = AgentRunner.load(path, llm=llm, storage_path=options.storage,
+                                  mcp_servers=list(options.mcp_config))
         async with runner:
             shown: Any = _Quiet() if options.verbosity < 0 else out
             result = await main(runner, shown)
@@ -276,6 +278,8 @@ def _hint(path: str, options: RunOptions) -> Any:
             cmd += ["--model", options.model]
         if options.scripted is not None:
             cmd += ["--scripted", options.scripted] if options.scripted else ["--scripted"]
+        for file in options.mcp_config:
+            cmd += ["--mcp-config", file]
         return "Resume with: " + shlex.join(cmd)
 
     return hint

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -26,6 +27,7 @@ from hive_actors.errors import ConfigurationError
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
 from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.tools.mcp_config import MCPServerConfig, servers_for_agent
 
 __all__ = ["AgentRunner", "cli_llm", "default_storage_path", "scripted_llm"]
 
@@ -48,7 +50,8 @@ class AgentRunner:
     """Facade over one agent: its definition, its model and its (lazily built) runtime."""
 
     def __init__(self, definition: Any, *, llm: Any = None, storage_path: str | Path | None = None,
-                 config: RuntimeConfig | None = None) -> None:
+                 config: RuntimeConfig | None = None,
+                 mcp_servers: Sequence[MCPServerConfig] = ()) -> None:
         self.definition = definition
         self.agent_path = Path(definition.path)
         self.graph = definition.graph
@@ -57,16 +60,20 @@ class AgentRunner:
         self.storage_path = (Path(storage_path).expanduser() if storage_path is not None
                              else default_storage_path(definition))
         self._config = config
+        self.mcp_servers = list(mcp_servers)  # started with the runtime
         self._runtime: AgentRuntime | None = None
 
     @classmethod
     def load(cls, agent_path: str | Path, model: str | None = None, llm: Any = None,
              storage_path: str | Path | None = None, tools: Any = None,
-             config: RuntimeConfig | None = None) -> AgentRunner:
+             config: RuntimeConfig | None = None, mcp_servers: Any = None) -> AgentRunner:
         """Load and validate the agent at ``agent_path`` (nothing runs, no file is written).
 
-        ``tools``: extra tools (callables or Tools) added to the agent's own. Raises
-        AgentDefinitionError for an invalid agent, ConfigurationError for a bad model.
+        ``tools``: extra tools (callables or Tools) added to the agent's own.
+        ``mcp_servers``: MCP tool servers besides those the agent folder declares (a
+        ``mcp_servers.json`` path, its decoded dict, or a list of them); they start with the
+        runtime. Raises AgentDefinitionError for an invalid agent, ConfigurationError for a
+        bad model or MCP configuration (MCPConfigError).
         """
         from hive_actors.graph.loader import load_agent
 
@@ -75,7 +82,7 @@ class AgentRunner:
             definition.tools.register(t)
         return cls(definition, llm=_resolve_llm(model, llm, definition.path),
                    storage_path=storage_path,
-                   config=config)
+                   config=config, mcp_servers=servers_for_agent(definition.path, mcp_servers))
 
     # ---- the runtime -----------------------------------------------------------------
 
@@ -88,7 +95,7 @@ class AgentRunner:
 
     def _build_runtime(self) -> AgentRuntime:
         return create_agent_runtime(self.definition, storage_path=self.storage_path, llm=self.llm,
-                                    config=self._config)
+                                    config=self._config, mcp_servers=self.mcp_servers)
 
     def needs_model(self) -> bool:
         return any(n.node_type in _LLM_NODE_TYPES for n in self.graph.nodes)

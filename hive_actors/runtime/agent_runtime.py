@@ -79,6 +79,8 @@ from hive_actors.storage.owner import current_owner
 from hive_actors.storage.runtime_log import RuntimeLog
 from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
+from hive_actors.tools.mcp_config import MCPServerConfig
+from hive_actors.tools.registry import ToolRegistry
 
 __all__ = [
     "AgentRuntime",
@@ -113,6 +115,7 @@ class AgentRuntime:
         checkpoint_config: CheckpointConfig | None = None,
         config: RuntimeConfig | None = None,
         agent_name: str | None = None,
+        mcp_servers: Iterable[MCPServerConfig] = (),
     ) -> None:
         self.graph = graph
         self.goal = goal
@@ -123,6 +126,7 @@ class AgentRuntime:
         self.checkpoint_config = checkpoint_config
         self.config = config or RuntimeConfig()
         self.agent_name = agent_name or graph.id
+        self.mcp_servers = list(mcp_servers)  # started with the runtime, in this order
         self._specs: dict[str, EntryPointSpec] = {}
         # set while running: what the streams share, the streams and the trigger actors
         self._svc: RuntimeServices | None = None
@@ -243,6 +247,8 @@ class AgentRuntime:
                                                                        context_vars)
                     with trio.CancelScope() as self._work_scope:
                         async with trio.open_nursery() as work:
+                            if self.mcp_servers:
+                                await self._start_mcp_servers(work, svc)
                             await self._start_streams(work, svc, triggers)
                             self._state = "running"
                             await self._log("start", agent=self.agent_name,
@@ -399,10 +405,40 @@ class AgentRuntime:
         if self._runtime_log is not None:
             await trio.to_thread.run_sync(functools.partial(self._runtime_log.write, event, **data))
 
+    def _log_now(self, event: str, **data: Any) -> None:
+        """`_log` from a synchronous callback: a blocking append, for rare events only."""
+        if self._runtime_log is not None:
+            self._runtime_log.write(event, **data)
+
+    async def _start_mcp_servers(self, work: trio.Nursery, svc: RuntimeServices) -> None:
+        """Start the MCP clients in ``work`` (closed with the executions); the streams then
+        use their tools (runtime/mcp_servers.py). Raises a required server's start error."""
+        from hive_actors.graph.services import as_registry
+        from hive_actors.runtime.mcp_servers import start_mcp_servers
+
+        def use(registry: ToolRegistry) -> None:
+            svc.tools, svc.tool_executor = registry, None
+
+        def warn(server: str, message: str) -> None:
+            self._log_now("mcp_server_warning", server=server, message=message)
+            self._bus.publish_nowait(AgentEvent(
+                type=EventType.TOOL_SERVER_WARNING, stream_id=f"mcp:{server}",
+                data={"server": server, "message": message}))
+
+        def listed(server: str, tools: list[str]) -> None:
+            self._log_now("mcp_server_tools", server=server, tools=tools)
+            self._bus.publish_nowait(AgentEvent(
+                type=EventType.TOOLS_CHANGED, stream_id=f"mcp:{server}",
+                data={"server": server, "tools": tools}))
+
+        await start_mcp_servers(
+            work, self.mcp_servers, as_registry(svc.tools, svc.tool_executor),
+            on_crash=self._report_crash, warn=warn, on_registry=use, on_listed=listed,
+            max_restarts=self.config.max_actor_restarts, window=self.config.restart_window_seconds)
+
     def _report_crash(self, name: str, exc: BaseException, count: int) -> None:
-        if self._runtime_log is not None:  # rare: a blocking append is fine here
-            self._runtime_log.write("actor_crashed", actor=name, crashes=count,
-                                    error=f"{type(exc).__name__}: {exc}")
+        self._log_now("actor_crashed", actor=name, crashes=count,
+                      error=f"{type(exc).__name__}: {exc}")
         self._bus.publish_nowait(AgentEvent(
             type=EventType.ACTOR_CRASHED, stream_id=name,
             data={"actor": name, "error": f"{type(exc).__name__}: {exc}", "crashes": count},
@@ -645,6 +681,7 @@ def create_agent_runtime(
     checkpoint_config: CheckpointConfig | None = None,
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
+    mcp_servers: Iterable[MCPServerConfig] = (),
 ) -> AgentRuntime:
     """A runtime (not started): the one factory behind AgentRunner, ``run``, ``resume`` and
     ``serve``.
@@ -654,7 +691,8 @@ def create_agent_runtime(
     graph `load_agent` returned, function nodes resolve against the agent's folder (its
     modules, and bare names from its ``tools.py``). No entry points = one ``default`` on
     ``graph.entry_node``; a runtime with a single entry point answers to ``default`` too.
-    Raises ValueError for bad entry points, ConfigurationError without a goal.
+    ``mcp_servers`` start with it (tools/mcp_config.py). Raises ValueError for bad entry
+    points, ConfigurationError without a goal.
     """
     if isinstance(graph, AgentDefinition):
         agent = graph
@@ -668,7 +706,8 @@ def create_agent_runtime(
                                  "(create_agent_runtime(load_agent(path), ...))")
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
-                           config=_with_folder_functions(config, graph), agent_name=agent_name)
+                           config=_with_folder_functions(config, graph), agent_name=agent_name,
+                           mcp_servers=mcp_servers)
     for spec in entry_points or [EntryPointSpec(id="default", name="Default",
                                                 entry_node=graph.entry_node)]:
         runtime.register_entry_point(spec)

@@ -19,7 +19,6 @@ protocols below (`RecordedExecution`, `RecorderServices`), not through their cla
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, Protocol
 
 import attrs
@@ -204,7 +203,6 @@ class SessionRecorder:
             {
                 "node_id": node_id,
                 **{k: _jsonable(v) for k, v in data.items()},
-                "tool_input": _arguments(data.get("tool_input")),
                 "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
             },
         )
@@ -317,13 +315,3 @@ def _origin(ex: RecordedExecution) -> str | None:
     if state is None or not state.session_id or state.session_id == ex.id:
         return None
     return state.session_id
-
-
-def _arguments(raw: Any) -> Any:
-    """A tool call's arguments as logged: the JSON object its text holds, else the text."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return _jsonable(raw)

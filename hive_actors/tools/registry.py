@@ -164,6 +164,10 @@ class ToolRegistry:
         self._tools[t.name] = t
         return t
 
+    def copy(self) -> ToolRegistry:
+        """A new registry with the same tools and tool_executor."""
+        return ToolRegistry(self._tools.values(), self._executor)
+
     def register_module(self, module: types.ModuleType) -> list[Tool]:
         """Register every ``@tool`` function of a module (e.g. an agent's tools.py)."""
         found = [v.__hive_tool__ for v in vars(module).values() if hasattr(v, "__hive_tool__")]

@@ -13,7 +13,8 @@ from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
 from hive_actors.llm.provider import ToolCall
 from hive_actors.events import EventType
-from hive_actors.tools.registry import result_to_text
+from hive_actors.tools.context import recording_call
+from hive_actors.tools.result import tool_output
 
 SET_OUTPUT = "set_output"
 ASK_USER = "ask_user"
@@ -57,6 +58,10 @@ class ToolResult:
     call: ToolCall
     content: str
     is_error: bool = False
+    # for the tool log: arguments, duration_ms, and what the tool recorded (an MCP server,
+    # the arguments as sent with context parameters filled in)
+    details: dict[str, Any] = attrs.field(factory=dict)
+    parts: tuple[dict[str, Any], ...] = ()  # content parts (images) for the model
 
 
 async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: frozenset[str],
@@ -99,8 +104,7 @@ async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: froze
     done = [r for r in results if r is not None]
     for r in done:
         await emit(EventType.TOOL_CALL_COMPLETED, node_id, tool_use_id=r.call.id,
-                   tool_name=r.call.name, tool_input=r.call.arguments, result=r.content,
-                   is_error=r.is_error)
+                   tool_name=r.call.name, result=r.content, is_error=r.is_error, **r.details)
     return done, question
 
 
@@ -120,15 +124,24 @@ async def _set_output(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
 async def _call_tool(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> ToolResult:
     services = ctx.services
     timeout = services.config.tool_timeout
-    try:
-        async with services.tool_limiter:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                value = await services.tools.call(call.name, args)
-        if scope.cancelled_caught:
-            return ToolResult(call, f"ERROR: tool {call.name!r} timed out after {timeout}s", True)
-    except Exception as exc:
-        return ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: {exc}", True)
-    return ToolResult(call, result_to_text(value))
+    started = trio.current_time()
+    with recording_call() as details:
+        try:
+            async with services.tool_limiter:
+                with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                    value = await services.tools.call(call.name, args)
+            if scope.cancelled_caught:
+                result = ToolResult(call, f"ERROR: tool {call.name!r} timed out after {timeout}s",
+                                    True)
+            else:
+                out = tool_output(value)
+                result = ToolResult(call, out.text, out.is_error, parts=out.parts)
+        except Exception as exc:
+            result = ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: "
+                                      f"{exc}", True)
+    result.details = {"arguments": args, **details,
+                      "duration_ms": round((trio.current_time() - started) * 1000, 3)}
+    return result
 
 
 def assistant_message(text: str, calls: list[ToolCall]) -> dict[str, Any]:
@@ -142,5 +155,6 @@ def assistant_message(text: str, calls: list[ToolCall]) -> dict[str, Any]:
 
 
 def tool_message(result: ToolResult) -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": result.call.id, "content": result.content}
+    content: Any = list(result.parts) if result.parts else result.content
+    return {"role": "tool", "tool_call_id": result.call.id, "content": content}
 
