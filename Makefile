@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+# the newest litellm in our range, as a fresh install gets it (tests/test_dependencies.py)
+	$(BIN)/pip install --quiet --upgrade 'litellm>=1.106,<2'
 	touch $(STAMP)
 
 # The example agent, offline: ScriptedLLM plays examples/research_assistant/script.json and

@@ -8,7 +8,10 @@ fixed streamed reply, then measures per-call latency (request sent -> last chunk
 at 1 call at a time and at N concurrent calls. Prints medians and the added latency.
 
     .venv/bin/python -W ignore benchmarks/bench_llm_overhead.py [--calls 40] [--concurrency 100]
-        [--rounds 3] [--long]
+        [--rounds 3] [--long] [--transports native,litellm]
+
+Before/after a change of the native path: run this script from both checkouts in turn (it
+imports hive_actors from the tree it lies in), a few times each, and compare medians.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ async def main(args: argparse.Namespace) -> None:
         providers = {
             t: LiteLLMProvider("openai/gpt-4o-mini", api_base=base_url, api_key="sk-bench",
                                concurrency_limiter=limiter, transport=t)
-            for t in ("native", "litellm")
+            for t in args.transports.split(",")
         }
         async with httpx.AsyncClient(limits=limits, timeout=60) as client, open_llm_loop():
             for conc in (1, args.concurrency):
@@ -126,4 +129,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--long", action="store_true", help="a 500-chunk reply instead of 14")
+    parser.add_argument("--transports", default="native,litellm", help="which provider transports")
     trio.run(main, parser.parse_args())

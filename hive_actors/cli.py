@@ -124,15 +124,22 @@ def _validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- info
 
 
-@command("info", "show an agent's nodes, edges, entry points and tools (starts its MCP "
-         "servers to list theirs)",
-         arg("path", metavar="PATH", type=_agent_path),
-         arg("--json", action="store_true", help="print the agent as our agent.json (Hive's "
-             "export shape) instead of tables"),
-         arg("--mcp-config", action="append", default=[], metavar="FILE",
-             help="an mcp_servers.json besides the agent folder's own (repeatable)"),
-         example="hive-actors info examples/research_assistant\n"
-                 "hive-actors info examples/research_assistant --json")
+@command(
+    "info",
+    "show an agent's nodes, edges, entry points and tools (starts its MCP servers to list "
+    "theirs)",
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("--json", action="store_true", help="print the agent as our agent.json (Hive's "
+        "export shape) instead of tables (starts no server)"),
+    arg("--mcp-config", action="append", default=[], metavar="FILE",
+        help="an mcp_servers.json besides the agent folder's own (repeatable)"),
+    arg("--mermaid", action="store_true",
+        help="print the graph as a Mermaid flowchart instead of the tables (starts no server)"),
+    arg("--svg", default=None, metavar="FILE",
+        help="also write a picture of the graph (the dashboard's layout) to FILE"),
+    example="hive-actors info examples/research_assistant\n"
+            "hive-actors info examples/research_assistant --json",
+)
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -151,8 +158,19 @@ def _info(args: argparse.Namespace) -> int:
 
         print(json.dumps(definition_to_json(agent), ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
-    console = Console()
     graph = agent.graph
+    if args.svg:
+        from pathlib import Path
+
+        from hive_actors.graph.render import to_svg
+
+        Path(args.svg).write_text(to_svg(graph), encoding="utf-8")
+    if args.mermaid:
+        from hive_actors.graph.render import to_mermaid
+
+        sys.stdout.write(to_mermaid(graph))
+        return EXIT_OK
+    console = Console()
     console.print(f"[bold]{agent.name}[/bold]  ({agent.source})")
     console.print(f"goal: {agent.goal.name or agent.goal.id}  entry node: {graph.entry_node}  "
                   f"terminal: {', '.join(graph.terminal_nodes) or '-'}  "
@@ -206,6 +224,8 @@ def _info(args: argparse.Namespace) -> int:
         if all_provided and w.path.endswith(".tools"):  # validate's offline guess: now known
             continue
         console.print(f"[yellow]{w}[/yellow]", highlight=False)
+    if args.svg:
+        console.print(f"wrote {args.svg}", highlight=False)
     return EXIT_OK
 
 
@@ -274,7 +294,8 @@ def _run_options(args: argparse.Namespace) -> Any:
 
     return RunOptions(model=args.model, scripted=args.scripted, storage=args.storage,
                       verbosity=-1 if args.quiet else (1 if args.verbose else 0),
-                      output=args.output, mcp_config=tuple(args.mcp_config))
+                      output=args.output, mcp_config=tuple(args.mcp_config),
+                      trace=getattr(args, "trace", False))
 
 
 @command(
@@ -287,6 +308,9 @@ def _run_options(args: argparse.Namespace) -> Any:
     arg("--entry-point", default=None, help="entry point id (default: the first)"),
     *_MODEL_ARGS,
     *_OUTPUT_ARGS,
+    arg("--trace", action="store_true",
+        help="OpenTelemetry traces and metrics, set up from the OTEL_* environment variables "
+             "(needs hive-actors[otel])"),
     example="printf 'trio\\n' | hive-actors run examples/research_assistant --scripted\n"
             "hive-actors run exports/my_agent -i '{\"query\": \"hello\"}' -m openai/gpt-4o-mini "
             "-o result.json",

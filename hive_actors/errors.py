@@ -93,6 +93,14 @@ class ToolError(HiveActorsError):
     """A tool is unknown, got bad arguments, failed or timed out."""
 
 
+class ToolArgumentsError(ToolError, ValueError):
+    """The arguments of a tool call do not fit the tool's schema; ``problems`` name the fields
+    (``"query: Field required"``, ``"filter.limit: Input should be a valid integer"``)."""
+
+    def __init__(self, tool: str, problems: list[str]) -> None:
+        super().__init__(f"invalid arguments for tool {tool!r}: " + "; ".join(problems))
+        self.tool = tool
+        self.problems = problems
 class MCPServerError(ToolError):
     """An MCP tool server failed to start or to answer (names the server, its command or URL,
     and the tail of its stderr when there is one)."""

@@ -81,7 +81,8 @@ async def test_hive_template_tools_py_runs_unchanged(tmp_path):
     assert result.success, result.error
     ok, missing, saved = [m["content"] for m in llm.requests[1].messages if m["role"] == "tool"]
     assert json.loads(ok) == {"city": "Oslo", "temperature_c": 21}
-    assert "no city" in missing
+    # arguments are checked against the tool's schema first: the executor never sees this call
+    assert missing == "ERROR: invalid arguments for tool 'get_weather': city: Field required"
     tool_log = [json.loads(line) for line in
                 (next((tmp_path / "store" / "sessions").iterdir()) / "logs" / "tool_logs.jsonl")
                 .read_text().splitlines()]

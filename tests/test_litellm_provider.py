@@ -220,3 +220,13 @@ def test_missing_api_key_is_a_configuration_error_naming_the_variable(monkeypatc
 def test_importing_hive_actors_llm_does_not_import_litellm():
     code = "import sys, hive_actors.llm; assert 'litellm' not in sys.modules, 'litellm imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_openai_model_is_checked_and_built_without_importing_litellm():
+    code = (
+        "import os, sys; os.environ['OPENAI_API_KEY'] = 'sk-test'\n"
+        "from hive_actors.llm import make_provider\n"
+        "p = make_provider('openai/gpt-4o-mini')\n"
+        "assert p.uses_native_transport() and 'litellm' not in sys.modules, 'litellm imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

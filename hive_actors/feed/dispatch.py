@@ -1,4 +1,5 @@
-"""Requests that call the runtime: trigger, inject_input, get_stats, list_sessions, entry points.
+"""Requests that call the runtime: trigger, inject_input, get_stats, list_sessions, entry points
+(and, through ``inspection``, get_graph, get_session, resume_session).
 
 Each returns the JSON-able ``result`` payload or raises; ``error_for`` turns an exception into
 the ``error`` reply, so a failing call answers the client and never ends the connection.
@@ -18,6 +19,7 @@ from hive_actors.errors import (
     UnknownNodeError,
     UnknownSessionError,
 )
+from hive_actors.feed import inspection
 from hive_actors.feed import protocol as p
 from hive_actors.serde import to_data
 
@@ -53,6 +55,12 @@ async def call_runtime(runtime: Any, request: p.Request) -> Any:
         return {"sessions": to_data(sessions)}
     if isinstance(request, p.ListEntryPoints):
         return {"entry_points": to_data(list(runtime.get_entry_points()))}
+    if isinstance(request, p.GetGraph):
+        return await inspection.get_graph(runtime, request)
+    if isinstance(request, p.GetSession):
+        return await inspection.get_session(runtime, request)
+    if isinstance(request, p.ResumeSession):
+        return await inspection.resume_session(runtime, request)
     raise TypeError(f"call_runtime: {type(request).__name__} is not a runtime request")
 
 

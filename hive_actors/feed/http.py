@@ -1,8 +1,8 @@
 """The dashboard page: a tiny ASGI app served by hypercorn's trio worker in the same process.
 
-Routes (GET/HEAD only): ``/`` the page, ``/dashboard.js`` its script, ``/config.json`` where
-the feed listens (port, whether a token is needed). Everything else is 404. The page itself
-talks to the runtime only through the websocket feed.
+Routes (GET/HEAD only): ``/`` the page, ``/dashboard.js`` and ``/dashboard.css``,
+``/config.json`` where the feed listens (port, whether a token is needed). Everything else is
+404. The page itself talks to the runtime only through the websocket feed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _STATIC = resources.files("hive_actors.feed") / "static"
 _FILES = {
     "/": ("dashboard.html", "text/html; charset=utf-8"),
     "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+    "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
 }
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

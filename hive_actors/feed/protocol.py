@@ -17,6 +17,7 @@ import cattrs
 
 from hive_actors.events import AgentEvent, EventType
 from hive_actors.serde import converter
+from hive_actors.storage.session_store import InvalidSessionIdError, check_session_id
 
 RequestId = Union[str, int]
 
@@ -91,8 +92,32 @@ class ListEntryPoints:
     id: RequestId
 
 
+@attrs.frozen
+class GetGraph:
+    """The agent's graph with its layout (node boxes, edge polylines), for drawing."""
+
+    id: RequestId
+
+
+@attrs.frozen
+class GetSession:
+    """One stored session: its record, folder, checkpoints and output."""
+
+    id: RequestId
+    session_id: str
+
+
+@attrs.frozen
+class ResumeSession:
+    """Continue a paused, cancelled or failed session from its latest checkpoint."""
+
+    id: RequestId
+    session_id: str
+
+
 Request = Union[
-    Subscribe, Unsubscribe, Trigger, InjectInput, GetStats, ListSessions, ListEntryPoints
+    Subscribe, Unsubscribe, Trigger, InjectInput, GetStats, ListSessions, ListEntryPoints,
+    GetGraph, GetSession, ResumeSession,
 ]
 
 REQUEST_TYPES: dict[str, type[Request]] = {
@@ -103,6 +128,9 @@ REQUEST_TYPES: dict[str, type[Request]] = {
     "get_stats": GetStats,
     "list_sessions": ListSessions,
     "list_entry_points": ListEntryPoints,
+    "get_graph": GetGraph,
+    "get_session": GetSession,
+    "resume_session": ResumeSession,
 }
 
 
@@ -192,6 +220,12 @@ def parse_request(frame: str | bytes) -> Request:
         value = getattr(request, name, None)
         if value is not None and value < 0:
             raise ProtocolError(Error(request_id, BAD_REQUEST, f"{kind}.{name} must be >= 0"))
+    if isinstance(request, (GetSession, ResumeSession)):
+        try:
+            check_session_id(request.session_id)
+        except InvalidSessionIdError as exc:
+            raise ProtocolError(
+                Error(request_id, BAD_REQUEST, f"{kind}.session_id: {exc}")) from None
     return request
 
 

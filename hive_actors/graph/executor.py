@@ -124,7 +124,15 @@ class GraphExecutor:
         try:
             with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
                                               session_dir=self.storage_path)):
-                return await run.run(entry_node, started)
+                tracing = self.config.tracing
+                if tracing is None:
+                    return await run.run(entry_node, started)
+                with tracing.execution(graph.id, sid, entry_node) as span:
+                    result = await run.run(entry_node, started)
+                    span.set_attribute("hive.execution.status", result.status.value)
+                    if result.status is ExecutionStatus.FAILED:
+                        tracing.fail(span, "execution_failed", result.error or "failed")
+                    return result
         finally:
             if self._run is run:
                 self._run = None
@@ -290,7 +298,8 @@ class _Execution:
             verdicts = None
             if source in self.table.has_llm_decide and succeeded:
                 verdicts = await decide_edges(self.services.llm, self.runner.compiled.index,
-                                              self.goal, source, output)
+                                              self.goal, source, output,
+                                              self.services.config.tracing)
             decision = self.table.decide(
                 source, succeeded, output, self.state.memory, verdicts
             )

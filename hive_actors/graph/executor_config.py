@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import attrs
+
+if TYPE_CHECKING:
+    from hive_actors.tracing import Tracing
 
 # 0 = pause at once, None = wait forever, else seconds; or a zero-argument callable returning one
 # of those, asked each time a node needs input (so a runtime can say "a client is watching").
@@ -31,6 +34,8 @@ class ExecutorConfig:
     sync_functions_in_thread: run sync function nodes in a worker thread (default True); False
         calls them inline in the execution task (faster, for short pure functions only).
     retry_delay_override: when not None, replaces the graph's retry backoff (tests use 0).
+    tracing: a `hive_actors.tracing.Tracing` to record OpenTelemetry spans and metrics of
+        executions, nodes, model and tool calls; None (default) records nothing.
     """
 
     input_timeout: InputTimeout = 0.0
@@ -42,6 +47,7 @@ class ExecutorConfig:
     function_resolver: Callable[[str], Callable[..., Any]] | None = None
     sync_functions_in_thread: bool = True
     retry_delay_override: float | None = None
+    tracing: Tracing | None = None
 
     def current_input_timeout(self) -> float | None:
         """The input timeout now (calls the callable form)."""

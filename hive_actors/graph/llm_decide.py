@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hive_actors.graph.spec import EdgeCondition, Goal, GraphIndex
-from hive_actors.llm.provider import LLMProvider, LLMRequest, TextDelta
+from hive_actors.llm.provider import LLMProvider, LLMRequest, TextDelta, TurnEnd, model_of
+
+if TYPE_CHECKING:
+    from hive_actors.tracing import Tracing
 
 _SYSTEM = 'You are a routing agent. Reply with JSON only: {"proceed": true} or {"proceed": false}.'
 _OBJECT = re.compile(r"\{[^{}]*\}")
 
 
 async def decide_edges(llm: LLMProvider | None, index: GraphIndex, goal: Goal, source: str,
-                       output: dict[str, Any]) -> dict[str, bool] | None:
+                       output: dict[str, Any], tracing: Tracing | None = None) -> dict[str, bool] | None:
     """Edge id -> proceed, for the llm_decide edges leaving ``source`` (looked up in the
     graph's ``index``), asking ``llm`` about ``goal``; None without a model (those edges then
     behave as on_success). A reply that is not the expected JSON, or a failing call, counts
-    as proceed (the source succeeded)."""
+    as proceed (the source succeeded). Each call is a ``chat`` span when ``tracing``."""
     if llm is None:
         return None
     node = index.nodes.get(source)
@@ -39,13 +42,25 @@ async def decide_edges(llm: LLMProvider | None, index: GraphIndex, goal: Goal, s
             messages=({"role": "user", "content": prompt},), system=_SYSTEM,
             node_id=f"{source}->{edge.target}",
         )
-        text: list[str] = []
         try:
-            async for chunk in llm.stream(request):
-                if isinstance(chunk, TextDelta):
-                    text.append(chunk.text)
-            m = _OBJECT.search("".join(text))
+            if tracing is None:
+                reply = await _ask(llm, request)
+            else:
+                with tracing.chat(model_of(llm, request), _SYSTEM, request.messages) as call:
+                    reply = await _ask(llm, request, call)
+            m = _OBJECT.search(reply)
             verdicts[edge.id] = bool(json.loads(m.group(0)).get("proceed", True)) if m else True
         except Exception:  # a failing call must not fail a node that succeeded
             verdicts[edge.id] = True
     return verdicts
+
+
+async def _ask(llm: LLMProvider, request: LLMRequest, call: Any = None) -> str:
+    """The text of one model reply; ``call`` (a tracing ChatCall) is told how the turn ended."""
+    text: list[str] = []
+    async for chunk in llm.stream(request):
+        if isinstance(chunk, TextDelta):
+            text.append(chunk.text)
+        elif isinstance(chunk, TurnEnd) and call is not None:
+            call.end(chunk.stop_reason, chunk.usage, "".join(text))
+    return "".join(text)

@@ -80,6 +80,20 @@ class NodeRunner:
         """Run ``node`` (with its retries). Returns its final outcome, or None when the visit
         was skipped because ``max_node_visits`` is exhausted. Raises StopRun when
         ``max_steps`` is used up."""
+        tracing = self.services.config.tracing
+        if tracing is None:
+            return await self._visit(node, lane)
+        with tracing.node(node.id, node.node_type, self.state.visits.get(node.id, 0) + 1) as span:
+            outcome = await self._visit(node, lane)
+            if outcome is None:
+                span.set_attribute("hive.node.skipped", True)
+            elif outcome.paused:
+                span.set_attribute("hive.node.paused", True)
+            elif not outcome.success:
+                tracing.fail(span, "node_failed", outcome.error or "failed")
+            return outcome
+
+    async def _visit(self, node: NodeSpec, lane: Lane) -> NodeOutcome | None:
         state, graph, services = self.state, self.graph, self.services
         emit = services.events.emit
         if state.steps >= graph.max_steps:

@@ -3,7 +3,8 @@
 ``AgentRunner.load(path, model="provider/name")`` calls this, so a missing API key is a clear
 ``ConfigurationError`` at load time naming the environment variable, not a failure mid-run.
 Keys and bases come from litellm's own environment variables (``OPENAI_API_KEY``,
-``OPENAI_API_BASE``, ``ANTHROPIC_API_KEY``, ...), as litellm users expect.
+``OPENAI_API_BASE``, ``ANTHROPIC_API_KEY``, ...), as litellm users expect. Models on the native
+transport (``openai/...``) are checked without importing litellm (its import takes seconds).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigurationError
-from .litellm_provider import LiteLLMProvider, import_litellm
+from .litellm_provider import LiteLLMProvider, import_litellm, is_native
 
 # Providers served locally that need neither key nor base (litellm knows their default port).
 _LOCAL_PROVIDERS = {"ollama", "ollama_chat", "lm_studio", "llamafile"}
@@ -35,17 +36,23 @@ def make_provider(
     if not isinstance(model, str) or not model.strip():
         raise ConfigurationError(f"model must be a non-empty string like 'openai/gpt-4o-mini', got {model!r}")
     if check_credentials:
-        missing = missing_environment(model, api_key=api_key, api_base=api_base)
+        native = is_native(model, kwargs.get("transport", "auto"))
+        missing = missing_environment(model, api_key=api_key, api_base=api_base, native=native)
         if missing:
             raise ConfigurationError(_missing_message(model, missing))
     return LiteLLMProvider(model, api_base=api_base, api_key=api_key, **kwargs)
 
 
-def missing_environment(model: str, *, api_key: str | None = None, api_base: str | None = None) -> list[str]:
-    """The environment variables litellm still needs for ``model`` (empty when ready).
+def missing_environment(
+    model: str, *, api_key: str | None = None, api_base: str | None = None, native: bool = False
+) -> list[str]:
+    """The environment variables still needed for ``model`` (empty when ready).
 
-    Uses ``litellm.validate_environment`` (offline); local providers need nothing.
+    ``native`` (an OpenAI-compatible endpoint called without litellm) needs only a key.
+    Otherwise uses ``litellm.validate_environment`` (offline); local providers need nothing.
     """
+    if native:
+        return [] if api_key or os.environ.get("OPENAI_API_KEY") else ["OPENAI_API_KEY"]
     litellm = import_litellm()
     try:
         _, provider, _, _ = litellm.get_llm_provider(model=model)

@@ -76,6 +76,14 @@ def import_litellm() -> types.ModuleType:
     return _litellm_module
 
 
+def is_native(model: str, transport: str = "auto") -> bool:
+    """True when ``model`` on ``transport`` is called natively (no litellm): "auto" sends
+    ``openai/...`` models natively."""
+    if transport != "auto":
+        return transport == "native"
+    return model.startswith("openai/")
+
+
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -214,9 +222,7 @@ class LiteLLMProvider:
 
     def uses_native_transport(self, request: LLMRequest | None = None) -> bool:
         """True when calls go straight to an OpenAI-compatible endpoint from trio."""
-        if self.transport != "auto":
-            return self.transport == "native"
-        return ((request and request.model) or self.model).startswith("openai/")
+        return is_native((request and request.model) or self.model, self.transport)
 
     def _open_call(self, request: LLMRequest) -> _Transport:
         kwargs = self.call_kwargs(request)
@@ -254,14 +260,14 @@ class LiteLLMProvider:
     async def _guarded(self, deadline: float, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await fn(...)`` by ``deadline``, mapping failures to ``_Retryable`` / ``LLMError``."""
         try:
-            with trio.fail_at(deadline):
+            # a bare CancelScope, not trio.fail_at: this runs once per streamed chunk
+            with trio.CancelScope(deadline=deadline):
                 return await fn(*args, **kwargs)
-        except trio.TooSlowError:
-            raise _Retryable(f"timed out after {self.timeout} s") from None
         except (trio.Cancelled, KeyboardInterrupt, _Retryable, LLMError):
             raise
         except Exception as exc:  # litellm/openai/httpx errors: classify
             raise _classify(self.model, exc) from exc
+        raise _Retryable(f"timed out after {self.timeout} s")  # the scope's deadline passed
 
 
 class _Transport(Protocol):

@@ -7,6 +7,7 @@ read as JSON without importing litellm.
 
 One ``httpx.AsyncClient`` (connection pool) per ``native_http_scope()`` block, which
 ``open_llm_loop()`` enters; it is created on first use and closed when the block ends.
+The event stream is parsed by httpx-sse (multi-line data, comments, CRLF, ``event: error``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,6 +28,7 @@ from .stream_assembly import field
 
 if TYPE_CHECKING:  # imported lazily at run time: httpx is only needed once a native call is made
     import httpx
+    import httpx_sse
 
 DEFAULT_BASE = "https://api.openai.com/v1"
 
@@ -42,6 +44,10 @@ class HTTPStatusFailure(Exception):
 
 class NativeConnectionError(OSError):
     """The connection failed or broke mid-stream."""
+
+
+class StreamErrorEvent(Exception):
+    """The server reported an error inside the event stream (after its 200 answer)."""
 
 
 class _ClientHolder:
@@ -89,10 +95,11 @@ class NativeCall:
         self._client = holder.get()
         self._url, self._headers, self._body = url, headers, body
         self._response: httpx.Response | None = None
-        self._lines: AsyncIterator[str] | None = None
+        self._events: AsyncGenerator[httpx_sse.ServerSentEvent, None] | None = None
 
     async def open(self) -> None:
         import httpx
+        import httpx_sse
 
         request = self._client.build_request("POST", self._url, json=self._body, headers=self._headers)
         try:
@@ -102,29 +109,37 @@ class NativeCall:
                 raise HTTPStatusFailure(response.status_code, _error_message(raw), dict(response.headers))
         except httpx.TransportError as exc:
             raise NativeConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        self._lines = response.aiter_lines()
+        self._events = httpx_sse.EventSource(response).aiter_sse()
 
     async def next(self) -> dict[str, Any] | None:
         """The next parsed chunk; None after ``[DONE]``. A body that ends before ``[DONE]``
-        raises ``NativeConnectionError``."""
+        raises ``NativeConnectionError``; an error event, or a body that is not an event
+        stream, raises ``StreamErrorEvent``."""
         import httpx
+        import httpx_sse
 
-        if self._lines is None:
+        if self._events is None:
             raise RuntimeError("NativeCall.next() before open()")
         try:
-            async for line in self._lines:
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
+            async for event in self._events:
+                data = event.data
                 if data == "[DONE]":
                     return None
+                if not data:
+                    continue
                 chunk: dict[str, Any] = json.loads(data)  # one chat.completion.chunk object
+                if event.event == "error" or "error" in chunk:
+                    raise StreamErrorEvent(_error_message(data.encode()))
                 return chunk
+        except httpx_sse.SSEError as exc:  # (a TransportError subclass) not worth a retry
+            raise StreamErrorEvent(str(exc)) from None
         except httpx.TransportError as exc:
             raise NativeConnectionError(f"stream broke: {type(exc).__name__}: {exc}") from exc
         raise NativeConnectionError("stream ended before [DONE]")
 
     async def aclose(self) -> None:
+        if self._events is not None:
+            await self._events.aclose()
         if self._response is not None:
             await self._response.aclose()
 

@@ -101,3 +101,9 @@ Chunk = TextDelta | ToolCall | StreamReset | TurnEnd
 @runtime_checkable
 class LLMProvider(Protocol):
     def stream(self, request: LLMRequest) -> AsyncIterator[Chunk]: ...
+
+
+def model_of(llm: LLMProvider, request: LLMRequest) -> str:
+    """The model a request goes to: its own, else the provider's ``model``, else the
+    provider's class name (ScriptedLLM)."""
+    return request.model or getattr(llm, "model", None) or type(llm).__name__

@@ -27,6 +27,7 @@ from hive_actors.errors import (
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runner.headless import run_headless
 from hive_actors.runner.runner import AgentRunner, cli_llm
+from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.status import ExecutionStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -38,7 +39,8 @@ class RunOptions:
 
     ``verbosity``: -1 (``-q``: the result line and errors only), 0, 1 (``-v``: also the
     output as JSON and where the session is). ``output``: write the ExecutionResult as JSON
-    here. ``mcp_config``: extra mcp_servers.json files."""
+    here. ``mcp_config``: extra mcp_servers.json files. ``trace``: OpenTelemetry traces and
+    metrics, set up from the OTEL_* environment variables."""
 
     model: str | None = None
     scripted: str | None = None
@@ -46,6 +48,7 @@ class RunOptions:
     verbosity: int = 0
     output: str | None = None
     mcp_config: tuple[str, ...] = ()
+    trace: bool = False
 
 
 class UsageError(HiveActorsError):
@@ -234,7 +237,8 @@ def _with_runner(path: str, options: RunOptions, main: Any, out: TextIO) -> int:
 
     async def body() -> int:
         runner = AgentRunner.load(path, llm=llm, storage_path=options.storage,
-                                  mcp_servers=list(options.mcp_config))
+                                  mcp_servers=list(options.mcp_config),
+                                  config=RuntimeConfig(tracing=True) if options.trace else None)
         async with runner:
             shown: Any = _Quiet() if options.verbosity < 0 else out
             result = await main(runner, shown)
@@ -242,7 +246,12 @@ def _with_runner(path: str, options: RunOptions, main: Any, out: TextIO) -> int:
         done = result.status in (ExecutionStatus.COMPLETED, ExecutionStatus.PAUSED)
         return EXIT_OK if done else EXIT_FAILED
 
+    shutdown = None
     try:
+        if options.trace:
+            from hive_actors.tracing import configure_from_env
+
+            shutdown = configure_from_env()
         return trio.run(body)
     except (UsageError, ConfigurationError, UnknownSessionError, SessionStateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -250,6 +259,9 @@ def _with_runner(path: str, options: RunOptions, main: Any, out: TextIO) -> int:
     except HiveActorsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if shutdown is not None:
+            shutdown()  # flushes what is still batched
 
 
 def _report(result: ExecutionResult, runner: AgentRunner, options: RunOptions,

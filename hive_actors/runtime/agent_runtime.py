@@ -81,6 +81,7 @@ from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter  # a seam: tests patch it here
 from hive_actors.tools.mcp_config import MCPServerConfig
 from hive_actors.tools.registry import ToolRegistry
+from hive_actors.tracing import Tracing
 
 __all__ = [
     "AgentRuntime",
@@ -146,6 +147,7 @@ class AgentRuntime:
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
         self._runtime_log = RuntimeLog(self.storage_path) if self.storage_path is not None else None
+        self._tracing_sink: Tracing | None = None
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -369,7 +371,18 @@ class AgentRuntime:
             sessions=sessions, writer=writer, agent_name=self.agent_name,
             owner=current_owner() if sessions is not None else None,
             executor_class=self.executor_class, context_vars=context_vars,
+            tracing=self._tracing(),
         )
+
+    def _tracing(self) -> Tracing | None:
+        """The runtime's Tracing when ``config.tracing`` (made once, at the first start)."""
+        config = self.config
+        if config.tracing and self._tracing_sink is None:
+            self._tracing_sink = Tracing(
+                tracer_provider=config.tracer_provider, meter_provider=config.meter_provider,
+                capture_content=config.capture_content, agent_name=self.agent_name,
+            )
+        return self._tracing_sink
 
     async def _start_streams(self, work: trio.Nursery, svc: RuntimeServices,
                              triggers: dict[str, TimerTrigger | EventTrigger | None]) -> None:

@@ -39,3 +39,11 @@ class RuntimeConfig:
     executor_config: Any = None
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0
+    # OpenTelemetry spans and metrics of executions, nodes, model and tool calls
+    # (hive_actors/tracing.py; needs `pip install 'hive-actors[otel]'`). The providers: None =
+    # OpenTelemetry's global ones. Prompts, completions and tool arguments/results are
+    # recorded only with capture_content.
+    tracing: bool = False
+    capture_content: bool = False
+    tracer_provider: Any = None
+    meter_provider: Any = None

@@ -37,6 +37,7 @@ from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionStore, new_session_id
 from hive_actors.storage.writer import StorageWriter
 from hive_actors.tools.registry import ToolRegistry
+from hive_actors.tracing import Tracing
 
 __all__ = ["EntryPointSpec", "Execution", "ExecutionStream", "RuntimeServices", "StreamStats"]
 
@@ -72,6 +73,8 @@ class Execution:
     # set by ExecutionStream.pause(): the execution ends `paused` at this node, not cancelled
     pause_at: str | None = None
     pause_requested: bool = False
+    # the OpenTelemetry context of whoever submitted it (tracing on): its span's parent
+    trace_parent: Any = None
 
     async def wait(self) -> ExecutionResult:
         """The result, once the execution has ended (completed, failed, paused or cancelled)."""
@@ -145,6 +148,7 @@ class RuntimeServices:
     executor_class: Callable[..., GraphExecutor] | None = None
     # context variables the provider's lifespan set (e.g. its asyncio loop), for executions
     context_vars: ContextValues = ()
+    tracing: Tracing | None = None
     # the one registry of every execution when the runtime has no tools (per-registry
     # caches such as tool schemas then hold across executions)
     _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
@@ -165,7 +169,8 @@ class RuntimeServices:
             events=sink,
             checkpoint_store=ex.recorder.checkpoint_store,
             scope=self._scope(ex, spec),
-            config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec)),
+            config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec),
+                                tracing=self.tracing or base.tracing),
         )
 
     def _scope(self, ex: Execution, spec: EntryPointSpec) -> BufferScope:
@@ -255,6 +260,8 @@ class ExecutionStream:
             resumed=resumed,
             idempotency_key=idempotency_key,
         )
+        if self._svc.tracing is not None:
+            ex.trace_parent = self._svc.tracing.current_context()
         self._live.add(ex.id)
         try:
             ex.recorder = self._make_recorder(ex)
@@ -389,6 +396,9 @@ class ExecutionStream:
     async def _run_one(self, ex: Execution) -> None:
         for var, value in self._svc.context_vars:  # e.g. the model provider's asyncio loop
             var.set(value)
+        if self._svc.tracing is not None and ex.trace_parent is not None:
+            # spawned in the runtime's nursery: the caller's context does not flow here by itself
+            self._svc.tracing.attach(ex.trace_parent)
         result: ExecutionResult | None = None
         try:
             with trio.CancelScope() as ex.cancel_scope:

@@ -1,30 +1,37 @@
-"""Tools: the ``@tool`` decorator and the ToolRegistry the executor dispatches through."""
+"""Tools: the ``@tool`` decorator and the ToolRegistry the executor dispatches through.
+
+A tool's JSON schema comes from its type hints through pydantic (Optional, Literal, unions,
+nested models, TypedDicts, ...) and its docstring (Google, NumPy or reST parameter sections,
+read by docstring-parser). The model's arguments are validated before the call: against that
+pydantic model for a typed function (which also converts them, e.g. a dict into a nested
+model), or with jsonschema against a hand-written ``parameters`` schema. A failure raises
+``ToolArgumentsError`` naming the field; the tool never sees those arguments. What cannot
+be checked (a hint without a JSON schema, an invalid hand-written schema) is logged as a
+warning and passes unchecked, as before.
+"""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-import re
+import logging
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 import trio
 
-from hive_actors.errors import ToolError
+from hive_actors.errors import ToolArgumentsError, ToolError
+
+if TYPE_CHECKING:  # imported when a tool is made: `import hive_actors` stays fast
+    import jsonschema.protocols
+    import pydantic
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_JSON_TYPES: dict[type, str] = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    dict: "object",
-    list: "array",
-}
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -33,6 +40,8 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments object
     fn: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
+    # the pydantic model of ``fn``'s arguments, when the schema was made from its type hints
+    arguments_model: type[pydantic.BaseModel] | None = attrs.field(default=None, eq=False, repr=False)
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI tool schema (the whole parameters schema, not a narrowed copy)."""
@@ -45,50 +54,143 @@ class Tool:
             },
         }
 
-
-def _json_type(annotation: object) -> dict[str, Any]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _json_type(members[0]) if len(members) == 1 else {}
-    if origin in (list, tuple, set):
-        args = typing.get_args(annotation)
-        return {"type": "array", **({"items": _json_type(args[0])} if args else {})}
-    if origin is dict:
-        return {"type": "object"}
-    if annotation in _JSON_TYPES:
-        return {"type": _JSON_TYPES[annotation]}
-    return {}
+    def check_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments as the tool receives them, validated (and, for a typed function,
+        converted). Raises ``ToolArgumentsError`` naming each bad field."""
+        if self.arguments_model is not None:
+            return _validate_with_model(self.name, self.arguments_model, arguments)
+        validator = _schema_validator(self)
+        errors = validator.iter_errors(arguments) if validator else ()
+        problems = [line for e in errors for line in _jsonschema_problems(e)]
+        if problems:
+            raise ToolArgumentsError(self.name, sorted(problems))
+        return arguments
 
 
-def _param_docs(doc: str) -> dict[str, str]:
-    """`name: text` lines from an Args:/Parameters section of a docstring."""
-    out: dict[str, str] = {}
-    for m in re.finditer(r"^[ \t]*(\w+)[ \t]*(?:\([^)]*\))?[ \t]*:[ \t]*(.+)$", doc, re.MULTILINE):
-        out.setdefault(m.group(1), m.group(2).strip())
+def _validate_with_model(
+    name: str, model: type[pydantic.BaseModel], arguments: dict[str, Any]
+) -> dict[str, Any]:
+    import pydantic
+
+    try:
+        parsed = model.model_validate(arguments)
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise ToolArgumentsError(name, problems) from None
+    return {**dict(parsed), **(parsed.model_extra or {})}
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_validator_cached(name: str, schema_json: str) -> jsonschema.protocols.Validator | None:
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:  # warned once per schema (cached), calls go through
+        log.warning("tool %r: parameters schema is not valid JSON schema, arguments are not "
+                    "checked (%s)", name, exc.message)
+        return None
+    return cls(schema)
+
+
+def _schema_validator(t: Tool) -> jsonschema.protocols.Validator | None:
+    return _schema_validator_cached(t.name, json.dumps(t.parameters, sort_keys=True, default=str))
+
+
+def _jsonschema_problems(error: Any) -> list[str]:  # a jsonschema.ValidationError
+    """``path: message`` lines; a missing required property is named by its own path."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [n for n in error.validator_value if n not in error.instance]
+        return [f"{'.'.join([*path, str(n)])}: Field required" for n in missing]
+    return [f"{'.'.join(path) or '(arguments)'}: {error.message}"]
+
+
+def _strip_titles(schema: Any) -> Any:
+    """``schema`` without pydantic's generated ``title`` keys (they only cost tokens); a
+    property that is itself named "title" stays."""
+    if isinstance(schema, list):
+        return [_strip_titles(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {k: _strip_titles(v) for k, v in value.items()}
+        else:
+            out[key] = _strip_titles(value)
     return out
+
+
+def arguments_model(fn: Callable[..., Any], name: str | None = None) -> type[pydantic.BaseModel]:
+    """The pydantic model of ``fn``'s keyword arguments: one field per parameter, typed by its
+    hint (``Any`` without one), described by the docstring. ``**kwargs`` admits extra fields.
+
+    A hint pydantic cannot describe (an arbitrary class, ``typing.TypedDict`` before Python
+    3.12) makes that parameter untyped, with a warning naming the tool and the parameter: a
+    tool that worked without validation keeps working.
+    """
+    import docstring_parser
+    import pydantic
+
+    tool_name: str = name or getattr(fn, "__name__", None) or repr(fn)
+    sig = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable forward refs: fall back to no types
+        hints = {}
+    docs = {p.arg_name: p.description for p in docstring_parser.parse(inspect.getdoc(fn) or "").params}
+    fields: dict[str, Any] = {}
+    extra: typing.Literal["allow", "forbid"] = "forbid"
+    for pname, param in sig.parameters.items():
+        if param.kind is param.VAR_KEYWORD:
+            extra = "allow"
+            continue
+        if param.kind is param.VAR_POSITIONAL:
+            continue
+        default = ... if param.default is param.empty else param.default
+        hint = _describable(hints.get(pname, Any), tool_name, pname)
+        fields[pname] = (hint, pydantic.Field(default, description=docs.get(pname) or None))
+    model: type[pydantic.BaseModel] = pydantic.create_model(
+        f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra=extra), **fields
+    )
+    return model
+
+
+def _describable(hint: Any, tool_name: str, parameter: str) -> Any:
+    """``hint`` if pydantic can validate it and make its JSON schema, else ``Any`` (warned)."""
+    import pydantic
+
+    try:
+        pydantic.TypeAdapter(hint).json_schema()
+        return hint
+    except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, TypeError) as exc:
+        reason = str(exc).splitlines()[0]
+        log.warning("tool %r: parameter %r is left untyped (no JSON schema for %r: %s)",
+                    tool_name, parameter, hint, reason)
+        return Any
 
 
 def schema_from_callable(fn: Callable[..., Any]) -> dict[str, Any]:
     """JSON schema of ``fn``'s keyword arguments, from its type hints and docstring."""
-    sig = inspect.signature(fn)
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward refs: fall back to no types
-        hints = {}
-    docs = _param_docs(inspect.getdoc(fn) or "")
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for name, param in sig.parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        prop = _json_type(hints.get(name, Any))
-        if name in docs:
-            prop["description"] = docs[name]
-        props[name] = prop
-        if param.default is param.empty:
-            required.append(name)
-    return {"type": "object", "properties": props, "required": required}
+    return schema_of(arguments_model(fn))
+
+
+def schema_of(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The JSON schema a model is offered for an arguments model."""
+    schema: dict[str, Any] = _strip_titles(model.model_json_schema())
+    schema.setdefault("properties", {})
+    schema.setdefault("required", [])
+    if schema.get("additionalProperties") is False:
+        del schema["additionalProperties"]  # extra fields are refused at validation anyway
+    return schema
 
 
 @overload
@@ -118,11 +220,14 @@ def tool(
 
     def mark(f: F) -> F:
         doc = inspect.getdoc(f) or ""
+        tool_name = name or f.__name__
+        model = None if parameters else arguments_model(f, tool_name)
         f.__hive_tool__ = Tool(  # type: ignore[attr-defined]
-            name=name or f.__name__,
+            name=tool_name,
             description=description if description is not None else doc.split("\n\n")[0],
-            parameters=parameters or schema_from_callable(f),
+            parameters=parameters or schema_of(model),  # type: ignore[arg-type]
             fn=f,
+            arguments_model=model,
         )
         return f
 
@@ -200,8 +305,12 @@ class ToolRegistry:
         return out
 
     async def call(self, name: str, arguments: dict[str, Any]) -> Any:  # Any: the tool's own result
-        """Run a tool. Raises ToolError for an unknown tool; other exceptions pass through."""
+        """Run a tool with validated arguments. Raises ``ToolArgumentsError`` (before the call)
+        when the arguments do not fit the tool's schema, ToolError for an unknown tool; the
+        tool's own exceptions pass through."""
         t = self._tools.get(name)
+        if t is not None:
+            arguments = t.check_arguments(arguments)
         if t is not None and t.fn is not None:
             fn = t.fn
             if inspect.iscoroutinefunction(fn):

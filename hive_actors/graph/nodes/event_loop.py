@@ -27,7 +27,15 @@ from hive_actors.graph.nodes.llm_tools import (
     tool_message,
     tool_schemas,
 )
-from hive_actors.llm.provider import LLMRequest, StreamReset, TextDelta, ToolCall, TurnEnd, Usage
+from hive_actors.llm.provider import (
+    LLMRequest,
+    StreamReset,
+    TextDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+    model_of,
+)
 from hive_actors.events import EventType
 
 
@@ -121,8 +129,23 @@ class EventLoopNode(NodeImpl):
 
 async def _stream_turn(ctx: NodeContext, request: LLMRequest,
                        iteration: int) -> tuple[str, list[ToolCall], Usage, str]:
-    """One model call: its final text, tool calls, usage and stop reason. A StreamReset
-    discards the text and calls so far and emits a delta with ``reset=True``."""
+    """One model call: its final text, tool calls, usage and stop reason (a ``chat`` span
+    when tracing is on)."""
+    tracing = ctx.services.config.tracing
+    if tracing is None:
+        return await _stream(ctx, request, iteration)
+    llm = ctx.services.llm
+    model = model_of(llm, request) if llm is not None else ""
+    with tracing.chat(model, request.system, request.messages, request.max_tokens) as call:
+        text, calls, usage, stop = await _stream(ctx, request, iteration)
+        call.end(stop, usage, text)
+    return text, calls, usage, stop
+
+
+async def _stream(ctx: NodeContext, request: LLMRequest,
+                  iteration: int) -> tuple[str, list[ToolCall], Usage, str]:
+    """One model call, streamed as events. A StreamReset discards the text and calls so far
+    and emits a delta with ``reset=True``."""
     node_id = ctx.node.id
     emit = ctx.services.events.emit
     kind = EventType.CLIENT_OUTPUT_DELTA if ctx.node.client_facing else EventType.LLM_TEXT_DELTA

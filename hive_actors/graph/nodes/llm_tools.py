@@ -12,6 +12,7 @@ import trio
 from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
 from hive_actors.llm.provider import ToolCall
+from hive_actors.errors import ToolArgumentsError, ToolError
 from hive_actors.events import EventType
 from hive_actors.tools.context import recording_call
 from hive_actors.tools.result import tool_output
@@ -121,27 +122,49 @@ async def _set_output(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
     return ToolResult(call, f"Output {key!r} set.")
 
 
+class ToolTimeout(ToolError):
+    """A tool call outlived ``ExecutorConfig.tool_timeout``."""
+
+
 async def _call_tool(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> ToolResult:
-    services = ctx.services
-    timeout = services.config.tool_timeout
+    """One tool call as the result the model sees, with what the tool log records; every
+    failure becomes an error result (an ``execute_tool`` span, marked failed, when tracing
+    is on)."""
+    tracing = ctx.services.config.tracing
     started = trio.current_time()
     with recording_call() as details:
         try:
-            async with services.tool_limiter:
-                with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                    value = await services.tools.call(call.name, args)
-            if scope.cancelled_caught:
-                result = ToolResult(call, f"ERROR: tool {call.name!r} timed out after {timeout}s",
-                                    True)
+            if tracing is None:
+                result = _as_result(call, await _invoke(ctx, call, args))
             else:
-                out = tool_output(value)
-                result = ToolResult(call, out.text, out.is_error, parts=out.parts)
+                with tracing.tool(call.name, call.id, call.arguments) as span:
+                    result = _as_result(call, await _invoke(ctx, call, args))
+                    tracing.tool_result(span, result.content)
+                    if result.is_error:  # the tool answered with an error (an MCP isError)
+                        tracing.fail(span, "tool_error", result.content)
+        except (ToolArgumentsError, ToolTimeout) as exc:  # ToolArgumentsError: it never ran
+            result = ToolResult(call, f"ERROR: {exc}", True)
         except Exception as exc:
             result = ToolResult(call, f"ERROR: tool {call.name!r} raised {type(exc).__name__}: "
                                       f"{exc}", True)
     result.details = {"arguments": args, **details,
                       "duration_ms": round((trio.current_time() - started) * 1000, 3)}
     return result
+
+
+def _as_result(call: ToolCall, value: object) -> ToolResult:
+    out = tool_output(value)
+    return ToolResult(call, out.text, out.is_error, parts=out.parts)
+
+
+async def _invoke(ctx: NodeContext, call: ToolCall, args: dict[str, Any]) -> object:
+    """The tool's result; raises what it raised, or ``ToolTimeout``."""
+    services = ctx.services
+    timeout = services.config.tool_timeout
+    async with services.tool_limiter:
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            return await services.tools.call(call.name, args)
+    raise ToolTimeout(f"tool {call.name!r} timed out after {timeout}s")
 
 
 def assistant_message(text: str, calls: list[ToolCall]) -> dict[str, Any]:
