@@ -340,6 +340,9 @@ def _checkpoint(text: str) -> int:
     arg("--checkpoint", type=_checkpoint, default=None, metavar="N",
         help="continue from checkpoint N instead (see `sessions PATH show ID`): a fork into a "
              "new session, the old one left as it was"),
+    arg("--fallback", action="store_true",
+        help="if the latest checkpoint is damaged, continue from the newest intact one "
+             "(says which nodes run again)"),
     *_MODEL_ARGS,
     *_OUTPUT_ARGS,
     example="hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
@@ -351,7 +354,7 @@ def _resume(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import resume_command
 
     return resume_command(args.path, args.session_id, checkpoint=args.checkpoint,
-                          options=_run_options(args))
+                          fallback=args.fallback, options=_run_options(args))
 
 
 @command(

@@ -102,7 +102,7 @@ def test_sessions_show_then_resume_from_an_earlier_checkpoint_forks(example, tmp
     assert forked.status == "completed" and forked.forked_from == paused.session_id
     missing = cli("resume", str(example), paused.session_id, "--checkpoint", "99", "--scripted",
                   "--storage", str(storage))
-    assert missing.returncode == 2 and "has no checkpoint 99" in missing.stderr
+    assert missing.returncode == 2 and "has no intact checkpoint 99" in missing.stderr
 
 
 def test_list_counts_each_agents_sessions_by_status(example, tmp_path, capsys):

@@ -508,3 +508,60 @@ def test_error_messages_stay_short_with_huge_values():
     with pytest.raises(ExpressionEvalError) as info:
         ev("d[big]", d={}, big="k" * 100_000)
     assert len(str(info.value)) < 400
+
+
+# -- the work budget (issue 14 item 2) ----------------------------------------------------
+
+
+def test_repeated_sorting_of_a_large_string_exceeds_the_budget_quickly() -> None:
+    from hive_actors.graph.expression_ops import MAX_WORK
+
+    text = "len([" + ", ".join(["sorted('ba' * 500000)"] * 56) + "]) > 0"
+    with pytest.raises(ExpressionLimitError, match="larger than"):  # the first result is
+        compile_expression(text).evaluate({})
+    text = "len([" + ", ".join(["sorted(items)"] * 56) + "]) > 0"
+    with pytest.raises(ExpressionLimitError, match=f"budget of {MAX_WORK}"):
+        compile_expression(text).evaluate({"items": list(range(500_000))})
+
+
+def test_method_and_function_results_on_buffer_values_are_charged_and_checked() -> None:
+    from hive_actors.graph.expression_ops import MAX_SIZE
+
+    big = "a " * (MAX_SIZE // 2)
+    for text in ("len([s.split(), s.split(), s.split(), s.split()]) > 0",
+                 "len([s.upper(), s.upper(), s.upper(), s.upper()]) > 0",
+                 "len([s[1:], s[1:], s[1:], s[1:]]) > 0",
+                 "len([sorted(items), sorted(items), sorted(items), sorted(items)]) > 0"):
+        with pytest.raises(ExpressionLimitError, match="budget"):
+            compile_expression(text).evaluate({"s": big, "items": list(range(450_000))})
+    assert compile_expression("len(s.split()) == n").evaluate({"s": big, "n": MAX_SIZE // 2})
+
+
+def test_each_evaluation_gets_a_fresh_budget() -> None:
+    from hive_actors.graph.expression_ops import MAX_SIZE
+
+    expr = compile_expression("len(sorted(items)) > 0")
+    for _ in range(10):
+        assert expr.evaluate({"items": list(range(MAX_SIZE // 3))})
+
+
+def test_a_constant_repetition_over_the_size_limit_is_refused_at_validation() -> None:
+    with pytest.raises(ExpressionError, match="repetition"):
+        compile_expression("len('ba' * 600000) > 0")
+
+
+def test_an_edge_over_the_budget_fails_naming_the_edge_and_the_limit() -> None:
+    from hive_actors.graph.expression_ops import MAX_WORK
+    from hive_actors.graph.routing import RoutingTable
+    from hive_actors.graph.spec import EdgeCondition, EdgeSpec, GraphSpec, NodeSpec
+
+    text = "len([sorted(items), sorted(items), sorted(items), sorted(items)]) > 0"
+    graph = GraphSpec(
+        id="g", entry_node="a", nodes=(NodeSpec(id="a"), NodeSpec(id="b")),
+        edges=(EdgeSpec(id="heavy", source="a", target="b",
+                        condition=EdgeCondition.CONDITIONAL, condition_expr=text),),
+        terminal_nodes=("b",))
+    decision = RoutingTable(graph).decide("a", True, {}, {"items": list(range(450_000))})
+    assert decision.edges == ()
+    [(edge_id, problem)] = decision.errors
+    assert edge_id == "heavy" and str(MAX_WORK) in problem

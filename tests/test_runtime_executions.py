@@ -132,7 +132,7 @@ async def test_bad_input_and_unknown_nodes_are_typed_errors(tmp_path):
         for bad in ("hello", ["a"], {1: "x"}):
             with pytest.raises(InputDataError, match="entry point 'default': input_data must"):
                 await rt.trigger("default", bad)
-        with pytest.raises(InputDataError, match="cannot be stored as JSON"):
+        with pytest.raises(InputDataError, match=r"input_data\['x'\] is a object"):
             await rt.trigger("default", {"x": object()})
         with pytest.raises(UnknownNodeError, match="no node 'ghost' in graph"):
             await rt.inject_input("ghost", "hi")
@@ -145,3 +145,38 @@ def seq_graph_for_errors():
 
     return GraphSpec(id="g", entry_node="a", nodes=(NodeSpec(id="a", node_type="function",
                                                              function="builtins:dict"),))
+
+
+async def test_after_stop_begins_no_execution_starts_a_node_it_had_not_started(tmp_path):
+    """Async function nodes, many executions: once stop() is called, no node call begins
+    (the executor passes a cancellation point before every node call)."""
+    state = {"calls": 0, "late": 0, "stopping": False}
+    reached = trio.Event()
+
+    def step(key_in: str, key_out: str):
+        async def fn(**kwargs):
+            state["calls"] += 1
+            if state["stopping"]:
+                state["late"] += 1  # began after stop(): its side effects would repeat
+            if state["calls"] >= 200:
+                reached.set()
+            await trio.sleep(0)
+            return {key_out: kwargs[key_in] + 1}
+
+        return fn
+
+    functions = {f"f{i}": step(KEYS[i - 1], KEYS[i]) for i in range(1, 6)}
+    cfg = RuntimeConfig(executor_config=ExecutorConfig(functions=functions,
+                                                       sync_functions_in_thread=False))
+    specs = [EntryPointSpec(id="ep", entry_node="n1", max_concurrent=150)]
+    rt = create_agent_runtime(graph=five_node_graph(), goal=GOAL, storage_path=tmp_path,
+                              entry_points=specs, config=cfg)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rt.run)
+        for k in range(150):
+            await rt.trigger("ep", {"k": k})
+        await reached.wait()
+        state["stopping"] = True
+        await rt.stop()
+    assert state["calls"] < 150 * 5  # stopped midway
+    assert state["late"] == 0

@@ -139,3 +139,26 @@ async def test_saves_through_the_writer_share_syncs(tmp_path: Path) -> None:
     assert writer.stats.requests == 8
     for i, store in enumerate(stores):
         assert store.latest().state == state(i)  # type: ignore[union-attr]
+
+
+async def test_large_checkpoints_are_encoded_in_a_worker_thread(tmp_path, monkeypatch):
+    import threading
+
+    from hive_actors.graph.result import SessionState
+    from hive_actors.storage import checkpoint_store as cs
+
+    threads = []
+
+    def encode(cp):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(cp)
+
+    real = cs.encode_checkpoint
+    monkeypatch.setattr(cs, "encode_checkpoint", encode)
+    store = cs.CheckpointStore(tmp_path / "s1")
+    big = SessionState(memory={"items": list(range(100_000))})
+    for _ in range(3):
+        await store.save("node_complete", "a", big)
+    # the first one shows the state is large; the following ones leave the event loop
+    assert threads == [True, False, False]
+    assert store.latest().state.memory == big.memory

@@ -97,6 +97,8 @@ class Connection:
             request = p.parse_request(frame)
         except p.ProtocolError as exc:
             return exc.reply
+        except Exception as exc:  # a frame the parser did not foresee costs only its request
+            return error_for(None, "frame", exc)
         kind = type(request).__name__
         try:
             if isinstance(request, p.Subscribe):
@@ -220,7 +222,14 @@ class Connection:
     async def _write_loop(self) -> None:
         while True:
             message = await self.outbox.next_message()
-            await self.ws.send_message(p.encode(message))
+            try:
+                text = p.encode(message)
+            except Exception as exc:  # a value that cannot be encoded costs only its message
+                log.exception("feed: cannot encode a %s message", type(message).__name__)
+                reply_id = message.id if isinstance(message, (p.Result, p.Error)) else None
+                text = p.encode(p.Error(reply_id, p.INTERNAL, f"cannot encode the reply: "
+                                                              f"{type(exc).__name__}"))
+            await self.ws.send_message(text)
 
     async def _heartbeat(self) -> None:
         while True:

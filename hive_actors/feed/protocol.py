@@ -16,6 +16,7 @@ import attrs
 import cattrs
 
 from hive_actors.events import AgentEvent, EventType
+from hive_actors.jsonsafe import too_deep
 from hive_actors.serde import converter
 from hive_actors.storage.session_store import InvalidSessionIdError, check_session_id
 
@@ -29,6 +30,12 @@ NOT_FOUND = "not_found"
 REJECTED = "rejected"
 LIMIT = "limit"
 INTERNAL = "internal"
+
+
+# A frame nested deeper than this (arrays and objects) is refused before it is decoded.
+MAX_FRAME_DEPTH = 64
+# ``since`` and ``limit`` above this are refused (bus offsets never get near it).
+MAX_COUNT = 2**53
 
 
 # -- client -> server ---------------------------------------------------------------------
@@ -189,9 +196,13 @@ def parse_request(frame: str | bytes) -> Request:
     Raises ProtocolError carrying the ``error`` reply (with the request id when one could be
     read) for malformed JSON, a non-object, a missing or unknown ``type`` or a bad field.
     """
+    if too_deep(frame, MAX_FRAME_DEPTH):
+        raise ProtocolError(
+            Error(None, BAD_JSON, f"frame is nested more than {MAX_FRAME_DEPTH} levels deep")
+        )
     try:
         data = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(Error(None, BAD_JSON, f"frame is not valid JSON: {exc}")) from None
     if not isinstance(data, dict):
         kind = type(data).__name__
@@ -218,8 +229,10 @@ def parse_request(frame: str | bytes) -> Request:
         raise ProtocolError(Error(request_id, BAD_REQUEST, problems)) from None
     for name in ("since", "limit"):
         value = getattr(request, name, None)
-        if value is not None and value < 0:
-            raise ProtocolError(Error(request_id, BAD_REQUEST, f"{kind}.{name} must be >= 0"))
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            raise ProtocolError(
+                Error(request_id, BAD_REQUEST, f"{kind}.{name} must be from 0 to {MAX_COUNT}")
+            )
     if isinstance(request, (GetSession, ResumeSession)):
         try:
             check_session_id(request.session_id)
@@ -229,8 +242,19 @@ def parse_request(frame: str | bytes) -> Request:
     return request
 
 
+# A JSON string (skipped whole) or one bracket.
 def encode(message: ServerMessage) -> str:
-    """One server message as a JSON text frame (values JSON cannot hold become strings)."""
+    """One server message as a JSON text frame (values JSON cannot hold become strings).
+
+    The text is always valid UTF-8: a lone surrogate (say in an echoed id) is sent as a
+    ``\\uXXXX`` escape rather than breaking the frame.
+    """
     data = converter.unstructure(message)
     data = {"type": data.pop("type"), **data}  # type first: easier to read in logs
-    return json.dumps(data, ensure_ascii=False, default=str)
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(data, ensure_ascii=True, default=str)
+    return text

@@ -45,6 +45,8 @@ def resolve_config(config: FeedConfig) -> FeedConfig:
     Raises ConfigurationError when a non-loopback host has no token.
     """
     token = config.token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and not token.strip():
+        raise ConfigurationError("feed: the token is blank; give a real secret or none")
     if not is_loopback(config.host) and not token:
         raise ConfigurationError(
             f"feed: binding {config.host!r} exposes the runtime beyond this machine; "
@@ -123,19 +125,30 @@ class FeedServer:
             log.info("feed: refused a connection: %s", refusal[1])
         return refusal
 
-    async def _serve_client(self, ws: Any) -> None:
+    async def _serve_client(self, accept: Any) -> None:
+        """Take a connection slot (before the first await: the limit holds), accept, serve.
+        Whatever goes wrong with this client ends its connection only: nothing but
+        cancellation leaves this method, so the server's nursery never sees it."""
         self.connections += 1
         try:
+            ws = await accept()
             await Connection(ws, self.runtime, self.config).serve()
+        except Exception:
+            log.exception("feed: a connection failed; the server goes on")
         finally:
             self.connections -= 1
 
     async def handle(self, request: WebSocketRequest) -> None:
-        refusal = self._refusal(request)
-        if refusal is not None:
-            await request.reject(refusal[0], body=refusal[1].encode())
+        """Serve one client of trio-websocket's server."""
+        try:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                await request.reject(refusal[0], body=refusal[1].encode())
+                return
+        except Exception:
+            log.exception("feed: a handshake failed; the server goes on")
             return
-        await self._serve_client(await request.accept())
+        await self._serve_client(request.accept)
 
     async def handle_asgi(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         """A websocket that reached the dashboard's port (`SAME_PORT`): the same checks,
@@ -146,8 +159,12 @@ class FeedServer:
         if refusal is not None:
             await send({"type": "websocket.close", "code": CLOSE_POLICY, "reason": refusal[1]})
             return
-        await send({"type": "websocket.accept"})
-        await self._serve_client(AsgiSocket(receive, send))
+
+        async def accept() -> AsgiSocket:
+            await send({"type": "websocket.accept"})
+            return AsgiSocket(receive, send)
+
+        await self._serve_client(accept)
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; ``task_status.started`` gets the bound port."""

@@ -9,6 +9,7 @@ complete, and resuming from it runs the node that was in flight again from its s
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["ExecutorConfig", "GraphExecutor"]
 
 _CONDITION_NAMES = {c: c.value for c in EdgeCondition}
+
+log = logging.getLogger(__name__)
 
 
 class GraphExecutor:
@@ -304,6 +307,8 @@ class _Execution:
                 source, succeeded, output, self.state.memory, verdicts
             )
             targets = decision.targets
+            for edge_id, problem in decision.errors:  # the edge did not hold; say why
+                log.warning("edge %r from %r: condition failed: %s", edge_id, source, problem)
             for e in decision.edges:
                 await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
                            target_node=e.target, edge_id=e.id,

@@ -5,6 +5,12 @@
 `MAX_INT_BITS` bits, strings or containers over `MAX_SIZE` characters/items (nested items
 counted), printf-style ``%`` formatting; other failures are ordinary Python exceptions that
 `Expression.evaluate` turns into `ExpressionEvalError`.
+
+Time is bounded by a budget per evaluation: every operation whose cost grows with its values
+(a function or method working through a string or container, a slice, ``+``/``*`` of
+sequences, ``in``) charges the items it reads and builds, *before* doing the work, against
+`MAX_WORK`. An expression has no loops and at most a few hundred parts, so everything else
+is bounded by its size. The running total lives in one meter that `metered` resets per evaluation.
 """
 
 from __future__ import annotations
@@ -21,10 +27,92 @@ from hive_actors.errors import ExpressionEvalError
 MAX_INT_BITS = 4096
 MAX_SIZE = 1_000_000
 MAX_ROUND_DIGITS = 1000
+# Items read or built by one evaluation (about three passes over a value of MAX_SIZE).
+MAX_WORK = 3_000_000
 
 
 class ExpressionLimitError(ExpressionEvalError):
     """Evaluation was refused because a value would be too large or too costly to build."""
+
+
+# ---- the work budget ------------------------------------------------------------------------
+
+
+class _Meter:
+    """Work done by the running evaluation. Evaluations are synchronous and the runtime runs
+    them on its one trio thread; threads evaluating at the same time would share one count
+    (a plain object: a thread-local one cost about 4x per use)."""
+
+    used = 0
+
+
+_METER = _Meter()
+_SIZED = (str, bytes, list, tuple, set, frozenset, dict, Mapping)
+
+
+def charge(units: int) -> None:
+    """Count ``units`` of work for the running evaluation; raise once past `MAX_WORK`."""
+    meter = _METER
+    meter.used += units
+    if meter.used > MAX_WORK:
+        _over_budget()
+
+
+def _over_budget() -> None:
+    raise ExpressionLimitError(
+        f"evaluation exceeds its budget of {MAX_WORK} items handled "
+        f"(by functions, methods, slices, + and * of sequences, 'in')"
+    )
+
+
+def metered(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``run`` with a fresh work budget for each call."""
+
+    def run_metered(names: Any) -> Any:
+        _METER.used = 0
+        return run(names)
+
+    return run_metered
+
+
+_EXACT_SIZED = frozenset({str, bytes, list, tuple, set, frozenset, dict})
+_UNSIZED = frozenset({int, float, bool, type(None)})
+
+
+def _size(value: Any) -> int:
+    """The items ``value`` holds at its top level; 0 for a number (fast for plain types)."""
+    kind = type(value)
+    if kind in _EXACT_SIZED:
+        return len(value)
+    if kind in _UNSIZED:
+        return 0
+    return len(value) if isinstance(value, _SIZED) else 0
+
+
+def _linear(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` charging the sizes of its arguments first, then checking and charging its
+    result (for work that grows with the values: sorting, splitting, copying...)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        units = _METER.used
+        for arg in args:
+            units += len(arg) if type(arg) in _EXACT_SIZED else _size(arg)
+        _METER.used = units
+        if units > MAX_WORK:
+            _over_budget()
+        result = function(*args, **kwargs)
+        if type(result) is str:  # the common case, checked inline
+            if len(result) > MAX_SIZE:
+                check_result(result)
+            _METER.used = units = units + len(result)
+            if units > MAX_WORK:
+                _over_budget()
+        elif _size(result):
+            charge(_size(result))
+            check_result(result)
+        return result
+
+    return call
 
 
 # ---- size limits ----------------------------------------------------------------------------
@@ -83,8 +171,10 @@ def _check_repeat(seq: Any, times: Any) -> None:
 
 
 def add(a: Any, b: Any) -> Any:
-    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES) and len(a) + len(b) > MAX_SIZE:
-        raise ExpressionLimitError(f"concatenation would be longer than {MAX_SIZE}")
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        if len(a) + len(b) > MAX_SIZE:
+            raise ExpressionLimitError(f"concatenation would be longer than {MAX_SIZE}")
+        charge(len(a) + len(b))
     return check_result(a + b)
 
 
@@ -99,6 +189,10 @@ def mul(a: Any, b: Any) -> Any:
     else:
         _check_repeat(a, b)
         _check_repeat(b, a)
+        if isinstance(a, _SEQUENCES) and isinstance(b, int) and b > 0:
+            charge(len(a) * b)
+        elif isinstance(b, _SEQUENCES) and isinstance(a, int) and a > 0:
+            charge(len(b) * a)
     return check_result(a * b)
 
 
@@ -156,11 +250,13 @@ is_not = operator.is_not
 
 
 def contains(a: Any, b: Any) -> bool:
+    if isinstance(b, _SIZED):
+        charge(len(b))
     return a in b
 
 
 def not_contains(a: Any, b: Any) -> bool:
-    return a not in b
+    return not contains(a, b)
 
 
 # ---- reading values -------------------------------------------------------------------------
@@ -171,6 +267,13 @@ def subscript(target: Any, key: Any) -> Any:
     if isinstance(target, (Mapping, list, tuple, str)):
         return target[key]
     raise ExpressionEvalError(f"a {type(target).__name__} value cannot be indexed")
+
+
+def slice_of(target: Any, key: slice) -> Any:
+    """``target[a:b:c]``: a copy, so its size is charged to the budget."""
+    result = subscript(target, key)
+    charge(_size(result))
+    return result
 
 
 def field(target: Any, name: str) -> Any:
@@ -252,6 +355,13 @@ class Callee:
     min_args: int
     max_args: int
     keywords: frozenset[str] | None = frozenset()  # None: any keyword
+    linear: bool = False  # whether ``function`` charges the work budget (see `_linear`)
+
+    @classmethod
+    def charged(cls, function: Callable[..., Any], min_args: int, max_args: int,
+                keywords: frozenset[str] | None = frozenset()) -> Callee:
+        """A callee whose work grows with its values: it charges the budget."""
+        return cls(_linear(function), min_args, max_args, keywords, linear=True)
 
     def check_arguments(self, positional: int, keywords: tuple[str, ...]) -> str:
         """Return what is wrong with a call's argument shape, or "" if nothing."""
@@ -274,26 +384,28 @@ _MANY = 1000
 
 FUNCTIONS: dict[str, Callee] = {
     "len": Callee(len, 1, 1),
-    "int": Callee(_int, 0, 2, frozenset({"base"})),
-    "float": Callee(float, 0, 1),
-    "str": Callee(_str, 0, 1),
+    "int": Callee.charged(_int, 0, 2, frozenset({"base"})),
+    "float": Callee.charged(float, 0, 1),
+    "str": Callee.charged(_str, 0, 1),
     "bool": Callee(bool, 0, 1),
-    "list": Callee(_collection(list, "list"), 0, 1),
-    "tuple": Callee(_collection(tuple, "tuple"), 0, 1),
-    "set": Callee(_collection(set, "set"), 0, 1),
-    "dict": Callee(_collection(dict, "dict"), 0, 1, None),
-    "sorted": Callee(_collection(sorted, "sorted"), 1, 1, frozenset({"reverse"})),
-    "min": Callee(_extreme(min, "min"), 1, _MANY, frozenset({"default"})),
-    "max": Callee(_extreme(max, "max"), 1, _MANY, frozenset({"default"})),
-    "sum": Callee(_sum, 1, 2, frozenset({"start"})),
+    "list": Callee.charged(_collection(list, "list"), 0, 1),
+    "tuple": Callee.charged(_collection(tuple, "tuple"), 0, 1),
+    "set": Callee.charged(_collection(set, "set"), 0, 1),
+    "dict": Callee.charged(_collection(dict, "dict"), 0, 1, None),
+    "sorted": Callee.charged(_collection(sorted, "sorted"), 1, 1, frozenset({"reverse"})),
+    "min": Callee.charged(_extreme(min, "min"), 1, _MANY, frozenset({"default"})),
+    "max": Callee.charged(_extreme(max, "max"), 1, _MANY, frozenset({"default"})),
+    "sum": Callee.charged(_sum, 1, 2, frozenset({"start"})),
     "abs": Callee(abs, 1, 1),
     "round": Callee(_round, 1, 2, frozenset({"ndigits"})),
-    "all": Callee(_collection(all, "all"), 1, 1),
-    "any": Callee(_collection(any, "any"), 1, 1),
+    "all": Callee.charged(_collection(all, "all"), 1, 1),
+    "any": Callee.charged(_collection(any, "any"), 1, 1),
 }
 
 # method name -> {receiver type: the unbound method}; receivers are tried in this order
 _RECEIVERS: tuple[type, ...] = (str, dict, Mapping, list, tuple)
+# Methods whose work does not grow with the receiver (the others are charged: `_linear`).
+_CONSTANT_TIME = frozenset({"get", "keys", "values", "items"})
 _METHOD_TABLE: dict[str, tuple[tuple[type, ...], int, int, frozenset[str]]] = {
     "get": ((dict, Mapping), 1, 2, frozenset()),
     "keys": ((dict, Mapping), 0, 0, frozenset()),
@@ -325,6 +437,7 @@ def _method(name: str, receivers: tuple[type, ...]) -> Callable[..., Any]:
 
 
 METHODS: dict[str, Callee] = {
-    name: Callee(_method(name, receivers), low, high, keywords)
+    name: (Callee(_method(name, receivers), low, high, keywords) if name in _CONSTANT_TIME
+           else Callee.charged(_method(name, receivers), low, high, keywords))
     for name, (receivers, low, high, keywords) in _METHOD_TABLE.items()
 }

@@ -115,6 +115,8 @@ def compile_expression(text: str) -> Expression:
     _check_size(tree.body, text)
     compiler = _Compiler(text)
     run = compiler.compile(tree.body)
+    if compiler.metered:  # only expressions with charged operations pay for the meter
+        run = ops.metered(run)
     return Expression(text=text, names=frozenset(compiler.names), run=run)
 
 
@@ -172,6 +174,19 @@ def _check_size(root: ast.AST, text: str) -> None:
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
+def _check_constant_repeat(node: ast.BinOp, fail: Callable[[str], ExpressionError]) -> None:
+    """Refuse ``'ab' * 600000`` (constants only) when its result is over the size limit."""
+    if not isinstance(node.op, ast.Mult):
+        return
+    left, right = node.left, node.right
+    if isinstance(left, ast.Constant) and isinstance(left.value, int):
+        left, right = right, left
+    if (isinstance(left, ast.Constant) and isinstance(left.value, str)
+            and isinstance(right, ast.Constant) and type(right.value) is int
+            and len(left.value) * right.value > ops.MAX_SIZE):
+        raise fail(f"the repetition builds more than {ops.MAX_SIZE} characters")
+
+
 # What the error message calls a construct the language does not have.
 _FORBIDDEN = {
     ast.Lambda: "lambda",
@@ -224,12 +239,26 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
+_LITERAL_IN: dict[type, Callable[[Any, Any], Any]] = {
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def _is_literal(node: ast.expr) -> bool:
+    """A constant, or a tuple/list/set of constants, written in the expression itself."""
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(isinstance(e, ast.Constant) for e in node.elts)
+    return isinstance(node, ast.Constant)
+
+
 class _Compiler:
     """Checks each node of a parsed expression and builds its closure."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.names: set[str] = set()
+        self.metered = False  # whether any operation charges the work budget
 
     def fail(self, problem: str) -> ExpressionError:
         return ExpressionError(f"{problem} in {_quote(self.text)}")
@@ -269,6 +298,9 @@ class _Compiler:
         op = _BINARY.get(type(node.op))
         if op is None:
             raise self.fail(f"the operator {type(node.op).__name__} is not allowed")
+        if op in (ops.add, ops.mul):
+            self.metered = True
+            _check_constant_repeat(node, self.fail)
         left, right = self.compile(node.left), self.compile(node.right)
         return lambda ns: op(left(ns), right(ns))
 
@@ -301,7 +333,8 @@ class _Compiler:
 
     def _Compare(self, node: ast.Compare) -> Run:
         left = self.compile(node.left)
-        steps = [(_COMPARE[type(o)], self.compile(c)) for o, c in zip(node.ops, node.comparators)]
+        steps = [(self._compare_op(o, c), self.compile(c))
+                 for o, c in zip(node.ops, node.comparators)]
         if len(steps) == 1:
             op, right = steps[0]
             if isinstance(node.comparators[0], ast.Constant):  # the common `x > 3`
@@ -320,6 +353,15 @@ class _Compiler:
             return result
 
         return run_chain
+
+    def _compare_op(self, op: ast.cmpop, right: ast.expr) -> Callable[[Any, Any], Any]:
+        """The comparison function; ``in`` a value read at run time charges the budget, ``in``
+        a literal written in the expression (`x in ('a', 'b')`) is small and does not."""
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if _is_literal(right):
+                return _LITERAL_IN[type(op)]
+            self.metered = True
+        return _COMPARE[type(op)]
 
     def _IfExp(self, node: ast.IfExp) -> Run:
         test, body, orelse = map(self.compile, (node.test, node.body, node.orelse))
@@ -355,7 +397,8 @@ class _Compiler:
                 self.compile(part) if part is not None else (lambda ns: None)
                 for part in (index.lower, index.upper, index.step)
             )
-            return lambda ns: ops.subscript(target(ns), slice(lower(ns), upper(ns), step(ns)))
+            self.metered = True
+            return lambda ns: ops.slice_of(target(ns), slice(lower(ns), upper(ns), step(ns)))
         key = self.compile(index)
         return lambda ns: ops.subscript(target(ns), key(ns))
 
@@ -392,6 +435,7 @@ class _Compiler:
             label = f".{name}()"
         else:
             raise self.fail("only named functions and methods can be called")
+        self.metered = self.metered or spec.linear
         problem = spec.check_arguments(len(args), tuple(kwargs))
         if problem:
             raise self.fail(f"{label} {problem}")

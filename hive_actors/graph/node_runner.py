@@ -135,6 +135,9 @@ class NodeRunner:
                 ctx = NodeContext(node, graph, self.goal, inputs, state.memory, services,
                                   attempt, count, conversation, lane.previous, resuming,
                                   lookups=lookups, session_id=state.session_id)
+                # A cancellation point before every node call: once stop() has begun, no
+                # node starts (the emits above may not have yielded at all).
+                await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     outcome = await impl.run(ctx)
                 except (NodeDefinitionError, AgentDefinitionError) as exc:

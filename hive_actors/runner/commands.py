@@ -66,7 +66,7 @@ def read_input(input_json: str, input_file: str | None) -> dict[str, Any]:
             raise UsageError(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
         data = json.loads(input_json)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UsageError(f"{source} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{source} must be a JSON object, got {type(data).__name__}")
@@ -97,17 +97,28 @@ def run_command(path: str, input_json: str = "{}", *, entry_point: str | None = 
 
 
 def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
-                   options: RunOptions = RunOptions(), out: TextIO | None = None) -> int:
+                   fallback: bool = False, options: RunOptions = RunOptions(),
+                   out: TextIO | None = None) -> int:
     """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint,
-    or (``checkpoint``) fork a new session from that earlier one."""
+    or (``checkpoint``) fork a new session from that earlier one. A damaged latest checkpoint
+    refuses, naming the choices, unless ``fallback``; going back to an older checkpoint
+    prints which nodes run again."""
 
     async def main(runner: AgentRunner, out: TextIO) -> ExecutionResult:
         runtime = runner.runtime
+        from hive_actors.storage.checkpoint_store import CheckpointStore
+        from hive_actors.storage.recovery import choose_checkpoint
         from hive_actors.storage.session_store import SessionStore
 
-        record = SessionStore(runner.storage_path).read_state(session_id)
+        sessions = SessionStore(runner.storage_path)
+        record = sessions.read_state(session_id)
+        point = choose_checkpoint(CheckpointStore(sessions.session_dir(session_id)), session_id,
+                                  checkpoint=checkpoint, fallback=fallback)
+        if point.note:
+            print(point.note, file=out, flush=True)
         return await run_headless(
-            runtime, lambda: runtime.resume_nowait(session_id, checkpoint=checkpoint),
+            runtime, lambda: runtime.resume_nowait(session_id, checkpoint=checkpoint,
+                                                   fallback=fallback),
             entry_point_id=record.entry_point, out=out, resume_hint=_hint(path, options),
             show_output=True if options.verbosity > 0 else None)
 
@@ -122,11 +133,20 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
     runner = _load(path, storage)
     if runner is None:
         return EXIT_FAILED
+    try:
+        records, damaged = SessionStore(runner.storage_path).scan()
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     rows = [("SESSION", "STATUS", "CURRENT NODE", "UPDATED")]
-    for r in SessionStore(runner.storage_path).list_sessions():
+    for r in records:
         rows.append((r.session_id, r.status, r.current_node or "-",
                      r.updated_at.isoformat(timespec="seconds")))
+    for d in damaged:
+        rows.append((d.session_id, "damaged", "-", "-"))
     _table(rows, out)
+    for d in damaged:
+        out.write(f"damaged {d.session_id}: {d.reason}\n")
     if len(rows) == 1:
         out.write(f"(no sessions in {runner.storage_path / 'sessions'})\n")
     return EXIT_OK

@@ -59,6 +59,7 @@ from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.loader import AgentDefinition, function_resolver
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
+from hive_actors.jsonsafe import InputCheck
 from hive_actors.llm.provider import LLMProvider
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.event_bus import EventBus, Handler, TypeSpec
@@ -75,6 +76,7 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task, 
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
+from hive_actors.storage.recovery import choose_checkpoint
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.runtime_log import RuntimeLog
 from hive_actors.storage.session_store import SessionRecord, SessionStore
@@ -481,6 +483,7 @@ class AgentRuntime:
         self._check_running()
         stream = self._stream(entry_point_id)
         data = _input_dict(entry_point_id, input_data)
+        await self._check_input(data, f"entry point {entry_point_id!r}: input_data")
         state = SessionState.from_dict(session_state) if session_state is not None else None
         if state is not None and key is None and await self._owns_resumable(state.session_id):
             return await self._resume_session(state.session_id, data, state=state)
@@ -491,6 +494,15 @@ class AgentRuntime:
             lambda: stream.submit(data, state, idempotency_key=key),
             ttl=self.config.idempotency_ttl_seconds, max_keys=self.config.idempotency_max_keys,
         )
+
+    async def _check_input(self, value: object, where: str) -> None:
+        """Raise InputDataError unless ``value`` is plain JSON within the config's bounds.
+        A small value is checked at once; a large one's remainder in a worker thread, so
+        the event loop never stalls on it."""
+        check = InputCheck(value, where=where, max_bytes=self.config.max_input_bytes,
+                           max_depth=self.config.max_input_depth)
+        if not check.step(_ITEMS_CHECKED_ON_LOOP):
+            await trio.to_thread.run_sync(check.step)
 
     async def trigger(self, entry_point_id: str, input_data: dict[str, Any] | None = None,
                       session_state: SessionStateInput = None,
@@ -564,29 +576,35 @@ class AgentRuntime:
     # ---- sessions ------------------------------------------------------------------------
 
     async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None,
-                            *, checkpoint: int | None = None) -> str:
+                            *, checkpoint: int | None = None, fallback: bool = False) -> str:
         """Like `resume` but returns the execution id once accepted (the session id, or the
         new session's id for a ``checkpoint`` fork)."""
-        return (await self._accept_resume(session_id, input_data, checkpoint)).id
+        return (await self._accept_resume(session_id, input_data, checkpoint, fallback)).id
 
-    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None,
-                     *, checkpoint: int | None = None) -> ExecutionResult:
+    async def resume(self, session_id: str, input_data: dict[str, Any] | None = None, *,
+                     checkpoint: int | None = None, fallback: bool = False) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
         checkpoint (completed nodes never run again) and return its result.
 
         ``checkpoint=N`` continues from that earlier checkpoint instead, as a fork: a new
         session (recording ``forked_from``), leaving the old one as it was (it may be
-        completed). Raises RuntimeStateError (not running, no storage, session already running
-        or completed), UnknownSessionError, UnknownEntryPointError, and SessionStateError for
-        a checkpoint the session does not have.
+        completed). A damaged latest checkpoint refuses the resume (`CorruptFileError` naming
+        it and these choices) unless ``fallback=True``, which continues from the newest intact
+        one (and logs which nodes run again). Raises RuntimeStateError (not running, no
+        storage, session already running or completed), UnknownSessionError,
+        UnknownEntryPointError, SessionStateError (no intact checkpoint N).
         """
-        return await (await self._accept_resume(session_id, input_data, checkpoint)).wait()
+        return await (await self._accept_resume(session_id, input_data, checkpoint,
+                                                 fallback)).wait()
 
     async def _accept_resume(self, session_id: str, input_data: dict[str, Any] | None,
-                             checkpoint: int | None) -> Execution:
+                             checkpoint: int | None, fallback: bool) -> Execution:
+        if input_data is not None:
+            await self._check_input(_input_dict("resume", input_data),
+                                    f"resume of {session_id!r}: input_data")
         if checkpoint is not None:
             return await self._fork_session(session_id, checkpoint, input_data)
-        return await self._resume_session(session_id, input_data)
+        return await self._resume_session(session_id, input_data, fallback=fallback)
 
     async def _owns_resumable(self, session_id: str) -> bool:
         """Whether ``session_id`` is a session of this storage that a session_state of it
@@ -604,12 +622,14 @@ class AgentRuntime:
         return record.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.RUNNING)
 
     async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
-                              state: SessionState | None = None) -> Execution:
+                              state: SessionState | None = None,
+                              fallback: bool = False) -> Execution:
         """Submit ``session_id`` again to its entry point's stream, from ``state`` or else its
         latest checkpoint (or from the start with its original input if none was saved).
 
         Raises RuntimeStateError (not running, no storage, session already running or
-        completed), UnknownSessionError, UnknownEntryPointError.
+        completed), UnknownSessionError, UnknownEntryPointError, CorruptFileError (a damaged
+        latest checkpoint without ``fallback``).
         """
         sessions, record = await self._stored_session(session_id)
         if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
@@ -619,8 +639,11 @@ class AgentRuntime:
         stream = self._stream(record.entry_point)
         if state is None:
             store = CheckpointStore(sessions.session_dir(session_id), self._writer())
-            latest = await trio.to_thread.run_sync(lambda: store.latest(skip_damaged=True))
-            state = latest.state if latest is not None else None
+            point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
+                store, session_id, fallback=fallback))
+            if point.note:
+                log.warning("%s", point.note)
+            state = point.checkpoint.state if point.checkpoint is not None else None
         self._resuming.add(session_id)
         try:
             if state is None:  # nothing completed: start over with the original input
@@ -633,17 +656,15 @@ class AgentRuntime:
 
     async def _fork_session(self, session_id: str, seq: int,
                             input_data: dict[str, Any] | None) -> Execution:
-        """A new session continuing from checkpoint ``seq`` of ``session_id``."""
+        """A new session continuing from checkpoint ``seq`` of ``session_id``. Raises
+        SessionStateError when that checkpoint is not there intact."""
         sessions, record = await self._stored_session(session_id)
         store = CheckpointStore(sessions.session_dir(session_id), self._writer())
-        checkpoints = await trio.to_thread.run_sync(lambda: store.load_all(skip_damaged=True))
-        chosen = [cp for cp in checkpoints if cp.seq == seq]
-        if not chosen:
-            known = ", ".join(str(cp.seq) for cp in checkpoints) or "none"
-            raise SessionStateError(
-                f"session {session_id!r} has no checkpoint {seq} (intact checkpoints: {known})")
+        point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
+            store, session_id, checkpoint=seq))
+        assert point.checkpoint is not None  # choose_checkpoint raises otherwise
         return await self._stream(record.entry_point).submit(dict(input_data or {}),
-                                                              chosen[0].state)
+                                                              point.checkpoint.state)
 
     def _writer(self) -> StorageWriter | None:
         return self._svc.writer if self._svc is not None else None
@@ -751,6 +772,10 @@ def _run_of(
 ) -> Callable[[], Callable[..., Any]]:
     """A ``make_run`` for ``_start_actor``: the actor's ``run``, looked up at each (re)start."""
     return lambda: actor.run
+
+
+# Values of an input checked on the event loop before the rest goes to a worker thread.
+_ITEMS_CHECKED_ON_LOOP = 10_000
 
 
 def _input_dict(entry_point_id: str, input_data: object) -> dict[str, Any]:

@@ -39,6 +39,11 @@ class RuntimeConfig:
     executor_config: Any = None
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0
+    # Input checked at the door (trigger, resume, the feed, the CLI): plain JSON (no NaN or
+    # Infinity, no bytes or other objects), at most this many bytes once encoded, nested at
+    # most this deep. Anything else is refused with InputDataError naming the value's path.
+    max_input_bytes: int = 8 * 1024 * 1024
+    max_input_depth: int = 64
     # OpenTelemetry spans and metrics of executions, nodes, model and tool calls
     # (hive_actors/tracing.py; needs `pip install 'hive-actors[otel]'`). The providers: None =
     # OpenTelemetry's global ones. Prompts, completions and tool arguments/results are

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
-from hive_actors.errors import CorruptFileError, SessionStateError
+from hive_actors.errors import CorruptFileError
 from hive_actors.graph.result import SessionState
 from hive_actors.serde import converter
 from hive_actors.storage.atomic import is_temp_name
-from hive_actors.storage.jsonfile import load_json_object
+from hive_actors.storage.jsonfile import check_inside, load_json_object
 from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
@@ -95,8 +96,8 @@ def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:
             created_at=dt.datetime.fromisoformat(data.pop("created_at")),
             state=state,
         )
-    except (KeyError, TypeError, ValueError, SessionStateError) as exc:
-        raise CorruptFileError(str(path), f"malformed checkpoint: {exc}") from None
+    except Exception as exc:  # any shape of damage: KeyError, TypeError, SessionStateError...
+        raise CorruptFileError(str(path), f"malformed checkpoint: {exc!r}") from None
     if data:
         raise CorruptFileError(str(path), f"unexpected keys {sorted(data)}")
     return cp
@@ -105,6 +106,11 @@ def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:
 # resolved checkpoints dir -> next sequence number, shared by all stores in this process
 _next_seq: dict[str, int] = {}
 _seq_lock = threading.Lock()
+
+
+# A session whose checkpoint encodes to more than this encodes the following ones in a
+# worker thread (states rarely shrink); smaller ones encode faster than a thread hop.
+ENCODE_IN_THREAD_BYTES = 256 * 1024
 
 
 class CheckpointStore:
@@ -123,6 +129,8 @@ class CheckpointStore:
         self.dir = self.session_dir / "checkpoints"
         self._writer = writer
         self._companions = companions
+        self._large = False  # once a checkpoint was large, the next ones encode in a thread
+        check_inside(self.session_dir, self.dir)  # a planted symlink is refused, not followed
         self._key = str(self.dir.resolve())
         scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
         with _seq_lock:
@@ -140,6 +148,8 @@ class CheckpointStore:
             names = [p.name for p in self.dir.iterdir()]
         except FileNotFoundError:
             return []
+        except OSError as exc:  # e.g. a file where the folder should be
+            raise CorruptFileError(str(self.dir), f"cannot list: {exc.strerror or exc}") from None
         found = []
         for name in names:
             if is_temp_name(name):
@@ -165,7 +175,11 @@ class CheckpointStore:
             state=state,
         )
         path = self.dir / checkpoint_file_name(cp.seq, kind)
-        data = encode_checkpoint(cp)
+        if self._large:  # a state this big would stall every execution while encoded
+            data = await trio.to_thread.run_sync(encode_checkpoint, cp)
+        else:
+            data = encode_checkpoint(cp)
+            self._large = len(data) > ENCODE_IN_THREAD_BYTES
         ops = [FileOp.write(path, data)]
         if self._companions is not None:
             ops.extend(self._companions(cp))

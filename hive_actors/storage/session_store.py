@@ -31,7 +31,7 @@ from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionErr
 from hive_actors.serde import converter
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.atomic import append_bytes, sweep_temp_files
-from hive_actors.storage.jsonfile import load_json_object
+from hive_actors.storage.jsonfile import check_inside, load_json_object
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
 from hive_actors.storage.writer import FileOp, StorageWriter, commit_files
 
@@ -159,8 +159,8 @@ def decode_record(path: Path, raw: bytes) -> SessionRecord:
     except cattrs.ClassValidationError as exc:
         msgs = "; ".join(cattrs.transform_error(exc, path="state"))
         raise CorruptFileError(str(path), f"malformed state: {msgs}") from None
-    except (TypeError, ValueError) as exc:
-        raise CorruptFileError(str(path), f"malformed state: {exc}") from None
+    except Exception as exc:  # any other shape of damage (wrong types deep inside...)
+        raise CorruptFileError(str(path), f"malformed state: {exc!r}") from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -179,6 +179,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError as exc:
             raise CorruptFileError(f"{path}:{n}", f"not valid JSON ({exc})") from None
     return out
+
+
+@attrs.frozen
+class DamagedSession:
+    """A session folder whose state.json cannot be read; ``error`` names the file and why."""
+
+    session_id: str
+    error: CorruptFileError
+
+    @property
+    def reason(self) -> str:
+        return str(self.error)
 
 
 class SessionStore:
@@ -209,6 +221,7 @@ class SessionStore:
         if paths is None:
             folder = self.sessions_dir / check_session_id(session_id)
             logs = folder / "logs"
+            check_inside(self.sessions_dir, folder, logs)  # either may be a planted link
             paths = (folder, folder / "state.json", logs, logs / "details.jsonl")
             if len(self._path_cache) >= _PATH_CACHE_SIZE:
                 self._path_cache.clear()
@@ -279,8 +292,10 @@ class SessionStore:
 
     def read_state(self, session_id: str) -> SessionRecord:
         """The session's record. Raises `UnknownSessionError` (no state.json),
-        `CorruptFileError` (damaged), `InvalidSessionIdError`."""
+        `CorruptFileError` (damaged, or a symlink out of the storage folder),
+        `InvalidSessionIdError`."""
         path = self.state_path(session_id)
+        check_inside(self.sessions_dir, path)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -295,32 +310,45 @@ class SessionStore:
         return record
 
     def session_ids(self) -> list[str]:
+        """The ids of the session folders. Raises `CorruptFileError` if ``sessions/`` is not
+        a folder (nothing under it can be read then)."""
         try:
             names = [p.name for p in self.sessions_dir.iterdir() if p.is_dir()]
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise CorruptFileError(str(self.sessions_dir),
+                                   f"cannot list: {exc.strerror or exc}") from None
         return sorted(n for n in names if _SAFE_ID.match(n) and ".." not in n)
 
     def list_sessions(
         self, *, status: ExecutionStatus | str | None = None, skip_damaged: bool = True
     ) -> list[SessionRecord]:
         """Every session with a state.json, oldest ``created_at`` first (compared as aware
-        datetimes). Damaged state files are skipped, or raise `CorruptFileError` if
-        ``skip_damaged`` is False."""
-        records = []
+        datetimes). Damaged state files are skipped (`scan` lists them), or raise
+        `CorruptFileError` if ``skip_damaged`` is False."""
+        records, damaged = self.scan(status=status)
+        if damaged and not skip_damaged:
+            raise damaged[0].error
+        return records
+
+    def scan(self, *, status: ExecutionStatus | str | None = None
+             ) -> tuple[list[SessionRecord], list[DamagedSession]]:
+        """(the readable sessions as `list_sessions` gives them, the damaged ones with the
+        reason). One damaged state.json costs only its own line."""
+        records, damaged = [], []
         for sid in self.session_ids():
             try:
                 rec = self.read_state(sid)
             except UnknownSessionError:
                 continue  # folder created, state not written yet
-            except CorruptFileError:
-                if not skip_damaged:
-                    raise
+            except CorruptFileError as exc:
+                damaged.append(DamagedSession(sid, exc))
                 continue
             if status is None or rec.status == status:
                 records.append(rec)
         records.sort(key=lambda r: (r.created_at, r.session_id))
-        return records
+        return records, damaged
 
     def read_details(self, session_id: str) -> list[dict[str, Any]]:
         return read_jsonl(self.logs_dir(session_id) / "details.jsonl")
