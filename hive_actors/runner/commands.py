@@ -75,8 +75,10 @@ def read_input(input_json: str, input_file: str | None) -> dict[str, Any]:
 
 def run_command(path: str, input_json: str = "{}", *, entry_point: str | None = None,
                 input_file: str | None = None, options: RunOptions = RunOptions(),
-                out: TextIO | None = None) -> int:
-    """Run the agent at ``path`` once, headless, with the input of ``--input``/``--input-file``."""
+                out: TextIO | None = None, **option_fields: Any) -> int:
+    """Run the agent at ``path`` once, headless, with the input of ``--input``/``--input-file``.
+    ``option_fields`` (``storage=``, ``model=``, ...) replace those of ``options``."""
+    options = attrs.evolve(options, **option_fields)
     try:
         input_data = read_input(input_json, input_file)
     except UsageError as exc:
@@ -98,11 +100,12 @@ def run_command(path: str, input_json: str = "{}", *, entry_point: str | None = 
 
 def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
                    fallback: bool = False, options: RunOptions = RunOptions(),
-                   out: TextIO | None = None) -> int:
+                   out: TextIO | None = None, **option_fields: Any) -> int:
     """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint,
     or (``checkpoint``) fork a new session from that earlier one. A damaged latest checkpoint
     refuses, naming the choices, unless ``fallback``; going back to an older checkpoint
-    prints which nodes run again."""
+    prints which nodes run again. ``option_fields`` replace those of ``options``."""
+    options = attrs.evolve(options, **option_fields)
 
     async def main(runner: AgentRunner, out: TextIO) -> ExecutionResult:
         runtime = runner.runtime
