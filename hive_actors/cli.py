@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace], int]
 # one add_argument call: its flags and its keyword options (argparse takes values of any type)
 ArgSpec = tuple[tuple[str, ...], dict[str, Any]]
-# name -> (help, argument specs, handler), in registration order
-COMMANDS: dict[str, tuple[str, tuple[ArgSpec, ...], Handler]] = {}
+# name -> (help, argument specs, handler, example), in registration order
+COMMANDS: dict[str, tuple[str, tuple[ArgSpec, ...], Handler, str]] = {}
 
 
 def arg(*flags: str, **options: Any) -> ArgSpec:
@@ -33,23 +34,43 @@ def arg(*flags: str, **options: Any) -> ArgSpec:
     return flags, options
 
 
-def command(name: str, help: str, *args: ArgSpec) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as subcommand ``name`` with the given :func:`arg` specs."""
+def command(name: str, help: str, *args: ArgSpec, example: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as subcommand ``name`` with the given :func:`arg` specs; ``example``
+    (one or more command lines) ends its ``--help``."""
 
     def register(fn: Handler) -> Handler:
-        COMMANDS[name] = (help, args, fn)
+        COMMANDS[name] = (help, args, fn, example)
         return fn
 
     return register
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit code 2), naming the command and its --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _agent_path(text: str) -> str:
+    """An agent PATH argument: it must exist (what it holds is the loader's to judge)."""
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hive-actors", description="Run and inspect Hive-style agent graphs."
+    parser = _Parser(
+        prog="hive-actors", description="Run and inspect Hive-style agent graphs.",
+        epilog="example:\n  hive-actors run examples/research_assistant --scripted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, specs, fn) in COMMANDS.items():
-        sub = subs.add_parser(name, help=help_text, description=help_text)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                 parser_class=_Parser)
+    for name, (help_text, specs, fn, example) in COMMANDS.items():
+        sub = subs.add_parser(name, help=help_text, description=help_text,
+                              epilog="example:\n  " + example.replace("\n", "\n  "),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         for flags, options in specs:
             sub.add_argument(*flags, **options)
         sub.set_defaults(handler=fn)
@@ -81,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     "check agent definitions (folders, agent.json/agent.py or .json files) and report every problem",
     arg("paths", nargs="+", metavar="PATH"),
     arg("-q", "--quiet", action="store_true", help="report errors only, not warnings"),
+    example="hive-actors validate examples/research_assistant exports/*/",
 )
 def _validate(args: argparse.Namespace) -> int:
     from hive_actors.graph.loader import validate_agent
@@ -106,20 +128,24 @@ def _validate(args: argparse.Namespace) -> int:
     "info",
     "show an agent's nodes, edges, entry points and tools (starts its MCP servers to list "
     "theirs)",
-    arg("path", metavar="PATH"),
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("--json", action="store_true", help="print the agent as our agent.json (Hive's "
+        "export shape) instead of tables (starts no server)"),
     arg("--mcp-config", action="append", default=[], metavar="FILE",
         help="an mcp_servers.json besides the agent folder's own (repeatable)"),
     arg("--mermaid", action="store_true",
         help="print the graph as a Mermaid flowchart instead of the tables (starts no server)"),
     arg("--svg", default=None, metavar="FILE",
         help="also write a picture of the graph (the dashboard's layout) to FILE"),
+    example="hive-actors info examples/research_assistant\n"
+            "hive-actors info examples/research_assistant --json",
 )
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from hive_actors.errors import AgentDefinitionError, HiveActorsError
-    from hive_actors.graph.loader import load_agent
+    from hive_actors.graph.loader import definition_to_json, load_agent
 
     try:
         agent = load_agent(args.path)
@@ -127,6 +153,11 @@ def _info(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return EXIT_FAILED
+    if args.json:
+        import json
+
+        print(json.dumps(definition_to_json(agent), ensure_ascii=False, indent=2, default=str))
+        return EXIT_OK
     graph = agent.graph
     if args.svg:
         from pathlib import Path
@@ -212,24 +243,33 @@ def _server_tools(path: Any, extra: list[str]) -> list[tuple[Any, Any]]:
 # ---------------------------------------------------------------- serve
 
 
-@command(
-    "serve",
-    "run an agent with the websocket event feed and the live dashboard until Ctrl-C",
-    arg("path", metavar="PATH"),
-    arg("--host", default="127.0.0.1", help="address to bind; anything but loopback needs a token"),
-    arg("--port", type=int, default=8765,
-        help="event feed port (0 = any free one); the dashboard uses the next port"),
-    arg("--token", default=None,
-        help="token clients must give (?token= or Authorization: Bearer); "
-             "default: $HIVE_ACTORS_FEED_TOKEN"),
-    arg("--no-dashboard", action="store_true", help="serve the event feed only"),
+_MODEL_ARGS = (
+    arg("-m", "--model", default=None, help="provider/name of the model (litellm form), e.g. "
+        "openai/gpt-4o-mini; not needed by agents of function and router nodes only"),
+    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
+        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent "
+             "folder's script.json, else autopilot placeholder replies (it says which)"),
+    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER, "
+        "FOLDER being the agent folder's name)"),
     arg("--mcp-config", action="append", default=[], metavar="FILE",
         help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
              "to the agent folder's own)"),
-    arg("--storage", default=None, help="sessions folder (default ~/.hive/agents/NAME)"),
-    arg("--model", default=None, help="litellm model name, e.g. openai/gpt-4o-mini"),
-    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
-        help="offline ScriptedLLM (autopilot; optional script file) instead of --model"),
+)
+
+
+@command(
+    "serve",
+    "run an agent with the websocket event feed and the live dashboard until Ctrl-C",
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("--host", default="127.0.0.1", help="address to bind; anything but loopback needs a token"),
+    arg("--port", type=int, default=8765,
+        help="the port of the event feed and the dashboard page (0 = any free one)"),
+    arg("--token", default=None,
+        help="token clients must give (?token= or Authorization: Bearer); "
+             "default: $HIVE_ACTORS_FEED_TOKEN"),
+    arg("--no-dashboard", action="store_true", help="serve the event feed only (no page)"),
+    *_MODEL_ARGS,
+    example="hive-actors serve examples/research_assistant --scripted --port 8765",
 )
 def _serve(args: argparse.Namespace) -> int:
     from hive_actors.feed.serve import run_from_args
@@ -239,70 +279,117 @@ def _serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- run / resume / sessions
 
+_OUTPUT_ARGS = (
+    arg("-o", "--output", default=None, metavar="FILE",
+        help="also write the ExecutionResult as JSON to FILE"),
+    arg("-q", "--quiet", action="store_true",
+        help="print only the result line (session id and status) and errors"),
+    arg("-v", "--verbose", action="store_true",
+        help="also print the output as JSON and the session folder"),
+)
+
+
+def _run_options(args: argparse.Namespace) -> Any:
+    from hive_actors.runner.commands import RunOptions
+
+    return RunOptions(model=args.model, scripted=args.scripted, storage=args.storage,
+                      verbosity=-1 if args.quiet else (1 if args.verbose else 0),
+                      output=args.output, mcp_config=tuple(args.mcp_config),
+                      trace=getattr(args, "trace", False))
+
 
 @command(
     "run",
     "run an agent once, headless: stream its output, answer its questions from stdin",
-    arg("path", metavar="PATH"),
-    arg("--input", default="{}", help="input data as a JSON object"),
-    arg("--model", default=None, help="provider/name of the model (litellm form)"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("-i", "--input", default="{}", help="input data as a JSON object"),
+    arg("-f", "--input-file", default=None, metavar="FILE",
+        help="read the input JSON object from FILE (instead of --input)"),
     arg("--entry-point", default=None, help="entry point id (default: the first)"),
-    arg("--mcp-config", action="append", default=[], metavar="FILE",
-        help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
-             "to the agent folder's own)"),
-    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
-        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
-             "script.json, else autopilot replies"),
+    *_MODEL_ARGS,
+    *_OUTPUT_ARGS,
     arg("--trace", action="store_true",
         help="OpenTelemetry traces and metrics, set up from the OTEL_* environment variables "
              "(needs hive-actors[otel])"),
+    example="printf 'trio\\n' | hive-actors run examples/research_assistant --scripted\n"
+            "hive-actors run exports/my_agent -i '{\"query\": \"hello\"}' -m openai/gpt-4o-mini "
+            "-o result.json",
 )
 def _run(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import run_command
 
-    return run_command(args.path, args.input, model=args.model, storage=args.storage,
-                       entry_point=args.entry_point, scripted=args.scripted,
-                       mcp_config=args.mcp_config, trace=args.trace)
+    return run_command(args.path, args.input, entry_point=args.entry_point,
+                       input_file=args.input_file, options=_run_options(args))
+
+
+def _checkpoint(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a checkpoint number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"checkpoint numbers start at 1, got {value}")
+    return value
 
 
 @command(
     "resume",
     "continue a session from its latest checkpoint (completed nodes do not run again)",
-    arg("path", metavar="PATH"),
+    arg("path", metavar="PATH", type=_agent_path),
     arg("session_id", metavar="SESSION_ID"),
-    arg("--mcp-config", action="append", default=[], metavar="FILE",
-        help="an mcp_servers.json giving the agent its MCP tool servers (repeatable; added "
-             "to the agent folder's own)"),
-    arg("--model", default=None, help="provider/name of the model (litellm form)"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
-    arg("--scripted", nargs="?", const="", default=None, metavar="SCRIPT.json",
-        help="offline ScriptedLLM instead of --model: plays SCRIPT.json, else the agent's "
-             "script.json, else autopilot replies"),
-    arg("--checkpoint", type=int, default=None, metavar="N",
-        help="continue from checkpoint N instead of the latest"),
+    arg("--checkpoint", type=_checkpoint, default=None, metavar="N",
+        help="continue from checkpoint N instead (see `sessions PATH show ID`): a fork into a "
+             "new session, the old one left as it was"),
     arg("--fallback", action="store_true",
         help="if the latest checkpoint is damaged, continue from the newest intact one "
              "(says which nodes run again)"),
+    *_MODEL_ARGS,
+    *_OUTPUT_ARGS,
+    example="hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--scripted\n"
+            "hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--scripted --checkpoint 2",
 )
 def _resume(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import resume_command
 
-    return resume_command(args.path, args.session_id, model=args.model, storage=args.storage,
-                          scripted=args.scripted, checkpoint=args.checkpoint,
-                          fallback=args.fallback, mcp_config=args.mcp_config)
+    return resume_command(args.path, args.session_id, checkpoint=args.checkpoint,
+                          fallback=args.fallback, options=_run_options(args))
 
 
 @command(
     "sessions",
-    "list an agent's sessions with status, current node and updated time",
-    arg("path", metavar="PATH"),
-    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/NAME)"),
+    "list an agent's sessions (status, current node, updated time), or show one",
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("show", nargs="*", metavar="show SESSION_ID",
+        help="show one session: its state, folder, checkpoints and files"),
+    arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER)"),
+    example="hive-actors sessions examples/research_assistant\n"
+            "hive-actors sessions examples/research_assistant show session_20260101_120000_ab12cd34",
 )
 def _sessions(args: argparse.Namespace) -> int:
-    from hive_actors.runner.commands import sessions_command
+    from hive_actors.runner.commands import session_show_command, sessions_command
 
-    return sessions_command(args.path, storage=args.storage)
+    if not args.show:
+        return sessions_command(args.path, storage=args.storage)
+    if len(args.show) != 2 or args.show[0] != "show":
+        print(f"hive-actors sessions: error: expected `show SESSION_ID` after PATH, got "
+              f"{' '.join(args.show)!r}", file=sys.stderr)
+        return EXIT_USAGE
+    return session_show_command(args.path, args.show[1], storage=args.storage)
+
+
+@command(
+    "list",
+    "list the agents under a storage root with their session counts by status",
+    arg("root", nargs="?", default=None, metavar="ROOT",
+        help="storage root (default ~/.hive/agents)"),
+    example="hive-actors list\nhive-actors list ~/.hive/agents",
+)
+def _list(args: argparse.Namespace) -> int:
+    from hive_actors.runner.commands import list_command
+
+    return list_command(args.root)
 
 
 # ---------------------------------------------------------------- bench
@@ -319,16 +406,19 @@ def _csv(text: str) -> tuple[str, ...]:
     arg("--systems", default="", help="comma-separated: hive, floor, langgraph (default: all)"),
     arg("--concurrency", default="", help="keep only these concurrency levels (1 always kept)"),
     arg("--entry-points", default="", help="keep only these entry-point counts"),
-    arg("--reps", type=int, default=5, help="repetitions per case (median reported)"),
-    arg("--budget", type=float, default=60.0, help="seconds per case before repetitions stop"),
-    arg("--quick", action="store_true", help="tiny sizes (smoke test)"),
+    arg("--reps", type=int, default=None,
+        help="repetitions per case (median reported; default 5, 1 with --quick)"),
+    arg("--budget", type=float, default=None,
+        help="seconds per case before repetitions stop (default 60, 5 with --quick)"),
+    arg("--quick", action="store_true",
+        help="tiny sizes, one repetition (a smoke test; the targets do not apply)"),
     arg("--out", default="", help="write the JSON report here"),
     arg("--plot", default="", metavar="PNG", help="write a throughput/latency chart here"),
     arg("--storage-dir", default=None, help="where durable workloads write (default: temp)"),
+    example="hive-actors bench --quick\nhive-actors bench --workloads seq,par --reps 3 --out b.json",
 )
 def _bench(args: argparse.Namespace) -> int:
     from hive_actors.bench import STANDARD, BenchOptions, quick, run_benchmarks, select
-    from pathlib import Path
 
     from hive_actors.bench.report import plot, print_report, write_json, write_text
 
@@ -338,10 +428,12 @@ def _bench(args: argparse.Namespace) -> int:
             systems=_csv(args.systems), concurrency=tuple(int(c) for c in _csv(args.concurrency)),
             entry_points=tuple(int(e) for e in _csv(args.entry_points)))
     except ValueError as exc:
-        print(f"hive-actors bench: {exc}", file=sys.stderr)
+        print(f"hive-actors bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    options = BenchOptions(repetitions=max(1, args.reps), case_budget_seconds=args.budget,
-                           storage_root=args.storage_dir,
+    reps = args.reps if args.reps is not None else (1 if args.quick else 5)
+    budget = args.budget if args.budget is not None else (5.0 if args.quick else 60.0)
+    options = BenchOptions(repetitions=max(1, reps), case_budget_seconds=budget,
+                           storage_root=args.storage_dir, quick=args.quick,
                            command="hive-actors " + " ".join(sys.argv[1:]))
     report = run_benchmarks(workloads, options, progress=lambda line: print(line, flush=True))
     print_report(report)
@@ -350,6 +442,10 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"wrote {write_text(report, Path(args.out).with_suffix('.txt'))}")
     if args.plot:
         print(f"wrote {plot(report, args.plot)}")
+    skipped = [r for r in report.results if r.skipped]
+    if skipped:
+        reasons = sorted({r.skipped for r in skipped if r.skipped})
+        print(f"skipped {len(skipped)} case(s): {'; '.join(reasons)}")
     return EXIT_FAILED if any(r.error for r in report.results) else EXIT_OK
 
 

@@ -84,6 +84,11 @@ class NodeError(HiveActorsError):
         super().__init__(f"node {node_id!r}: {message}" if node_id else message)
 
 
+class NodeDefinitionError(NodeError):
+    """A node cannot run as defined (a function that does not resolve, a router whose routes
+    match nothing): retrying cannot help, so the node fails at once."""
+
+
 class ToolError(HiveActorsError):
     """A tool is unknown, got bad arguments, failed or timed out."""
 

@@ -129,3 +129,13 @@ def test_cli_bench_writes_the_json_report(tmp_path, capsys):
     assert "Targets" in capsys.readouterr().out
     labels = [r["case"]["workload"] for r in json.loads(out.read_text())["results"]]
     assert labels == ["seq", "seq"]
+
+
+def test_quick_bench_exits_0_without_optional_baselines_and_says_targets_do_not_apply(capsys):
+    code = main(["bench", "--quick", "--workloads", "seq", "--concurrency", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    if langgraph_available() is None:
+        assert "seq langgraph c=1: skipped: LangGraph not installed" in out
+        assert "skipped 1 case(s): LangGraph not installed" in out
+    assert "n/a at quick sizes" in out and "(1 reps," in out

@@ -55,7 +55,7 @@ def test_usage_errors_exit_2(capsys):
     assert main(["validate"]) == 2
     assert main(["no-such-command"]) == 2
     assert main([]) == 2
-    assert "usage: hive-actors" in capsys.readouterr().err
+    assert "(see hive-actors --help)" in capsys.readouterr().err
 
 
 def test_info_shows_nodes_edges_entry_points_and_tools(capsys):

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from dashboard_browser import CHROMIUM, READ_STATES, RECORD_STATES, open_page, shot
-from hive_actors.feed import FeedConfig, open_event_feed
+from hive_actors.feed import SAME_PORT, FeedConfig, open_event_feed
 from hive_actors.feed.serve import serve_agent
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.llm.scripted import Reply, ScriptedLLM, call
@@ -98,7 +98,7 @@ def drive_research_assistant(url: str) -> dict[str, Any]:
 async def test_research_assistant_runs_from_the_page(tmp_path: Path) -> None:
     # what `hive-actors serve examples/research_assistant --scripted script.json` runs
     llm = ScriptedLLM.from_file(EXAMPLE / "script.json", autopilot=True)
-    config = FeedConfig(port=0, dashboard_port=0)
+    config = FeedConfig(port=0, dashboard_port=SAME_PORT)  # one port, as `hive-actors serve`
     async with trio.open_nursery() as nursery:
         info = await nursery.start(lambda task_status: serve_agent(
             EXAMPLE, llm=llm, config=config, storage=tmp_path, out=io.StringIO(),

@@ -83,7 +83,7 @@ def test_resolve_function_falls_back_to_sys_path():
 
 
 @pytest.mark.parametrize(("ref", "message"), [
-    ("tools.double", "must look like 'module:attr'"),
+    ("tools:", "must look like 'module:attr'"),
     ("no_such_module_xyz:f", "no module 'no_such_module_xyz' in the agent folder"),
     ("tools:triple", "module 'tools' has no attribute 'triple'"),
     ("json:__name__", "is not callable (str)"),

@@ -4,7 +4,9 @@ the SDK's server side (tests/mcp_servers/fake_tools.py), started and stopped by 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -223,8 +225,15 @@ async def test_sse_transport_lists_and_calls(tmp_path):
     assert tool_messages(llm.requests[1]) == ["42"]
 
 
+class OneScript(ScriptedLLM):
+    """Plays its script once across executions (ScriptedLLM starts it anew per session)."""
+
+    def stream(self, request: Any) -> Any:
+        return super().stream(attrs.evolve(request, session_id=""))
+
+
 async def test_a_changed_tool_list_reaches_later_executions(tmp_path):
-    llm = ScriptedLLM({"n": [Reply("", [call("grow")]), done(), Reply("", [call("grown")]), done()]})
+    llm = OneScript({"n": [Reply("", [call("grow")]), done(), Reply("", [call("grown")]), done()]})
     rt = runtime_for(llm, [stdio_config()], tmp_path, tools=(*TOOLS, "grown"))
     rt.tool_executor = lambda name, args: f"no tool {name} yet"  # lets the graph start without it
     async with rt:

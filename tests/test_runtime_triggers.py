@@ -13,6 +13,7 @@ import trio
 from hive_actors.errors import ConfigurationError
 from hive_actors.runtime.agent_runtime import RuntimeConfig, create_agent_runtime
 from hive_actors.events import EventType
+from hive_actors.storage.runtime_log import RuntimeLog
 from hive_actors.runtime.execution_stream import EntryPointSpec
 from hive_actors.runtime.supervisor import ActorFailedError, supervise
 from hive_actors.storage.owner import OwnerInfo
@@ -88,12 +89,12 @@ async def test_event_firing_does_not_block_or_cancel_the_publisher():
         assert result.success
 
 
-async def test_crashing_trigger_actor_is_reported_and_restarted():
+async def test_crashing_trigger_actor_is_reported_and_restarted(tmp_path):
     default = EntryPointSpec(id="default", entry_node="a")
     follow = EntryPointSpec(id="follow", entry_node="a", trigger_type="event",
                             trigger_config={"event_types": ["execution_completed"],
                                             "stream_id": "default"})
-    async with make([default, follow]) as rt:
+    async with make([default, follow], storage=tmp_path) as rt:
         real = rt.trigger
         calls = []
 
@@ -111,6 +112,8 @@ async def test_crashing_trigger_actor_is_reported_and_restarted():
         await rt.event_bus.wait_for(EventType.EXECUTION_COMPLETED, stream_id="follow",
                                     timeout=10, since=0)
         assert rt.is_running
+    logged = [(line["event"], line.get("actor")) for line in RuntimeLog(tmp_path).read()]
+    assert logged == [("start", None), ("actor_crashed", "trigger:follow"), ("stop", None)]
 
 
 async def test_supervisor_gives_up_loudly_after_its_restart_budget():
@@ -143,3 +146,5 @@ async def test_interrupted_sessions_resume_on_start_when_asked(tmp_path):
         assert done.data["output"]["q"] == 7
     state = json.loads((tmp_path / "sessions" / record.session_id / "state.json").read_text())
     assert state["status"] == "completed"
+    [found] = [line for line in RuntimeLog(tmp_path).read() if line["event"] == "interrupted_sessions"]
+    assert found["sessions"] == [record.session_id] and found["resuming"] is True

@@ -67,6 +67,8 @@ class CaseResult:
     metrics: dict[str, Summary]
     notes: tuple[str, ...] = ()
     error: str | None = None
+    # why the case did not run although nothing is wrong (an optional baseline not installed)
+    skipped: str | None = None
 
     def median(self, metric: str) -> float | None:
         s = self.metrics.get(metric)
@@ -83,6 +85,8 @@ class TargetCheck:
     unit: str
     met: bool | None
     detail: str = ""
+    # False: the run was too small for the target to mean anything (``bench --quick``)
+    applies: bool = True
 
 
 @attrs.frozen

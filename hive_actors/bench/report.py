@@ -58,8 +58,9 @@ def tables(report: BenchReport) -> list[RenderableType]:
     results = Table("case", *(title for title, _ in COLUMNS.values()), "±", "other",
                     title="Results")
     for r in report.results:
-        if r.error:
-            results.add_row(r.case.label, *["-"] * len(COLUMNS), "-", f"[red]{r.error}[/red]")
+        if r.error or r.skipped:
+            why = f"[red]{r.error}[/red]" if r.error else f"skipped: {r.skipped}"
+            results.add_row(r.case.label, *["-"] * len(COLUMNS), "-", why)
             continue
         cells = [_fmt(r.median(k), fmt) for k, (_, fmt) in COLUMNS.items()]
         key = "throughput" if "throughput" in r.metrics else next(iter(r.metrics), None)
@@ -76,7 +77,8 @@ def tables(report: BenchReport) -> list[RenderableType]:
                        f"{q.other:,.0f}", f"{q.ratio:.2f}x")
     targets = Table("target", "wanted", "measured", "met", "detail", title="Targets")
     for t in report.targets:
-        met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "not run"}[t.met]
+        met = ({True: "[green]yes[/green]", False: "[red]no[/red]", None: "not run"}[t.met]
+               if t.applies else "n/a at quick sizes")
         targets.add_row(t.name, t.target, _fmt(t.measured, "{:,.3g}") + f" {t.unit}", met,
                         t.detail)
     return [header, results, ratios, targets]

@@ -7,6 +7,8 @@ import ipaddress
 import attrs
 
 TOKEN_ENV = "HIVE_ACTORS_FEED_TOKEN"
+# dashboard_port: serve the page and the websocket on the feed's own port (hypercorn serves both)
+SAME_PORT = -2
 
 
 def is_loopback(host: str) -> bool:
@@ -24,11 +26,12 @@ class FeedConfig:
     """How the feed server behaves. Pass only what you change.
 
     ``host`` defaults to loopback; any other host requires a ``token``. ``port`` 0 picks a free
-    port. ``dashboard_port``: None serves no page, 0 picks a free port, -1 uses ``port + 1``.
+    port. ``dashboard_port``: None serves no page, 0 picks a free port, -1 uses ``port + 1``,
+    `SAME_PORT` serves page and websocket on ``port`` (one port for a browser and a firewall).
     """
 
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int = attrs.field(default=8765)
     token: str | None = None
     dashboard_port: int | None = None
     # A client frame longer than this (characters) closes the connection with code 1009.
@@ -47,3 +50,8 @@ class FeedConfig:
     idle_timeout: float = 30.0
     # Browser origins allowed to connect besides the dashboard's own (a token lifts the check).
     allowed_origins: tuple[str, ...] = ()
+
+    @port.validator
+    def _check_port(self, _attribute: object, port: int) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (0-65535; 0 picks a free port)")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any
 
 import trio
 
 log = logging.getLogger(__name__)
+
+# An ASGI callable: (scope, receive, send).
+AsgiHandler = Callable[[Mapping[str, Any], Any, Any], Awaitable[None]]
 
 _STATIC = resources.files("hive_actors.feed") / "static"
 _FILES = {
@@ -32,18 +35,26 @@ _CSP = (
 class DashboardApp:
     """ASGI 3 application serving the dashboard for a feed on ``feed_port``."""
 
-    def __init__(self, feed_port: int, token_required: bool) -> None:
-        self.config_json = json.dumps(
-            {"feed_port": feed_port, "token_required": token_required}
-        ).encode()
+    def __init__(self, feed_port: int, token_required: bool,
+                 websocket: AsgiHandler | None = None) -> None:
+        self.token_required = token_required
+        self.set_feed_port(feed_port)
         self._cache: dict[str, bytes] = {}
+        self._websocket = websocket
+
+    def set_feed_port(self, feed_port: int) -> None:
+        """Where the page connects (set once bound when it is this app's own port)."""
+        self.config_json = json.dumps(
+            {"feed_port": feed_port, "token_required": self.token_required}
+        ).encode()
 
     async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, send)
-        # websocket scopes are not served here: the feed has its own port
+        elif scope["type"] == "websocket" and self._websocket is not None:
+            await self._websocket(scope, receive, send)  # the feed, on this same port
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -82,8 +93,11 @@ class DashboardApp:
 
 
 async def serve_dashboard(host: str, port: int, feed_port: int, token_required: bool, *,
+                          websocket: AsgiHandler | None = None, max_message_size: int = 0,
                           task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard over HTTP until cancelled; ``task_status.started`` gets the port.
+    With ``websocket``, websocket connections on the same port go to it (``feed_port`` is then
+    0: the page's own port).
 
     Raises OSError when the port cannot be bound.
     """
@@ -95,11 +109,16 @@ async def serve_dashboard(host: str, port: int, feed_port: int, token_required: 
     config.errorlog = logging.getLogger("hive_actors.feed.http.server")
     config.accesslog = None
     config.graceful_timeout = 1.0
-    app = DashboardApp(feed_port, token_required)
+    if max_message_size:
+        config.websocket_max_message_size = max_message_size
+    app = DashboardApp(feed_port, token_required, websocket)
 
     async def _serve(task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(app, config, task_status=task_status, mode="asgi")
 
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(_serve)
-        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+        bound = int(binds[0].rsplit(":", 1)[1])
+        if websocket is not None:
+            app.set_feed_port(bound)
+        task_status.started(bound)

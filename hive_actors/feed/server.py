@@ -7,10 +7,11 @@ for the duration of an ``async with`` block.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,8 +21,9 @@ import trio
 from trio_websocket import WebSocketRequest, WebSocketServer, serve_websocket
 
 from hive_actors.errors import ConfigurationError
-from hive_actors.feed.config import TOKEN_ENV, FeedConfig, is_loopback
-from hive_actors.feed.connection import Connection
+from hive_actors.feed.config import SAME_PORT, TOKEN_ENV, FeedConfig, is_loopback
+from hive_actors.feed.asgi_socket import AsgiSocket, ScopeRequest
+from hive_actors.feed.connection import CLOSE_POLICY, Connection
 
 log = logging.getLogger(__name__)
 
@@ -115,29 +117,54 @@ class FeedServer:
     def allow_origin(self, origin: str) -> None:
         self._origins = self._origins | {origin}
 
-    async def handle(self, request: WebSocketRequest) -> None:
-        """Serve one client. Whatever goes wrong with it ends that connection only: nothing
-        but cancellation leaves this method, so the server's nursery never sees it."""
-        try:
-            await self._handle(request)
-        except Exception:
-            log.exception("feed: a connection failed; the server goes on")
-
-    async def _handle(self, request: WebSocketRequest) -> None:
+    def _refusal(self, request: Any) -> tuple[int, str] | None:
         refusal = check_request(request, self.config, self._origins)
         if refusal is None and self.connections >= self.config.max_connections:
             refusal = 503, "too many connections"
         if refusal is not None:
-            status, reason = refusal
-            log.info("feed: refused a connection: %s", reason)
-            await request.reject(status, body=reason.encode())
-            return
-        self.connections += 1  # the slot is taken before the first await (the handshake)
+            log.info("feed: refused a connection: %s", refusal[1])
+        return refusal
+
+    async def _serve_client(self, accept: Any) -> None:
+        """Take a connection slot (before the first await: the limit holds), accept, serve.
+        Whatever goes wrong with this client ends its connection only: nothing but
+        cancellation leaves this method, so the server's nursery never sees it."""
+        self.connections += 1
         try:
-            ws = await request.accept()
+            ws = await accept()
             await Connection(ws, self.runtime, self.config).serve()
+        except Exception:
+            log.exception("feed: a connection failed; the server goes on")
         finally:
             self.connections -= 1
+
+    async def handle(self, request: WebSocketRequest) -> None:
+        """Serve one client of trio-websocket's server."""
+        try:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                await request.reject(refusal[0], body=refusal[1].encode())
+                return
+        except Exception:
+            log.exception("feed: a handshake failed; the server goes on")
+            return
+        await self._serve_client(request.accept)
+
+    async def handle_asgi(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
+        """A websocket that reached the dashboard's port (`SAME_PORT`): the same checks,
+        then the same Connection."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        refusal = self._refusal(ScopeRequest(scope))
+        if refusal is not None:
+            await send({"type": "websocket.close", "code": CLOSE_POLICY, "reason": refusal[1]})
+            return
+
+        async def accept() -> AsgiSocket:
+            await send({"type": "websocket.accept"})
+            return AsgiSocket(receive, send)
+
+        await self._serve_client(accept)
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; ``task_status.started`` gets the bound port."""
@@ -171,23 +198,67 @@ async def serve_feed(runtime: Any, host: str | None = None, port: int | None = N
         token=config.token if token is None else token,
     ))
     server = FeedServer(runtime, config)
+    if config.dashboard_port == SAME_PORT:
+        await _serve_on_one_port(server, config, task_status)
+        return
     async with trio.open_nursery() as nursery:
-        feed_port = await nursery.start(server.run)
+        try:
+            feed_port = await nursery.start(server.run)
+        except (OSError, BaseExceptionGroup) as exc:
+            _raise_bind_error(exc, "event feed", config.host, config.port)
+            raise
         host_part = _url_host(config.host)
         info = FeedInfo(host=config.host, port=feed_port, url=f"ws://{host_part}:{feed_port}/")
         if config.dashboard_port is not None:
             from hive_actors.feed.http import serve_dashboard
 
             wanted = feed_port + 1 if config.dashboard_port == -1 else config.dashboard_port
-            dash_port = await nursery.start(
-                serve_dashboard, config.host, wanted, feed_port, config.token is not None
-            )
+            try:
+                dash_port = await nursery.start(
+                    serve_dashboard, config.host, wanted, feed_port, config.token is not None
+                )
+            except (OSError, BaseExceptionGroup) as exc:
+                _raise_bind_error(exc, "dashboard", config.host, wanted)
+                raise
             for origin in dashboard_origins(config.host, dash_port):
                 server.allow_origin(origin)
             info = attrs.evolve(info, dashboard_port=dash_port,
                                 dashboard_url=f"http://{host_part}:{dash_port}/")
         log.info("feed: listening on %s", info.url)
         task_status.started(info)
+
+
+async def _serve_on_one_port(server: FeedServer, config: FeedConfig,
+                             task_status: trio.TaskStatus[FeedInfo]) -> None:
+    """The page and the websocket on ``config.port``, both served by hypercorn."""
+    from hive_actors.feed.http import serve_dashboard
+
+    async with trio.open_nursery() as nursery:
+        try:
+            port = await nursery.start(functools.partial(
+                serve_dashboard, config.host, config.port, 0, config.token is not None,
+                websocket=server.handle_asgi, max_message_size=config.max_message_size))
+        except (OSError, BaseExceptionGroup) as exc:
+            _raise_bind_error(exc, "event feed and dashboard", config.host, config.port)
+            raise
+        for origin in dashboard_origins(config.host, port):
+            server.allow_origin(origin)
+        host_part = _url_host(config.host)
+        info = FeedInfo(host=config.host, port=port, url=f"ws://{host_part}:{port}/",
+                        dashboard_port=port, dashboard_url=f"http://{host_part}:{port}/")
+        log.info("feed and dashboard: listening on %s", info.dashboard_url)
+        task_status.started(info)
+
+
+def _raise_bind_error(exc: BaseException, what: str, host: str, port: int) -> None:
+    """If ``exc`` is (a group of one) OSError from binding, raise one naming what could not
+    listen where; otherwise return."""
+    real = exc
+    while isinstance(real, BaseExceptionGroup) and len(real.exceptions) == 1:
+        real = real.exceptions[0]
+    if isinstance(real, OSError):
+        raise OSError(f"{what} cannot listen on {host}:{port}: {real.strerror or real} "
+                      "(choose another --port, or 0 for any free one)") from exc
 
 
 @asynccontextmanager

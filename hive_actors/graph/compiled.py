@@ -11,10 +11,6 @@ does not keep a graph alive: its entry goes when the graph does.
 
 from __future__ import annotations
 
-import functools
-import weakref
-from typing import Any
-
 import attrs
 
 from hive_actors.graph.nodes.base import (
@@ -23,6 +19,7 @@ from hive_actors.graph.nodes.base import (
     NodeImpl,
     implementation_for,
 )
+from hive_actors.graph.identity import IdentityMap
 from hive_actors.graph.routing import RoutingTable
 from hive_actors.graph.spec import GraphIndex, GraphSpec, NodeSpec
 
@@ -74,27 +71,17 @@ class CompiledGraph:
     lookups: GraphLookups
 
 
-# id(graph) -> (weak reference to graph, its CompiledGraph). The weak reference's callback
-# drops the entry when the graph is collected; the identity check guards against a reused id.
-_compiled: dict[int, tuple[weakref.ref[GraphSpec], CompiledGraph]] = {}
+_compiled: IdentityMap[GraphSpec, CompiledGraph] = IdentityMap()
 
 
 def compile_graph(graph: GraphSpec) -> CompiledGraph:
     """The CompiledGraph of ``graph``, built on the first call for this object."""
-    key = id(graph)
-    hit = _compiled.get(key)
-    if hit is not None and hit[0]() is graph:
-        return hit[1]
+    hit = _compiled.get(graph)
+    if hit is not None:
+        return hit
     compiled = _build(graph)
-    _compiled[key] = (weakref.ref(graph, functools.partial(_forget, key)), compiled)
+    _compiled.set(graph, compiled)
     return compiled
-
-
-def _forget(key: int, ref: weakref.ref[GraphSpec], memo: dict[int, Any] = _compiled) -> None:
-    # ``memo`` is bound at definition: the callback may run while the interpreter shuts down
-    hit = memo.get(key)
-    if hit is not None and hit[0] is ref:
-        del memo[key]
 
 
 def _build(graph: GraphSpec) -> CompiledGraph:

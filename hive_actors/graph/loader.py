@@ -15,7 +15,7 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,15 @@ import attrs
 from hive_actors.errors import AgentDefinitionError, Problem
 from hive_actors.graph import hive_format
 from hive_actors.graph.export import default_entry_point, definition_to_json
+from hive_actors.graph.identity import IdentityMap
 from hive_actors.graph.spec import EdgeSpec, Goal, GraphSpec, NodeSpec
 from hive_actors.graph.validation import Paths, build_record, check_graph, check_value, join
 from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.tools.hive_contract import hive_registry
 from hive_actors.tools.registry import ToolRegistry
 
-__all__ = ["AgentDefinition", "definition_to_json", "load_agent", "resolve_function",
-           "validate_agent"]
+__all__ = ["AgentDefinition", "definition_to_json", "function_resolver", "load_agent",
+           "resolve_function", "validate_agent"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -64,6 +65,7 @@ def load_agent(path: str | Path) -> AgentDefinition:
     errors = [p for p in problems if p.severity == "error"]
     if errors or definition is None:
         raise AgentDefinitionError(errors or [Problem(str(path), "", "cannot be loaded")])
+    _origins.set(definition.graph, (definition.path, str(definition.source or definition.path)))
     return attrs.evolve(definition, warnings=tuple(problems))
 
 
@@ -73,17 +75,54 @@ def validate_agent(path: str | Path) -> list[Problem]:
 
 
 def resolve_function(definition: AgentDefinition, ref: str) -> Any:
-    """The callable named ``module:attr``: a module of the agent folder first, then sys.path.
+    """The callable a function node names: ``module:attr`` from a module of the agent folder
+    first, then sys.path; a bare name (as Hive's exports write them) from the folder's
+    ``tools.py``.
 
     Raises AgentDefinitionError when the reference is malformed, the module or attribute is
     missing, the module fails to import, or the attribute is not callable.
     """
+    return _resolve_in(definition.path, str(definition.source or definition.path), ref)
+
+
+def function_resolver(graph: GraphSpec) -> Callable[[str], Any] | None:
+    """For a graph `load_agent` returned: ``ref -> callable`` resolving against its agent
+    folder (None for a graph built in code). Bare names it cannot find give None, so the
+    caller may still look among registered tools; anything else raises AgentDefinitionError."""
+    origin = _origins.get(graph)
+    if origin is None:
+        return None
+    folder, file = origin
+
+    def resolve(ref: str) -> Any:
+        if ":" not in ref:
+            try:
+                return _resolve_in(folder, file, ref)
+            except AgentDefinitionError:
+                return None
+        return _resolve_in(folder, file, ref)
+
+    return resolve
+
+
+# A loaded graph -> (its agent folder, the file read): what resolving its functions needs, kept
+# beside the graph rather than in it (a GraphSpec is plain data that goes to JSON).
+_origins: IdentityMap[GraphSpec, tuple[Path, str]] = IdentityMap()
+
+
+def _resolve_in(folder: Path, file: str, ref: str) -> Any:
     module_name, sep, attr = ref.partition(":")
-    file = str(definition.source or definition.path)
+    if not sep and ref and "." not in ref:  # a bare name: the folder's tools.py
+        if not (folder / "tools.py").is_file():
+            raise AgentDefinitionError(
+                f"function {ref!r}: a bare name is looked up in the agent folder's tools.py, "
+                f"and {folder} has none (or name it 'module:attr')", file)
+        module_name, sep, attr = "tools", ":", ref
+    elif not sep:  # "package.module.attr"
+        module_name, sep, attr = ref.rpartition(".")
     if not (sep and module_name and attr):
         raise AgentDefinitionError(f"function reference {ref!r} must look like 'module:attr'", file)
     rel = Path(*module_name.split("."))
-    folder = definition.path
     local = (folder / rel).with_suffix(".py").is_file() or (folder / rel / "__init__.py").is_file()
     full = f"{_package(folder, fresh=False)}.{module_name}" if local else module_name
     try:

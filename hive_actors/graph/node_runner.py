@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from hive_actors.errors import AgentDefinitionError, NodeDefinitionError
 from hive_actors.events import EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.compiled import CompiledGraph, NodePlan
@@ -133,12 +134,14 @@ class NodeRunner:
                 started = _clock()
                 ctx = NodeContext(node, graph, self.goal, inputs, state.memory, services,
                                   attempt, count, conversation, lane.previous, resuming,
-                                  lookups=lookups)
+                                  lookups=lookups, session_id=state.session_id)
                 # A cancellation point before every node call: once stop() has begun, no
                 # node starts (the emits above may not have yielded at all).
                 await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     outcome = await impl.run(ctx)
+                except (NodeDefinitionError, AgentDefinitionError) as exc:
+                    outcome = NodeOutcome.fail(f"{type(exc).__name__}: {exc}", final=True)
                 except Exception as exc:
                     outcome = NodeOutcome.fail(f"{type(exc).__name__}: {exc}")
                 state.tokens += outcome.tokens
@@ -160,7 +163,7 @@ class NodeRunner:
                         return outcome
                     outcome = NodeOutcome.fail(error, tokens=outcome.tokens)
                 state.failures += 1
-                will_retry = attempt < node.max_retries
+                will_retry = attempt < node.max_retries and not outcome.final
                 await emit(EventType.NODE_FAILED, node.id, error=outcome.error,
                            attempt=attempt, will_retry=will_retry)
                 if not will_retry:

@@ -12,7 +12,7 @@ from typing import Any, cast
 import attrs
 import trio
 
-from hive_actors.errors import NodeError
+from hive_actors.errors import NodeDefinitionError
 from hive_actors.graph.client_input import InputHub
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.events import EventSink
@@ -48,7 +48,7 @@ class Services:
 
         Looks in ``config.functions``, then ``config.function_resolver``, then registered tools
         of that name, then imports ``module:attr`` (or ``module.attr``) from sys.path. Raises
-        NodeError naming the node and the reference when nothing provides it.
+        NodeDefinitionError naming the node and the reference when nothing provides it.
         """
         hit = self._functions.get(ref)
         if hit is not None:
@@ -62,7 +62,7 @@ class Services:
         if fn is None:
             fn = _import(ref, node_id)
         if not callable(fn):
-            raise NodeError(f"function {ref!r} is not callable", node_id)
+            raise NodeDefinitionError(f"function {ref!r} is not callable", node_id)
         hit = self._functions[ref] = (fn, _is_async(fn))
         return hit
 
@@ -95,9 +95,9 @@ def _import(ref: str, node_id: str) -> Callable[..., Any]:
     if not sep:
         module_name, _, attr = ref.rpartition(".")
     if not module_name or not attr:
-        raise NodeError(
-            f"cannot resolve function {ref!r}: give it in ExecutorConfig.functions "
-            "or name it as 'module:attr'",
+        raise NodeDefinitionError(
+            f"cannot resolve function {ref!r}: no tool of that name; define it in the agent "
+            "folder's tools.py, give it in ExecutorConfig.functions or name it as 'module:attr'",
             node_id,
         )
     try:
@@ -105,7 +105,10 @@ def _import(ref: str, node_id: str) -> Callable[..., Any]:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise NodeError(f"cannot resolve function {ref!r}: {exc}", node_id) from None
+        raise NodeDefinitionError(
+            f"cannot resolve function {ref!r}: {exc} (a graph built in code resolves the agent "
+            "folder's modules only when the runtime is given the loaded agent: "
+            "create_agent_runtime(load_agent(path), ...))", node_id) from None
     return cast(Callable[..., Any], obj)  # looked up by name; the caller checks callable()
 
 

@@ -19,7 +19,7 @@ import attrs
 import cattrs
 from cattrs.v import format_exception
 
-from hive_actors.errors import Problem
+from hive_actors.errors import AgentDefinitionError, Problem
 from hive_actors.graph.spec import (
     LEGACY_NODE_TYPES,
     NODE_TYPES,
@@ -277,9 +277,12 @@ def _check_nodes(graph: GraphSpec, paths: Paths, error: _Report, warn: _Report, 
             if not node.function:
                 error(join(path, "function"),
                       f"function node {node.id!r} has no 'function' (a 'module:attr' or registered name)")
-            elif ":" in node.function and resolve is not None:
+            elif resolve is not None:
                 try:
                     resolve(node.function)
+                except AgentDefinitionError as exc:
+                    warn(join(path, "function"), f"function node {node.id!r}: "
+                         + "; ".join(p.message for p in exc.problems))
                 except Exception as exc:  # noqa: BLE001 - any import failure is reported
                     warn(join(path, "function"), f"function node {node.id!r}: {exc}")
         for label, target in node.routes.items():

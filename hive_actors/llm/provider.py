@@ -61,6 +61,7 @@ class LLMRequest:
     node_id: str = ""
     output_keys: tuple[str, ...] = ()  # required output keys not yet set
     client_facing: bool = False
+    session_id: str = ""  # the execution's session (ScriptedLLM plays its script per session)
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ and benchmarks.
                       autopilot=True)
 
 Each node id has a list of replies, played in order, one per model call of that node (the key
-``"*"`` serves any node without its own list). When a node's replies run out (or it has none)
+``"*"`` serves any node without its own list), for each execution (session) anew. When a node's replies run out (or it has none)
 and ``autopilot`` is on, the reply calls ``set_output`` for every required output key still
 missing (``request.output_keys``) with a plausible value, or says "Done." when nothing is
 missing; without autopilot that is an `LLMError`. Text streams in ``chunk_size`` pieces; each
@@ -150,7 +150,9 @@ class ScriptedLLM:
         keep_requests: int = 1000,
     ) -> None:
         self._script = {k: [_as_reply(r) for r in v] for k, v in (script or {}).items()}
-        self._played: dict[str, int] = {}
+        # (session id, script key) -> replies played: each execution plays the script from its
+        # start, and a resumed one (same session) goes on where it paused
+        self._played: dict[tuple[str, str], int] = {}
         self.autopilot = autopilot
         self.delay = delay
         self.chunk_size = max(1, chunk_size)
@@ -176,13 +178,14 @@ class ScriptedLLM:
     def _next(self, request: LLMRequest) -> Reply:
         key = request.node_id if request.node_id in self._script else "*"
         replies = self._script.get(key, [])
-        n = self._played.get(key, 0)
+        played = (request.session_id, key)
+        n = self._played.get(played, 0)
         if key != "*":
             # a visit resumed from a checkpoint (perhaps in a new process) already holds its
             # earlier turns: never replay a reply the conversation already has
             n = max(n, _turns_in_visit(request))
         if n < len(replies):
-            self._played[key] = n + 1
+            self._played[played] = n + 1
             return replies[n]
         if not self.autopilot:
             raise LLMError(f"ScriptedLLM: no scripted reply left for node {request.node_id!r}")

@@ -89,12 +89,15 @@ async def run_headless(
     reader: LineReader | None = None,
     out: TextIO | None = None,
     resume_hint: Callable[[str], str] | None = None,
+    show_output: bool | None = None,
 ) -> ExecutionResult:
     """Run one execution with this process's terminal as its client and return its result.
 
     ``start()`` triggers (or resumes) the execution and returns its id; it is called after
     the client has subscribed, so no request is missed. ``reader`` defaults to stdin, ``out``
-    to stdout. On a pause, ``resume_hint(session_id)`` is printed.
+    to stdout. On a pause, ``resume_hint(session_id)`` is printed. On completion the output
+    is printed as JSON when ``show_output`` says so (None: when the agent streamed nothing,
+    so what it said is not printed twice).
     """
     out = out or sys.stdout
     own_reader = reader is None
@@ -106,15 +109,17 @@ async def run_headless(
     echo = not reader.isatty()
     last_node: str | None = None  # the node whose text is on screen (None: a fresh line)
     out_closed = False
+    streamed = False  # any client output shown
 
     def show(event: AgentEvent) -> None:
-        nonlocal last_node, out_closed
+        nonlocal last_node, out_closed, streamed
         if out_closed:
             return
         try:
             if event.data.get("reset") or (last_node not in (None, event.node_id)):
                 out.write("\n\n")  # a restarted turn, or another node talking: a new paragraph
             last_node = event.node_id
+            streamed = True
             out.write(str(event.data.get("content", "")))
             out.flush()
         except BrokenPipeError:  # the reader went away (e.g. `| head`): the run goes on, unseen
@@ -166,7 +171,9 @@ async def run_headless(
         out.write(f"Session {result.session_id} paused at node {result.paused_at!r}.\n")
         out.write(resume_hint(result.session_id) + "\n")
     elif result.status == ExecutionStatus.COMPLETED:
-        out.write(json.dumps(result.output, ensure_ascii=False, default=str, indent=1) + "\n")
+        if show_output or (show_output is None and not streamed):
+            out.write(json.dumps(result.output, ensure_ascii=False, default=str, indent=1) + "\n")
+        out.write(f"Session {result.session_id} completed.\n")
     else:
         out.write(f"Session {result.session_id} {result.status}: {result.error}\n")
     out.flush()

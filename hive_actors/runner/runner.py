@@ -21,26 +21,29 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import trio
 
 from hive_actors.errors import ConfigurationError
-from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.runtime.agent_runtime import AgentRuntime, RuntimeConfig, create_agent_runtime
 from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.tools.mcp_config import MCPServerConfig, servers_for_agent
 
-__all__ = ["AgentRunner", "default_storage_path"]
+__all__ = ["AgentRunner", "cli_llm", "default_storage_path", "scripted_llm"]
 
 log = logging.getLogger(__name__)
 
 _LLM_NODE_TYPES = ("event_loop",)
 
 
-def default_storage_path(agent_name: str) -> Path:
-    """``~/.hive/agents/{agent_name}/``."""
-    return Path("~/.hive/agents").expanduser() / agent_name
+def default_storage_path(agent: Any) -> Path:
+    """``~/.hive/agents/{agent folder name}/``, as Hive keeps it. ``agent``: a loaded agent
+    (a bare ``x.json`` file gives ``x``), its folder, or a name."""
+    if isinstance(agent, (str, Path)):
+        return Path("~/.hive/agents").expanduser() / Path(agent).name
+    source = agent.source
+    bare_file = source is not None and source.name not in ("agent.json", "agent.py")
+    return default_storage_path(source.stem if bare_file else agent.path)
 
 
 class AgentRunner:
@@ -55,7 +58,7 @@ class AgentRunner:
         self.goal = definition.goal
         self.llm = llm
         self.storage_path = (Path(storage_path).expanduser() if storage_path is not None
-                             else default_storage_path(definition.name))
+                             else default_storage_path(definition))
         self._config = config
         self.mcp_servers = list(mcp_servers)  # started with the runtime
         self._runtime: AgentRuntime | None = None
@@ -91,19 +94,8 @@ class AgentRunner:
         return self._runtime
 
     def _build_runtime(self) -> AgentRuntime:
-        from hive_actors.graph.loader import resolve_function
-
-        definition = self.definition
-        config = self._config or RuntimeConfig()
-        base = config.executor_config or ExecutorConfig()
-        if base.function_resolver is None:
-            base = attrs.evolve(base, function_resolver=lambda ref: resolve_function(definition, ref))
-        config = attrs.evolve(config, executor_config=base)
-        return create_agent_runtime(
-            graph=definition.graph, goal=definition.goal, storage_path=self.storage_path,
-            entry_points=list(definition.entry_points), llm=self.llm, tools=definition.tools,
-            config=config, agent_name=definition.name, mcp_servers=self.mcp_servers,
-        )
+        return create_agent_runtime(self.definition, storage_path=self.storage_path, llm=self.llm,
+                                    config=self._config, mcp_servers=self.mcp_servers)
 
     def needs_model(self) -> bool:
         return any(n.node_type in _LLM_NODE_TYPES for n in self.graph.nodes)
@@ -212,13 +204,7 @@ def _resolve_llm(model: str | None, llm: Any, agent_path: Any) -> Any:
     if isinstance(llm, str):
         if llm != "scripted":
             raise ConfigurationError(f"llm={llm!r}: pass a provider object or 'scripted'")
-        from hive_actors.llm.scripted import ScriptedLLM
-
-        folder = Path(agent_path)
-        script = (folder if folder.is_dir() else folder.parent) / "script.json"
-        if script.is_file():
-            return ScriptedLLM.from_file(script, autopilot=True)
-        return ScriptedLLM({}, autopilot=True)
+        return scripted_llm(agent_path)[0]
     if llm is not None:
         return llm
     if model:
@@ -226,3 +212,30 @@ def _resolve_llm(model: str | None, llm: Any, agent_path: Any) -> Any:
 
         return make_provider(model)
     return None
+
+
+def scripted_llm(agent_path: str | Path, script: str | Path | None = None) -> tuple[Any, str]:
+    """An offline ScriptedLLM and a line saying what it plays: ``script``, else the agent
+    folder's ``script.json``, else autopilot placeholder replies. Raises ConfigurationError
+    for a script that cannot be read."""
+    from hive_actors.llm.scripted import ScriptedLLM
+
+    if script is None:
+        folder = Path(agent_path)
+        found = (folder if folder.is_dir() else folder.parent) / "script.json"
+        if not found.is_file():
+            return (ScriptedLLM({}, autopilot=True),
+                    f"scripted model: no {found}; playing autopilot placeholder replies")
+        script = found
+    return ScriptedLLM.from_file(script, autopilot=True), f"scripted model: playing {script}"
+
+
+def cli_llm(agent_path: str | Path, model: str | None, scripted: str | None) -> tuple[Any, str | None]:
+    """The model of ``--model M`` / ``--scripted [SCRIPT.json]`` (``scripted`` is "" for the
+    bare flag) and a line saying what a scripted model plays. Neither: None (fine for
+    function-only agents). Raises ConfigurationError for both at once or an unreadable script."""
+    if model and scripted is not None:
+        raise ConfigurationError("--scripted and --model exclude each other: give one")
+    if scripted is not None:
+        return scripted_llm(agent_path, scripted or None)
+    return _resolve_llm(model, None, agent_path), None

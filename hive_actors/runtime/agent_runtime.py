@@ -39,12 +39,15 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from hive_actors.errors import (
+    ConfigurationError,
     HiveActorsError,
     InputDataError,
     RuntimeStateError,
+    SessionStateError,
     UnknownEntryPointError,
     UnknownNodeError,
     UnknownSessionError,
@@ -52,6 +55,8 @@ from hive_actors.errors import (
 from hive_actors.events import AgentEvent, EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.executor import GraphExecutor
+from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.loader import AgentDefinition, function_resolver
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
 from hive_actors.jsonsafe import InputCheck
@@ -73,8 +78,10 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.recovery import choose_checkpoint
 from hive_actors.storage.owner import current_owner
-from hive_actors.storage.session_store import SessionStore
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
+from hive_actors.storage.runtime_log import RuntimeLog
+from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter
 from hive_actors.tools.mcp_config import MCPServerConfig
 from hive_actors.tools.registry import ToolRegistry
@@ -145,6 +152,7 @@ class AgentRuntime:
         self.interrupted_sessions: list[str] = []
         # the storage engine of the current (or last) run, for stats; None without storage
         self.storage_engine: Journal | StorageWriter | None = None
+        self._runtime_log = RuntimeLog(self.storage_path) if self.storage_path is not None else None
         self._tracing_sink: Tracing | None = None
 
     # ---- entry points --------------------------------------------------------------------
@@ -251,6 +259,8 @@ class AgentRuntime:
                                 await self._start_mcp_servers(work, svc)
                             await self._start_streams(work, svc, triggers)
                             self._state = "running"
+                            await self._log("start", agent=self.agent_name,
+                                            entry_points=list(self._specs))
                             self._recover_interrupted(work, svc)
                             task_status.started(self)
                             await trio.sleep_forever()
@@ -258,6 +268,15 @@ class AgentRuntime:
                     self._state = "stopping"
                     for scope in reversed(infra):  # writer commits, then the bus stops
                         scope.cancel()
+        except BaseException as exc:
+            if self._runtime_log is not None:
+                with trio.CancelScope(shield=True):
+                    await self._log("stop", agent=self.agent_name,
+                                    reason="cancelled" if isinstance(exc, trio.Cancelled)
+                                    else f"failed: {type(exc).__name__}: {exc}")
+            raise
+        else:
+            await self._log("stop", agent=self.agent_name, reason="stopped")
         finally:
             self._state = "stopped"
             self._work_scope = None
@@ -416,6 +435,16 @@ class AgentRuntime:
             window=self.config.restart_window_seconds, shielded_scope=shield,
         ))
 
+    async def _log(self, event: str, **data: Any) -> None:
+        """A line in ``{storage}/runtime_logs/`` (no-op without storage)."""
+        if self._runtime_log is not None:
+            await trio.to_thread.run_sync(functools.partial(self._runtime_log.write, event, **data))
+
+    def _log_now(self, event: str, **data: Any) -> None:
+        """`_log` from a synchronous callback: a blocking append, for rare events only."""
+        if self._runtime_log is not None:
+            self._runtime_log.write(event, **data)
+
     async def _start_mcp_servers(self, work: trio.Nursery, svc: RuntimeServices) -> None:
         """Start the MCP clients in ``work`` (closed with the executions); the streams then
         use their tools (runtime/mcp_servers.py). Raises a required server's start error."""
@@ -426,11 +455,13 @@ class AgentRuntime:
             svc.tools, svc.tool_executor = registry, None
 
         def warn(server: str, message: str) -> None:
+            self._log_now("mcp_server_warning", server=server, message=message)
             self._bus.publish_nowait(AgentEvent(
                 type=EventType.TOOL_SERVER_WARNING, stream_id=f"mcp:{server}",
                 data={"server": server, "message": message}))
 
         def listed(server: str, tools: list[str]) -> None:
+            self._log_now("mcp_server_tools", server=server, tools=tools)
             self._bus.publish_nowait(AgentEvent(
                 type=EventType.TOOLS_CHANGED, stream_id=f"mcp:{server}",
                 data={"server": server, "tools": tools}))
@@ -441,6 +472,8 @@ class AgentRuntime:
             max_restarts=self.config.max_actor_restarts, window=self.config.restart_window_seconds)
 
     def _report_crash(self, name: str, exc: BaseException, count: int) -> None:
+        self._log_now("actor_crashed", actor=name, crashes=count,
+                      error=f"{type(exc).__name__}: {exc}")
         self._bus.publish_nowait(AgentEvent(
             type=EventType.ACTOR_CRASHED, stream_id=name,
             data={"actor": name, "error": f"{type(exc).__name__}: {exc}", "crashes": count},
@@ -455,6 +488,8 @@ class AgentRuntime:
 
     def _stream(self, entry_point_id: str) -> ExecutionStream:
         stream = self._streams.get(entry_point_id)
+        if stream is None and entry_point_id == "default" and len(self._streams) == 1:
+            stream = next(iter(self._streams.values()))  # a single entry point is the default
         if stream is None:
             raise UnknownEntryPointError(
                 f"no entry point {entry_point_id!r} (known: {', '.join(self._streams) or 'none'})"
@@ -470,6 +505,8 @@ class AgentRuntime:
         data = _input_dict(entry_point_id, input_data)
         await self._check_input(data, f"entry point {entry_point_id!r}: input_data")
         state = SessionState.from_dict(session_state) if session_state is not None else None
+        if state is not None and key is None and await self._owns_resumable(state.session_id):
+            return await self._resume_session(state.session_id, data, state=state)
         if key is None:
             return await stream.submit(data, state)
         return await self._claims.submit_once(
@@ -560,22 +597,24 @@ class AgentRuntime:
 
     async def resume_nowait(self, session_id: str, input_data: dict[str, Any] | None = None,
                             *, checkpoint: int | None = None, fallback: bool = False) -> str:
-        """Like `resume` but returns the execution id (= session id) once accepted."""
-        return (await self._resume_session(session_id, input_data, checkpoint, fallback)).id
+        """Like `resume` but returns the execution id once accepted (the session id, or the
+        new session's id for a ``checkpoint`` fork)."""
+        return (await self._accept_resume(session_id, input_data, checkpoint, fallback)).id
 
     async def resume(self, session_id: str, input_data: dict[str, Any] | None = None, *,
                      checkpoint: int | None = None, fallback: bool = False) -> ExecutionResult:
         """Continue a cancelled, interrupted, failed or paused session from its latest
         checkpoint (completed nodes never run again) and return its result.
 
-        ``checkpoint=N`` continues from checkpoint N instead. A damaged latest checkpoint
-        refuses the resume (`CorruptFileError` naming it and these choices) unless
-        ``fallback=True``, which continues from the newest intact one (and logs which nodes
-        run again). Raises RuntimeStateError (not running, no storage, session already
-        running or completed), UnknownSessionError, UnknownEntryPointError,
-        SessionStateError (no intact checkpoint N).
+        ``checkpoint=N`` continues from that earlier checkpoint instead, as a fork: a new
+        session (recording ``forked_from``), leaving the old one as it was (it may be
+        completed). A damaged latest checkpoint refuses the resume (`CorruptFileError` naming
+        it and these choices) unless ``fallback=True``, which continues from the newest intact
+        one (and logs which nodes run again). Raises RuntimeStateError (not running, no
+        storage, session already running or completed), UnknownSessionError,
+        UnknownEntryPointError, SessionStateError (no intact checkpoint N).
         """
-        return await (await self._resume_session(session_id, input_data, checkpoint,
+        return await (await self._accept_resume(session_id, input_data, checkpoint,
                                                  fallback)).wait()
 
     async def flush_view(self) -> None:
@@ -587,46 +626,89 @@ class AgentRuntime:
         if svc is not None and svc.writer is not None:
             await svc.writer.settle()
 
+    async def _accept_resume(self, session_id: str, input_data: dict[str, Any] | None,
+                             checkpoint: int | None, fallback: bool) -> Execution:
+        if input_data is not None:
+            await self._check_input(_input_dict("resume", input_data),
+                                    f"resume of {session_id!r}: input_data")
+        if checkpoint is not None:
+            return await self._fork_session(session_id, checkpoint, input_data)
+        return await self._resume_session(session_id, input_data, fallback=fallback)
+
+    async def _owns_resumable(self, session_id: str) -> bool:
+        """Whether ``session_id`` is a session of this storage that a session_state of it
+        continues: stored, not completed, not running (here or in a live process)."""
+        svc = self._svc
+        if not session_id or svc is None or svc.sessions is None:
+            return False
+        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+            return False
+        sessions = svc.sessions
+        await self.flush_view()
+        try:
+            record = await trio.to_thread.run_sync(sessions.read_state, session_id)
+        except HiveActorsError:  # not stored here (or unreadable): a new session
+            return False
+        return record.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.RUNNING)
+
     async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
-                              checkpoint: int | None = None,
+                              state: SessionState | None = None,
                               fallback: bool = False) -> Execution:
-        """Submit ``session_id`` again to its entry point's stream, from its latest checkpoint
-        (or from the start with its original input if none was saved).
+        """Submit ``session_id`` again to its entry point's stream, from ``state`` or else its
+        latest checkpoint (or from the start with its original input if none was saved).
 
         Raises RuntimeStateError (not running, no storage, session already running or
-        completed), UnknownSessionError, UnknownEntryPointError.
+        completed), UnknownSessionError, UnknownEntryPointError, CorruptFileError (a damaged
+        latest checkpoint without ``fallback``).
         """
+        sessions, record = await self._stored_session(session_id)
+        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+            raise RuntimeStateError(f"session {session_id!r} is already running here")
+        if record.status == ExecutionStatus.COMPLETED:
+            raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
+        stream = self._stream(record.entry_point)
+        if state is None:
+            store = CheckpointStore(sessions.session_dir(session_id), self._writer())
+            point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
+                store, session_id, fallback=fallback))
+            if point.note:
+                log.warning("%s", point.note)
+            state = point.checkpoint.state if point.checkpoint is not None else None
+        self._resuming.add(session_id)
+        try:
+            if state is None:  # nothing completed: start over with the original input
+                return await stream.submit(record.input_data, None, execution_id=session_id,
+                                           resumed=True)
+            return await stream.submit(dict(input_data or {}), state,
+                                       execution_id=session_id, resumed=True)
+        finally:
+            self._resuming.discard(session_id)
+
+    async def _fork_session(self, session_id: str, seq: int,
+                            input_data: dict[str, Any] | None) -> Execution:
+        """A new session continuing from checkpoint ``seq`` of ``session_id``. Raises
+        SessionStateError when that checkpoint is not there intact."""
+        sessions, record = await self._stored_session(session_id)
+        store = CheckpointStore(sessions.session_dir(session_id), self._writer())
+        point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
+            store, session_id, checkpoint=seq))
+        assert point.checkpoint is not None  # choose_checkpoint raises otherwise
+        return await self._stream(record.entry_point).submit(dict(input_data or {}),
+                                                              point.checkpoint.state)
+
+    def _writer(self) -> DurableLog | None:
+        return self._svc.writer if self._svc is not None else None
+
+    async def _stored_session(self, session_id: str) -> tuple[SessionStore, SessionRecord]:
+        """This runtime's session store and ``session_id``'s record. Raises RuntimeStateError
+        (not running, no storage), UnknownSessionError."""
         self._check_running()
         assert self._svc is not None  # set while running
         sessions = self._svc.sessions
         if sessions is None:
             raise RuntimeStateError("resume needs a runtime with a storage_path")
-        streams = self._streams.values()
-        if session_id in self._resuming or any(s.find(session_id) for s in streams):
-            raise RuntimeStateError(f"session {session_id!r} is already running here")
-        if input_data is not None:
-            await self._check_input(_input_dict("resume", input_data),
-                                    f"resume of {session_id!r}: input_data")
         await self.flush_view()  # the session's files show every durable record
-        record = await trio.to_thread.run_sync(sessions.read_state, session_id)
-        if record.status == ExecutionStatus.COMPLETED:
-            raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
-        stream = self._stream(record.entry_point)
-        store = CheckpointStore(sessions.session_dir(session_id), self._svc.writer)
-        point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
-            store, session_id, checkpoint=checkpoint, fallback=fallback))
-        if point.note:
-            log.warning("%s", point.note)
-        latest = point.checkpoint
-        self._resuming.add(session_id)
-        try:
-            if latest is None:  # nothing completed: start over with the original input
-                return await stream.submit(record.input_data, None, execution_id=session_id,
-                                           resumed=True)
-            return await stream.submit(dict(input_data or {}), latest.state,
-                                       execution_id=session_id, resumed=True)
-        finally:
-            self._resuming.discard(session_id)
+        return sessions, await trio.to_thread.run_sync(sessions.read_state, session_id)
 
     def _recover_interrupted(self, work: trio.Nursery, svc: RuntimeServices) -> None:
         """Record the sessions left ``running`` on disk in ``interrupted_sessions`` and, if
@@ -639,6 +721,9 @@ class AgentRuntime:
             log.exception("could not scan %s for interrupted sessions", svc.sessions.sessions_dir)
             return
         self.interrupted_sessions = [r.session_id for r in orphans]
+        if orphans and self._runtime_log is not None:
+            self._runtime_log.write("interrupted_sessions", sessions=self.interrupted_sessions,
+                                    resuming=self.config.resume_interrupted)
         if self.config.resume_interrupted:
             for sid in self.interrupted_sessions:
                 work.start_soon(self._resume_quietly, sid)
@@ -651,8 +736,8 @@ class AgentRuntime:
 
 
 def create_agent_runtime(
-    graph: GraphSpec,
-    goal: Goal,
+    graph: GraphSpec | AgentDefinition,
+    goal: Goal | None = None,
     storage_path: str | Path | None = None,
     entry_points: Iterable[EntryPointSpec] | None = None,
     llm: LLMProvider | None = None,
@@ -663,16 +748,46 @@ def create_agent_runtime(
     agent_name: str | None = None,
     mcp_servers: Iterable[MCPServerConfig] = (),
 ) -> AgentRuntime:
-    """A runtime (not started) with these entry points; none given = one ``default`` entry
-    point on ``graph.entry_node``; ``mcp_servers`` start with it (tools/mcp_config.py).
-    Raises ValueError for bad entry points."""
+    """A runtime (not started): the one factory behind AgentRunner, ``run``, ``resume`` and
+    ``serve``.
+
+    ``graph`` is a GraphSpec, or a loaded agent (`load_agent`), which also gives the goal, the
+    entry points, the tools and the name unless they are passed. For a loaded agent, or a
+    graph `load_agent` returned, function nodes resolve against the agent's folder (its
+    modules, and bare names from its ``tools.py``). No entry points = one ``default`` on
+    ``graph.entry_node``; a runtime with a single entry point answers to ``default`` too.
+    ``mcp_servers`` start with it (tools/mcp_config.py). Raises ValueError for bad entry
+    points, ConfigurationError without a goal.
+    """
+    if isinstance(graph, AgentDefinition):
+        agent = graph
+        graph = agent.graph
+        goal = goal or agent.goal
+        entry_points = entry_points if entry_points is not None else agent.entry_points
+        tools = agent.tools if tools is None else tools
+        agent_name = agent_name or agent.name
+    if goal is None:
+        raise ConfigurationError("create_agent_runtime: give the goal, or a loaded agent "
+                                 "(create_agent_runtime(load_agent(path), ...))")
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
-                           config=config, agent_name=agent_name, mcp_servers=mcp_servers)
+                           config=_with_folder_functions(config, graph), agent_name=agent_name,
+                           mcp_servers=mcp_servers)
     for spec in entry_points or [EntryPointSpec(id="default", name="Default",
                                                 entry_node=graph.entry_node)]:
         runtime.register_entry_point(spec)
     return runtime
+
+
+def _with_folder_functions(config: RuntimeConfig | None, graph: GraphSpec) -> RuntimeConfig:
+    """``config`` whose executor resolves function nodes against the agent folder ``graph``
+    was loaded from (unless it has a resolver of its own)."""
+    config = config or RuntimeConfig()
+    base = config.executor_config or ExecutorConfig()
+    resolver = function_resolver(graph)
+    if base.function_resolver is not None or resolver is None:
+        return config
+    return attrs.evolve(config, executor_config=attrs.evolve(base, function_resolver=resolver))
 
 
 @contextlib.asynccontextmanager

@@ -26,7 +26,7 @@ import attrs
 from hive_actors.errors import CorruptFileError, InputDataError, UnknownSessionError
 from hive_actors.events import EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
-from hive_actors.graph.result import ExecutionResult
+from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.event_bus import BusEmitter
@@ -52,6 +52,8 @@ class RecordedExecution(Protocol):
     def idempotency_key(self) -> str | None: ...
     @property
     def resumed(self) -> bool: ...
+    @property
+    def session_state(self) -> SessionState | None: ...
 
 
 class RecorderServices(Protocol):
@@ -127,6 +129,7 @@ class SessionRecorder:
                 input_data=ex.input_data,
                 idempotency_key=ex.idempotency_key,
                 owner=svc.owner,
+                forked_from=_origin(ex),
             )
 
     async def _write(self, *extra: FileOp, **changes: Any) -> None:
@@ -305,3 +308,11 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool, list, dict)):
         return value
     return str(value)
+
+
+def _origin(ex: RecordedExecution) -> str | None:
+    """The session a new execution's session_state came from (None: a fresh start)."""
+    state = ex.session_state
+    if state is None or not state.session_id or state.session_id == ex.id:
+        return None
+    return state.session_id

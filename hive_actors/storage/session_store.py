@@ -86,6 +86,8 @@ class SessionRecord:
     checkpoint_seq: int | None = None
     idempotency_key: str | None = None
     owner: OwnerInfo | None = None
+    # the session whose state this one started from (a fork, or a session_state from elsewhere)
+    forked_from: str | None = None
     schema_version: int = SESSION_SCHEMA_VERSION
 
     @classmethod

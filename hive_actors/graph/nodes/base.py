@@ -59,6 +59,7 @@ class NodeOutcome:
     next_node: str | None = None
     paused: bool = False
     tokens: int = 0
+    final: bool = False  # a failure retrying cannot fix (a definition error)
 
     @classmethod
     def ok(cls, output: dict[str, Any] | None = None, **kw: Any) -> NodeOutcome:
@@ -93,6 +94,7 @@ class NodeContext:
     previous_node: str | None = None
     resuming: bool = False
     lookups: GraphLookups = attrs.field(kw_only=True)
+    session_id: str = attrs.field(default="", kw_only=True)
 
 
 class NodeImpl:

@@ -96,6 +96,7 @@ class EventLoopNode(NodeImpl):
                 messages=tuple(conv), tools=schemas, system=system,
                 max_tokens=ctx.graph.max_tokens, model=node.model, node_id=node.id,
                 output_keys=tuple(missing), client_facing=node.client_facing,
+                session_id=ctx.session_id,
             )
             text, calls, usage, stop = await _stream_turn(ctx, request, iteration)
             tokens += usage.total_tokens

@@ -5,7 +5,8 @@ node's ``route_expr`` (kept in ``extra`` by the loader; ``condition_expr`` and `
 are accepted too), evaluated with every buffer key as a name; without an expression, from the
 first of the node's output keys, then input keys, whose buffer value is a route label. A label
 that is a node id is followed even without a ``routes`` entry. With no label the ``default``
-route is taken if there is one; otherwise the router's outgoing edges decide.
+route is taken if there is one; otherwise the router's outgoing edges decide, and without
+edges a router that has routes fails (naming the value and the routes; never retried).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class RouterNode(NodeImpl):
                 target = label_text
         if target is None:
             target = routes.get("default")
+        if target is None and routes and not ctx.lookups.index.outgoing.get(node.id):
+            known = ", ".join(f"{k!r} -> {v}" for k, v in routes.items()) or "none"
+            return NodeOutcome.fail(
+                f"router {node.id!r}: value {label!r} matches no route (routes: {known}) and "
+                "the router has no outgoing edges", final=True)
         if target is not None and nodes.get(target) is None:
             return NodeOutcome.fail(f"route {label!r} names node {target!r}, which does not exist")
         return NodeOutcome.ok({}, next_node=target)
