@@ -305,3 +305,27 @@ async def test_a_server_that_dies_while_idle_is_restarted_before_the_next_call(t
     assert first.success and second.success, (first.error, second.error)
     (new_pid,) = tool_messages(llm.requests[3])
     assert new_pid.isdigit() and new_pid != pid  # no tool error: the server was back first
+
+
+async def test_a_loaded_agent_given_to_the_factory_starts_its_folders_servers(tmp_path):
+    """create_agent_runtime(load_agent(path)) starts what mcp_servers.json declares, as run does."""
+    from hive_actors.graph.loader import load_agent
+
+    folder = tmp_path / "agent"
+    folder.mkdir()
+    (folder / "agent.json").write_text(json.dumps({
+        "agent": {"id": "adder", "name": "adder", "version": "1.0.0"},
+        "goal": {"id": "g", "name": "Add"},
+        "graph": {"id": "adder", "entry_node": "n", "terminal_nodes": ["n"],
+                  "nodes": [{"id": "n", "node_type": "event_loop", "output_keys": ["x"],
+                             "tools": ["add"]}],
+                  "edges": []},
+    }))
+    cfg = stdio_config()
+    (folder / "mcp_servers.json").write_text(json.dumps(
+        {"fake": {"transport": "stdio", "command": cfg.command, "args": list(cfg.args)}}))
+    llm = ScriptedLLM({"n": [Reply("", [call("add", a=2, b=3)]), done()]})
+    async with create_agent_runtime(load_agent(folder), storage_path=tmp_path / "s", llm=llm) as rt:
+        result = await rt.trigger_and_wait("default", {})
+    assert result.success, result.error
+    assert tool_messages(llm.requests[1]) == ["5"]

@@ -83,7 +83,7 @@ from hive_actors.storage.runtime_log import RuntimeLog
 from hive_actors.storage.seam import DurableLog
 from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter
-from hive_actors.tools.mcp_config import MCPServerConfig
+from hive_actors.tools.mcp_config import MCPServerConfig, servers_for_agent
 from hive_actors.tools.registry import ToolRegistry
 from hive_actors.tracing import Tracing
 
@@ -746,7 +746,7 @@ def create_agent_runtime(
     checkpoint_config: CheckpointConfig | None = None,
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
-    mcp_servers: Iterable[MCPServerConfig] = (),
+    mcp_servers: Iterable[MCPServerConfig] | None = None,
 ) -> AgentRuntime:
     """A runtime (not started): the one factory behind AgentRunner, ``run``, ``resume`` and
     ``serve``.
@@ -756,8 +756,9 @@ def create_agent_runtime(
     graph `load_agent` returned, function nodes resolve against the agent's folder (its
     modules, and bare names from its ``tools.py``). No entry points = one ``default`` on
     ``graph.entry_node``; a runtime with a single entry point answers to ``default`` too.
-    ``mcp_servers`` start with it (tools/mcp_config.py). Raises ValueError for bad entry
-    points, ConfigurationError without a goal.
+    ``mcp_servers`` start with it (tools/mcp_config.py); None means the servers a loaded
+    agent's folder declares (none for a bare graph). Raises ValueError for bad entry points,
+    ConfigurationError without a goal, MCPConfigError for a bad server declaration.
     """
     if isinstance(graph, AgentDefinition):
         agent = graph
@@ -766,13 +767,15 @@ def create_agent_runtime(
         entry_points = entry_points if entry_points is not None else agent.entry_points
         tools = agent.tools if tools is None else tools
         agent_name = agent_name or agent.name
+        if mcp_servers is None:
+            mcp_servers = servers_for_agent(agent.path)
     if goal is None:
         raise ConfigurationError("create_agent_runtime: give the goal, or a loaded agent "
                                  "(create_agent_runtime(load_agent(path), ...))")
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
                            config=_with_folder_functions(config, graph), agent_name=agent_name,
-                           mcp_servers=mcp_servers)
+                           mcp_servers=mcp_servers or ())
     for spec in entry_points or [EntryPointSpec(id="default", name="Default",
                                                 entry_node=graph.entry_node)]:
         runtime.register_entry_point(spec)
