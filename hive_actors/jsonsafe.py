@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any, NoReturn
 
+import attrs
+
 from hive_actors.errors import InputDataError
 
-__all__ = ["InputCheck", "too_deep"]
+__all__ = ["InputCheck", "is_large", "too_deep"]
 
 # A JSON string (skipped whole, escapes included) or one bracket.
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
@@ -38,6 +40,35 @@ def too_deep(text: str | bytes, limit: int) -> bool:
                 return True
         elif token in ("]", "}"):
             depth -= 1
+    return False
+
+
+def is_large(value: object, *, max_items: int = 10_000, max_bytes: int = 256 * 1024) -> bool:
+    """Whether encoding ``value`` as JSON may take long enough to stall an event loop: it
+    holds more than ``max_items`` values, or its strings (and byte strings) pass
+    ``max_bytes`` characters. Walks at most ``max_items`` values (no recursion, never
+    raises), so it is cheap whatever the size; attrs instances, sets and other containers
+    are counted through their items or fields."""
+    stack, items, size = [value], 0, 0
+    while stack:
+        items += 1
+        if items > max_items:
+            return True
+        v = stack.pop()
+        if isinstance(v, (str, bytes, bytearray)):
+            size += len(v)
+            if size > max_bytes:
+                return True
+        elif isinstance(v, (dict, list, tuple, set, frozenset)):
+            if len(v) > max_items:
+                return True
+            if isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            else:
+                stack.extend(v)
+        elif attrs.has(type(v)):
+            stack.extend(getattr(v, a.name) for a in attrs.fields(type(v)))  # type: ignore[arg-type]
     return False
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from hive_actors.errors import CorruptFileError
 from hive_actors.runner.commands import resume_command, run_command, sessions_command
+from hive_actors.storage.runtime_log import RuntimeLog
 from hive_actors.storage.session_store import SessionStore
 from test_runner_cli import AGENT_PY  # the same three function nodes n1 -> n2 -> n3
 
@@ -176,3 +177,27 @@ def test_session_folder_or_state_symlinked_out_of_storage_is_damaged(tmp_path: P
         with pytest.raises(CorruptFileError, match="symlink leading out"):
             store.read_state(sid)
     assert [d.session_id for d in store.scan()[1]] == ["session_a", "session_b"]
+
+
+def test_damaged_checkpoints_are_reported_by_start_up_recovery_and_sessions(
+        agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    storage = tmp_path / "store"
+    sid = failed_session(agent, tmp_path, storage)
+    state_path = storage / "sessions" / sid / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "status": "running", "owner": None}))  # interrupted
+    first = checkpoint_files(storage, sid)[0]
+    first.write_text("{ damaged")
+    capsys.readouterr()
+
+    assert sessions_command(str(agent), storage=str(storage)) == 0
+    err = capsys.readouterr().err
+    assert str(first) in err and "damaged checkpoint" in err
+
+    caplog.set_level("WARNING")
+    assert run_command(str(agent), '{"x": 2}', storage=str(storage)) == 0  # start-up recovery
+    assert any(str(first) in r.getMessage() and "damaged checkpoint" in r.getMessage()
+               for r in caplog.records)
+    [line] = [line for line in RuntimeLog(storage).read() if line["event"] == "damaged_checkpoints"]
+    assert line["files"] == [str(first)]

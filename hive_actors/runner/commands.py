@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 import trio
@@ -29,6 +29,9 @@ from hive_actors.runner.headless import run_headless
 from hive_actors.runner.runner import AgentRunner, cli_llm
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.status import ExecutionStatus
+
+if TYPE_CHECKING:
+    from hive_actors.storage.session_store import SessionRecord, SessionStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -140,7 +143,8 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
 
     try:
         recover_if_idle(runner.storage_path)  # a dead runtime's journal tail into the files
-        records, damaged = SessionStore(runner.storage_path).scan()
+        store = SessionStore(runner.storage_path)
+        records, damaged = store.scan()
     except HiveActorsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -153,9 +157,22 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
     _table(rows, out)
     for d in damaged:
         out.write(f"damaged {d.session_id}: {d.reason}\n")
+    _report_damaged_checkpoints(store, records)
     if len(rows) == 1:
         out.write(f"(no sessions in {runner.storage_path / 'sessions'})\n")
     return EXIT_OK
+
+
+def _report_damaged_checkpoints(store: SessionStore, records: list[SessionRecord]) -> None:
+    """A line on stderr for each damaged checkpoint file of a session that may be resumed
+    (every status but completed): a resume refuses it as the latest and never uses it."""
+    from hive_actors.storage.recovery import damaged_checkpoints
+
+    folders = [store.session_dir(r.session_id) for r in records
+               if r.status != ExecutionStatus.COMPLETED]
+    for path in damaged_checkpoints(folders):
+        print(f"warning: damaged checkpoint {path} (a resume never continues from it)",
+              file=sys.stderr)
 
 
 def session_show_command(path: str, session_id: str, *, storage: str | None = None,

@@ -76,7 +76,7 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task, 
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
-from hive_actors.storage.recovery import choose_checkpoint
+from hive_actors.storage.recovery import choose_checkpoint, damaged_checkpoints
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
 from hive_actors.storage.runtime_log import RuntimeLog
@@ -261,7 +261,7 @@ class AgentRuntime:
                             self._state = "running"
                             await self._log("start", agent=self.agent_name,
                                             entry_points=list(self._specs))
-                            self._recover_interrupted(work, svc)
+                            await self._recover_interrupted(work, svc)
                             task_status.started(self)
                             await trio.sleep_forever()
                 finally:
@@ -710,9 +710,10 @@ class AgentRuntime:
         await self.flush_view()  # the session's files show every durable record
         return sessions, await trio.to_thread.run_sync(sessions.read_state, session_id)
 
-    def _recover_interrupted(self, work: trio.Nursery, svc: RuntimeServices) -> None:
-        """Record the sessions left ``running`` on disk in ``interrupted_sessions`` and, if
-        the config asks, resume each in ``work``. A failed scan is logged, never raised."""
+    async def _recover_interrupted(self, work: trio.Nursery, svc: RuntimeServices) -> None:
+        """Record the sessions left ``running`` on disk in ``interrupted_sessions``, report
+        their damaged checkpoint files (log and runtime log) and, if the config asks, resume
+        each in ``work``. A failed scan is logged, never raised."""
         if svc.sessions is None:
             return
         try:
@@ -724,6 +725,15 @@ class AgentRuntime:
         if orphans and self._runtime_log is not None:
             self._runtime_log.write("interrupted_sessions", sessions=self.interrupted_sessions,
                                     resuming=self.config.resume_interrupted)
+        if orphans:
+            sessions = svc.sessions
+            damaged = await trio.to_thread.run_sync(
+                damaged_checkpoints, [sessions.session_dir(sid) for sid in self.interrupted_sessions])
+            for path in damaged:
+                log.warning("interrupted session: damaged checkpoint %s (a resume never "
+                            "continues from it)", path)
+            if damaged:
+                await self._log("damaged_checkpoints", files=[str(p) for p in damaged])
         if self.config.resume_interrupted:
             for sid in self.interrupted_sessions:
                 work.start_soon(self._resume_quietly, sid)

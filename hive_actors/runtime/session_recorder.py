@@ -19,19 +19,24 @@ protocols below (`RecordedExecution`, `RecorderServices`), not through their cla
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+import trio
 
 from hive_actors.errors import CorruptFileError, InputDataError, UnknownSessionError
 from hive_actors.events import EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal
+from hive_actors.jsonsafe import is_large
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.event_bus import BusEmitter
 from hive_actors.status import ExecutionStatus
-from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
+from hive_actors.storage.checkpoint_store import (ENCODE_IN_THREAD_BYTES, ENCODE_IN_THREAD_ITEMS,
+                                                  Checkpoint, CheckpointStore)
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.seam import DurableLog
@@ -136,7 +141,15 @@ class SessionRecorder:
         """state.json with ``changes``, then ``extra``, in one group commit."""
         assert self.record is not None
         self.record = self.record.evolve(**changes)
-        await self.store.commit(self.ex.id, [self.store.state_op(self.record), *extra])
+        await self.store.commit(self.ex.id, [await self._state_op(self.record), *extra])
+
+    async def _state_op(self, record: SessionRecord) -> FileOp:
+        """The state.json write of ``record``, encoded in a worker thread when its input or
+        output is large (a bounded walk decides), so the event loop never stalls on it."""
+        if is_large((record.input_data, record.output), max_items=ENCODE_IN_THREAD_ITEMS,
+                    max_bytes=ENCODE_IN_THREAD_BYTES):
+            return await trio.to_thread.run_sync(self.store.state_op, record)
+        return self.store.state_op(record)
 
     async def accepted(self) -> None:
         """state.json says ``running`` (owned by this process) once this returns. Raises
@@ -145,7 +158,7 @@ class SessionRecorder:
         self.record = self.record.evolve(status=ExecutionStatus.RUNNING, owner=self.svc.owner,
                                          error=None, paused_at=None)
         try:
-            op = self.store.state_op(self.record)  # encodes the input with the rest
+            op = await self._state_op(self.record)  # encodes the input with the rest
         except (TypeError, ValueError) as exc:
             raise InputDataError(
                 f"entry point {self.spec.id!r}: input_data cannot be stored as JSON: {exc}"
@@ -170,15 +183,17 @@ class SessionRecorder:
         else:
             await self.store.commit(self.ex.id, [details])
 
-    def _checkpoint_companions(self, cp: Checkpoint) -> list[FileOp]:
+    def _checkpoint_companions(self, cp: Checkpoint) -> list[FileOp | Callable[[], FileOp]]:
         """What is saved with checkpoint ``cp``: pending details lines and (when state is
-        written at node boundaries) state.json pointing at ``cp``."""
-        ops, self._pending_details = self._pending_details, []
+        written at node boundaries) state.json pointing at ``cp``, encoded with ``cp`` (in a
+        worker thread when the state is large)."""
+        ops: list[FileOp | Callable[[], FileOp]] = list(self._pending_details)
+        self._pending_details = []
         if self.svc.config.state_on_node_boundaries:
             assert self.record is not None
             record = self.record.evolve(current_node=cp.node_id, checkpoint_seq=cp.seq)
             self._with_cp[cp.seq] = record
-            ops.append(self.store.state_op(record))
+            ops.append(functools.partial(self.store.state_op, record))
         return ops
 
     async def checkpoint_saved(self, node_id: str | None, data: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ folder are not supported.
 
 Damaged files: reading one raises `CorruptFileError` naming it. ``latest(skip_damaged=True)``
 and ``load_all(skip_damaged=True)`` instead skip damaged files (falling back to the newest
-intact checkpoint); recovery code uses that and reports what it skipped via `damaged_files()`.
+intact checkpoint); recovery reports what it would skip via `damaged_files()`
+(`storage/recovery.py` `damaged_checkpoints`: start-up recovery and `hive-actors sessions`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import trio
 
 from hive_actors.errors import CorruptFileError
 from hive_actors.graph.result import SessionState
+from hive_actors.jsonsafe import is_large
 from hive_actors.serde import converter
 from hive_actors.storage.atomic import is_temp_name
 from hive_actors.storage.jsonfile import check_inside, load_json_object
@@ -38,8 +40,10 @@ from hive_actors.storage.writer import FileOp, commit_files
 if TYPE_CHECKING:
     from hive_actors.storage.seam import DurableLog
 
-# given the checkpoint about to be saved, the writes that go with it (same group commit)
-Companions = Callable[["Checkpoint"], Sequence[FileOp]]
+# given the checkpoint about to be saved, the writes that go with it (same group commit); a
+# callable is called for its write when the checkpoint is encoded (in a worker thread when
+# the state is large), so a companion that encodes a large value does not stall the loop
+Companions = Callable[["Checkpoint"], Sequence["FileOp | Callable[[], FileOp]"]]
 
 CHECKPOINT_SCHEMA_VERSION = 1
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -108,9 +112,12 @@ _next_seq: dict[str, int] = {}
 _seq_lock = threading.Lock()
 
 
-# A session whose checkpoint encodes to more than this encodes the following ones in a
-# worker thread (states rarely shrink); smaller ones encode faster than a thread hop.
+# A checkpoint whose state `is_large` (a bounded walk: more than ENCODE_IN_THREAD_ITEMS
+# values or ENCODE_IN_THREAD_BYTES of text) is encoded in a worker thread, from the first
+# one on; so are all after one that encoded to more than ENCODE_IN_THREAD_BYTES (states
+# rarely shrink). Smaller ones encode faster than a thread hop.
 ENCODE_IN_THREAD_BYTES = 256 * 1024
+ENCODE_IN_THREAD_ITEMS = 10_000
 
 
 class CheckpointStore:
@@ -175,14 +182,20 @@ class CheckpointStore:
             state=state,
         )
         path = self.dir / checkpoint_file_name(cp.seq, kind)
-        if self._large:  # a state this big would stall every execution while encoded
-            data = await trio.to_thread.run_sync(encode_checkpoint, cp)
-        else:
+        extra = self._companions(cp) if self._companions is not None else ()
+
+        def encode() -> list[FileOp]:
             data = encode_checkpoint(cp)
-            self._large = len(data) > ENCODE_IN_THREAD_BYTES
-        ops = [FileOp.write(path, data)]
-        if self._companions is not None:
-            ops.extend(self._companions(cp))
+            self._large = self._large or len(data) > ENCODE_IN_THREAD_BYTES
+            return [FileOp.write(path, data), *(op if isinstance(op, FileOp) else op()
+                                                  for op in extra)]
+
+        if self._large or is_large(state, max_items=ENCODE_IN_THREAD_ITEMS,
+                                   max_bytes=ENCODE_IN_THREAD_BYTES):
+            # a state this big would stall every execution while encoded
+            ops = await trio.to_thread.run_sync(encode)
+        else:
+            ops = encode()
         await commit_files(ops, self._writer)
         return cp
 

@@ -8,12 +8,15 @@ intact one (``fallback=True``, ``--fallback``), and is told which nodes will run
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import attrs
 
 from hive_actors.errors import CorruptFileError, SessionStateError
 from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
 
-__all__ = ["ResumePoint", "choose_checkpoint"]
+__all__ = ["ResumePoint", "choose_checkpoint", "damaged_checkpoints"]
 
 
 @attrs.frozen
@@ -58,6 +61,19 @@ def choose_checkpoint(store: CheckpointStore, session_id: str, *,
         raise CorruptFileError(str(damage.path), f"{_reason(damage)}; it is the latest checkpoint of "
                                             f"session {session_id}: {choices}")
     return ResumePoint(newest, f"{damage.path} is damaged; --fallback: {consequence}")
+
+
+def damaged_checkpoints(session_dirs: Iterable[Path]) -> list[Path]:
+    """The checkpoint files of these session folders that cannot be read back (blocking
+    reads), for recovery and listing to report; a ``checkpoints`` entry that cannot be
+    listed (a file, a symlink out of the folder) is reported as itself."""
+    bad: list[Path] = []
+    for folder in session_dirs:
+        try:
+            bad.extend(CheckpointStore(folder).damaged_files())
+        except CorruptFileError as exc:
+            bad.append(Path(exc.path) if exc.path else folder / "checkpoints")
+    return bad
 
 
 def _after(cp: Checkpoint) -> str:
