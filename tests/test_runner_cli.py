@@ -86,13 +86,14 @@ async def test_sigkill_mid_node_then_resume_completes_without_rerunning_done_nod
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    (sid,) = [p.name for p in (storage / "sessions").iterdir()]
-    state = json.loads((storage / "sessions" / sid / "state.json").read_text())
-    assert state["status"] == "running"  # left behind by a dead process
-
+    # The session files are the journal's view: `sessions` replays a dead runtime's journal
+    # into them first, so they are read after it, not straight after the kill.
     listing = subprocess.run(cli("sessions", str(agent), "--storage", str(storage)),
                              capture_output=True, text=True, timeout=60)
+    (sid,) = [p.name for p in (storage / "sessions").iterdir()]
     assert sid in listing.stdout and "running" in listing.stdout
+    state = json.loads((storage / "sessions" / sid / "state.json").read_text())
+    assert state["status"] == "running"  # left behind by a dead process
 
     (agent / "free").touch()
     done = await trio.to_thread.run_sync(lambda: subprocess.run(
