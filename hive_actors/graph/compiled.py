@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import attrs
 
+from hive_actors.errors import ExpressionError
 from hive_actors.graph.nodes.base import (
     NODE_IMPLEMENTATIONS,
     GraphLookups,
@@ -90,7 +91,7 @@ def _build(graph: GraphSpec) -> CompiledGraph:
     routing_error = None
     try:
         routing = RoutingTable(graph, index)
-    except Exception as exc:  # a malformed condition (ExpressionError names the edge)
+    except ExpressionError as exc:  # a malformed condition; the message names the edge
         routing_error = str(exc)
     plans: dict[str, NodePlan] = {}
     checks: list[PreflightCheck] = []
