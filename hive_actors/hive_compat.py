@@ -44,12 +44,15 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        target = ALIASES.get(spec.name)
-        return importlib.import_module(target) if target else None  # None: a plain package
+        return None  # a fresh module: the real one's __spec__ is never rewritten
 
     def exec_module(self, module: types.ModuleType) -> None:
-        if module.__name__ in _PACKAGES:
-            module.__path__ = []
+        target = ALIASES.get(module.__name__)
+        if target is None:
+            module.__path__ = []  # one of the plain packages
+        else:
+            # the import system returns whatever sys.modules holds once this returns
+            sys.modules[module.__name__] = importlib.import_module(target)
 
 
 _FINDER = _Finder()

@@ -165,3 +165,15 @@ async def test_seed_create_agent_runtime_takes_a_hive_tool_executor(tmp_path):
     assert result.success, result.error
     assert [(u.name, u.input) for u in seen] == [("get_weather", {"city": "Rome"})]
     assert [m["content"] for m in llm.requests[1].messages if m["role"] == "tool"] == ['{"sum": 3}']
+
+
+def test_a_framework_alias_leaves_the_real_module_as_it_was():
+    """`framework.runner` is hive_actors.runner itself, whose own spec is not rewritten
+    (a rewritten spec would make importlib.reload a silent no-op)."""
+    import importlib
+
+    import hive_actors.runner as real
+
+    alias = importlib.import_module("framework.runner")
+    assert alias is real
+    assert real.__spec__.name == "hive_actors.runner"
