@@ -722,10 +722,9 @@ class AgentRuntime:
             log.exception("could not scan %s for interrupted sessions", svc.sessions.sessions_dir)
             return
         self.interrupted_sessions = [r.session_id for r in orphans]
-        if orphans and self._runtime_log is not None:
-            self._runtime_log.write("interrupted_sessions", sessions=self.interrupted_sessions,
-                                    resuming=self.config.resume_interrupted)
         if orphans:
+            await self._log("interrupted_sessions", sessions=self.interrupted_sessions,
+                            resuming=self.config.resume_interrupted)
             sessions = svc.sessions
             damaged = await trio.to_thread.run_sync(
                 damaged_checkpoints, [sessions.session_dir(sid) for sid in self.interrupted_sessions])
