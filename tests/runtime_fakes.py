@@ -52,9 +52,14 @@ class FakeExecutor:
         self.config = config
         self.inputs: list[tuple[str, Any]] = []
 
+    current_node_id: str | None = None  # the executor interface the streams use
+
     async def inject_input(self, node_id: str, content: Any) -> bool:
         self.inputs.append((node_id, content))
         return True
+
+    def decline_input(self, node_id: str) -> bool:
+        return False
 
     async def execute(self, graph: GraphSpec, goal: Goal, input_data: dict[str, Any],
                       session_state: Any = None, checkpoint_config: Any = None, *,

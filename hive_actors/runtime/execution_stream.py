@@ -332,7 +332,7 @@ class ExecutionStream:
         if ex is None or ex.cancel_scope is None:
             return False
         ex.pause_requested = True
-        ex.pause_at = getattr(ex.executor, "current_node_id", None)
+        ex.pause_at = ex.executor.current_node_id if ex.executor is not None else None
         ex.cancel_scope.cancel()
         return True
 
@@ -350,8 +350,7 @@ class ExecutionStream:
     def decline_input(self, node_id: str, execution_id: str) -> bool:
         """No input will come for ``node_id`` of ``execution_id``: it pauses there, resumable."""
         ex = self._running.get(execution_id)
-        decline = getattr(ex.executor, "decline_input", None) if ex is not None else None
-        return bool(decline is not None and decline(node_id))
+        return ex is not None and ex.executor is not None and ex.executor.decline_input(node_id)
 
     def get_stats(self) -> dict[str, int]:
         s = self.stats
