@@ -160,11 +160,13 @@ def _info(args: argparse.Namespace) -> int:
         return EXIT_OK
     graph = agent.graph
     if args.svg:
-        from pathlib import Path
-
         from hive_actors.graph.render import to_svg
 
-        Path(args.svg).write_text(to_svg(graph), encoding="utf-8")
+        try:
+            Path(args.svg).write_text(to_svg(graph), encoding="utf-8")
+        except OSError as exc:
+            print(f"error: --svg {args.svg}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
     if args.mermaid:
         from hive_actors.graph.render import to_mermaid
 

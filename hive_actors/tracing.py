@@ -281,7 +281,7 @@ def configure_from_env() -> Callable[[], None]:
         except ImportError:
             raise ConfigurationError(
                 f"OTLP export of {kind} needs opentelemetry-exporter-otlp-proto-http: "
-                "pip install 'hive-actors[otel]' (or set OTEL_{kind.upper()}_EXPORTER=console)"
+                f"pip install 'hive-actors[otel]' (or set OTEL_{kind.upper()}_EXPORTER=console)"
             ) from None
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "hive-actors")})
