@@ -56,7 +56,7 @@ from hive_actors.storage.journal_format import (
     scan_segment,
     segment_name,
 )
-from hive_actors.storage.seam import SingleFileOps, drain
+from hive_actors.storage.seam import SingleFileOps, serve_batches
 from hive_actors.storage.view import SessionView, ViewApplier, ViewBatch, read_mark
 from hive_actors.storage.writer import commit_files
 
@@ -244,15 +244,10 @@ class Journal(SingleFileOps):
                 self._running = True
                 task_status.started(self)
                 try:
-                    await self._serve()
+                    await serve_batches(self._recv, self._max_batch, self._commit)
                 finally:
-                    with trio.CancelScope(shield=True):
-                        while batch := drain(self._recv, self._max_batch):
-                            await self._commit(batch)
-                        # no await between the last empty drain and the close: nothing lost
-                        self._recv.close()
-                        self._running = False
-                        view.close()
+                    self._running = False
+                    view.close()
         finally:
             self._running = False
             if self._fd is not None:
@@ -278,14 +273,6 @@ class Journal(SingleFileOps):
         self._send.close()
         if self._started:
             await self._stopped.wait()
-
-    async def _serve(self) -> None:
-        while True:
-            try:
-                first = await self._recv.receive()
-            except trio.EndOfChannel:
-                return
-            await self._commit([first, *drain(self._recv, self._max_batch - 1)])
 
     async def _commit(self, batch: list[_Group]) -> None:
         st = self.stats

@@ -44,7 +44,7 @@ from hive_actors.storage.atomic import append_bytes, atomic_write_bytes
 from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode, skipped_error
 from hive_actors.storage.fs import REAL_FS, FileSystem
 
-from hive_actors.storage.seam import DurableLog, SingleFileOps, drain
+from hive_actors.storage.seam import DurableLog, SingleFileOps, serve_batches
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
            "open_storage_writer"]
@@ -161,18 +161,8 @@ class StorageWriter(SingleFileOps):
         self._running = True
         task_status.started(self)
         try:
-            while True:
-                try:
-                    first = await self._recv.receive()
-                except trio.EndOfChannel:
-                    break
-                await self._commit([first, *drain(self._recv, self._max_batch - 1)])
+            await serve_batches(self._recv, self._max_batch, self._commit)
         finally:
-            with trio.CancelScope(shield=True):
-                while batch := drain(self._recv, self._max_batch):
-                    await self._commit(batch)
-            # No await between the last empty drain and the close: nothing is lost.
-            self._recv.close()
             self._running = False
             self._stopped.set()
 
