@@ -198,19 +198,16 @@ class Journal(SingleFileOps):
         if not ops:
             return
         if not self._running:
-            await commit_files(ops)
+            await commit_files(ops, fs=self._fs)
             return
         group = _Group(list(ops), encode_ops(ops, self.storage_path))
         try:
-            self._send.send_nowait(group)
-        except trio.WouldBlock:
             try:
+                self._send.send_nowait(group)
+            except trio.WouldBlock:
                 await self._send.send(group)  # not queued yet: cancellable, nothing written
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                await commit_files(ops)
-                return
         except (trio.ClosedResourceError, trio.BrokenResourceError):
-            await commit_files(ops)
+            await commit_files(ops, fs=self._fs)  # the journal stopped meanwhile
             return
         with trio.CancelScope(shield=True):
             await group.done.wait()

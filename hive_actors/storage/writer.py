@@ -207,9 +207,11 @@ async def _apply_directly(reqs: list[Request], fs: FileSystem) -> None:
         await trio.to_thread.run_sync(apply)
 
 
-async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None) -> None:
-    """`StorageWriter.commit` through ``writer``, or (None) directly: one op after the other
-    in a worker thread, same guarantees and anchor rule. Raises the first `StorageError`."""
+async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None, *,
+                       fs: FileSystem = REAL_FS) -> None:
+    """`StorageWriter.commit` through ``writer``, or (None) directly on ``fs``: one op after
+    the other in a worker thread, same guarantees and anchor rule. Raises the first
+    `StorageError`."""
     if writer is not None:
         await writer.commit(ops)
         return
@@ -217,7 +219,7 @@ async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None) 
         return
     first = Request.of(ops[0])
     reqs = [first, *(Request.of(op, first) for op in ops[1:])]
-    await _apply_directly(reqs, REAL_FS)
+    await _apply_directly(reqs, fs)
     for r in reqs:
         if r.error is not None:
             raise r.error
