@@ -283,6 +283,13 @@ class Journal(SingleFileOps):
                 await trio.to_thread.run_sync(self._append, data)
         except StorageError as exc:
             error = exc
+        except BaseException:
+            # e.g. the failed append could not be cut back: the batch is not recorded, so
+            # its callers must not be told it is durable
+            error = StorageError(f"{self._seg_path}: the journal failed while recording "
+                                 "this change; it was not saved")
+            error.path = str(self._seg_path)
+            raise
         finally:
             for g in batch:
                 g.error = error
