@@ -56,7 +56,7 @@ from hive_actors.storage.journal_format import (
     scan_segment,
     segment_name,
 )
-from hive_actors.storage.seam import SingleFileOps, drain
+from hive_actors.storage.seam import SingleFileOps, serve_batches
 from hive_actors.storage.view import SessionView, ViewApplier, ViewBatch, read_mark
 from hive_actors.storage.writer import commit_files
 
@@ -198,19 +198,16 @@ class Journal(SingleFileOps):
         if not ops:
             return
         if not self._running:
-            await commit_files(ops)
+            await commit_files(ops, fs=self._fs)
             return
         group = _Group(list(ops), encode_ops(ops, self.storage_path))
         try:
-            self._send.send_nowait(group)
-        except trio.WouldBlock:
             try:
+                self._send.send_nowait(group)
+            except trio.WouldBlock:
                 await self._send.send(group)  # not queued yet: cancellable, nothing written
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                await commit_files(ops)
-                return
         except (trio.ClosedResourceError, trio.BrokenResourceError):
-            await commit_files(ops)
+            await commit_files(ops, fs=self._fs)  # the journal stopped meanwhile
             return
         with trio.CancelScope(shield=True):
             await group.done.wait()
@@ -244,15 +241,10 @@ class Journal(SingleFileOps):
                 self._running = True
                 task_status.started(self)
                 try:
-                    await self._serve()
+                    await serve_batches(self._recv, self._max_batch, self._commit)
                 finally:
-                    with trio.CancelScope(shield=True):
-                        while batch := drain(self._recv, self._max_batch):
-                            await self._commit(batch)
-                        # no await between the last empty drain and the close: nothing lost
-                        self._recv.close()
-                        self._running = False
-                        view.close()
+                    self._running = False
+                    view.close()
         finally:
             self._running = False
             if self._fd is not None:
@@ -279,14 +271,6 @@ class Journal(SingleFileOps):
         if self._started:
             await self._stopped.wait()
 
-    async def _serve(self) -> None:
-        while True:
-            try:
-                first = await self._recv.receive()
-            except trio.EndOfChannel:
-                return
-            await self._commit([first, *drain(self._recv, self._max_batch - 1)])
-
     async def _commit(self, batch: list[_Group]) -> None:
         st = self.stats
         st.batches += 1
@@ -299,6 +283,13 @@ class Journal(SingleFileOps):
                 await trio.to_thread.run_sync(self._append, data)
         except StorageError as exc:
             error = exc
+        except BaseException:
+            # e.g. the failed append could not be cut back: the batch is not recorded, so
+            # its callers must not be told it is durable
+            error = StorageError(f"{self._seg_path}: the journal failed while recording "
+                                 "this change; it was not saved")
+            error.path = str(self._seg_path)
+            raise
         finally:
             for g in batch:
                 g.error = error

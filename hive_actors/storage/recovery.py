@@ -37,13 +37,13 @@ def choose_checkpoint(store: CheckpointStore, session_id: str, *,
     checkpoint ``checkpoint`` is not there intact.
     """
     if checkpoint is not None:
-        for cp in store.load_all(skip_damaged=True):
+        intact = store.load_all(skip_damaged=True)
+        for cp in intact:
             if cp.seq == checkpoint:
                 return ResumePoint(cp, f"resuming session {session_id} from checkpoint "
                                        f"{cp.seq}{_after(cp)}; {_again(cp)}")
-        seqs = [cp.seq for cp in store.load_all(skip_damaged=True)]
         raise SessionStateError(f"session {session_id} has no intact checkpoint {checkpoint} "
-                                f"(intact: {_seqs(seqs)})")
+                                f"(intact: {_seqs([cp.seq for cp in intact])})")
     try:
         return ResumePoint(store.latest())
     except CorruptFileError as exc:

@@ -15,7 +15,7 @@ Two engines implement `DurableLog`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -23,7 +23,7 @@ import trio
 
 from hive_actors.storage.commit import FileOp
 
-__all__ = ["DurableLog", "SingleFileOps", "drain"]
+__all__ = ["DurableLog", "SingleFileOps", "drain", "serve_batches"]
 
 T = TypeVar("T")
 
@@ -84,3 +84,22 @@ def drain(recv: trio.MemoryReceiveChannel[T], limit: int) -> list[T]:
         except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
             break
     return batch
+
+
+async def serve_batches(recv: trio.MemoryReceiveChannel[T], limit: int,
+                        commit: Callable[[list[T]], Awaitable[None]]) -> None:
+    """An actor's loop: commit every batch (up to ``limit`` items) waiting in ``recv`` until
+    it ends; on the way out (end or cancellation) commit what is still queued under a shield,
+    then close ``recv``. No await between the last empty drain and the close: nothing lost."""
+    try:
+        while True:
+            try:
+                first = await recv.receive()
+            except trio.EndOfChannel:
+                break
+            await commit([first, *drain(recv, limit - 1)])
+    finally:
+        with trio.CancelScope(shield=True):
+            while batch := drain(recv, limit):
+                await commit(batch)
+        recv.close()

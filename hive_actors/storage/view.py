@@ -264,14 +264,13 @@ class SessionView:
                 self._last_pass = trio.current_time()
                 await self._apply([first, *drain(self._recv, 1 << 30)])
         finally:
+            # without catch_up the rest stays in the journal, replayed at the next start
             with trio.CancelScope(shield=True):
-                if not self.catch_up:
-                    self._recv.close()  # the rest stays in the journal, replayed later
-                    return
-                if rest := drain(self._recv, 1 << 30):
-                    await self._apply(rest)
-                if self._end is not None and self.error is None:
-                    await trio.to_thread.run_sync(self._checkpoint, self._end, False)
+                if self.catch_up:
+                    if rest := drain(self._recv, 1 << 30):
+                        await self._apply(rest)
+                    if self._end is not None and self.error is None:
+                        await trio.to_thread.run_sync(self._checkpoint, self._end, False)
                 self._recv.close()
 
     async def _apply(self, batches: list[ViewBatch]) -> None:

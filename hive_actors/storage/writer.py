@@ -44,7 +44,7 @@ from hive_actors.storage.atomic import append_bytes, atomic_write_bytes
 from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode, skipped_error
 from hive_actors.storage.fs import REAL_FS, FileSystem
 
-from hive_actors.storage.seam import DurableLog, SingleFileOps, drain
+from hive_actors.storage.seam import DurableLog, SingleFileOps, serve_batches
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
            "open_storage_writer"]
@@ -161,18 +161,8 @@ class StorageWriter(SingleFileOps):
         self._running = True
         task_status.started(self)
         try:
-            while True:
-                try:
-                    first = await self._recv.receive()
-                except trio.EndOfChannel:
-                    break
-                await self._commit([first, *drain(self._recv, self._max_batch - 1)])
+            await serve_batches(self._recv, self._max_batch, self._commit)
         finally:
-            with trio.CancelScope(shield=True):
-                while batch := drain(self._recv, self._max_batch):
-                    await self._commit(batch)
-            # No await between the last empty drain and the close: nothing is lost.
-            self._recv.close()
             self._running = False
             self._stopped.set()
 
@@ -217,9 +207,11 @@ async def _apply_directly(reqs: list[Request], fs: FileSystem) -> None:
         await trio.to_thread.run_sync(apply)
 
 
-async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None) -> None:
-    """`StorageWriter.commit` through ``writer``, or (None) directly: one op after the other
-    in a worker thread, same guarantees and anchor rule. Raises the first `StorageError`."""
+async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None, *,
+                       fs: FileSystem = REAL_FS) -> None:
+    """`StorageWriter.commit` through ``writer``, or (None) directly on ``fs``: one op after
+    the other in a worker thread, same guarantees and anchor rule. Raises the first
+    `StorageError`."""
     if writer is not None:
         await writer.commit(ops)
         return
@@ -227,7 +219,7 @@ async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None) 
         return
     first = Request.of(ops[0])
     reqs = [first, *(Request.of(op, first) for op in ops[1:])]
-    await _apply_directly(reqs, REAL_FS)
+    await _apply_directly(reqs, fs)
     for r in reqs:
         if r.error is not None:
             raise r.error
