@@ -157,3 +157,26 @@ async def test_fast_stop_leaves_final_records_to_the_journal_and_sessions_replay
         again = await rt2.resume(ids[3])
     assert again.status == "completed" and again.output["d"] == expected_output(3)
     assert work2.calls[(3, "n1")] == 0
+
+
+async def test_an_append_that_cannot_be_cut_back_is_never_acknowledged(tmp_path):
+    """The append's fdatasync fails, then so does the one that cuts the segment back: the
+    caller gets a StorageError naming the segment (never a silent success) and the journal
+    actor stops with the reason."""
+    fs = FaultyFileSystem(Fault(op="fdatasync", times=2, path_contains="journal/seg_"))
+    journal = Journal(tmp_path, fs=fs)
+    caller_error: list[BaseException] = []
+
+    async def commit_one() -> None:
+        try:
+            await journal.commit([FileOp.write(tmp_path / "sessions" / "s" / "state.json",
+                                               b'{"i": 1}')])
+        except StorageError as exc:
+            caller_error.append(exc)
+
+    with pytest.raises(BaseException) as stopped:  # the actor stops: it cannot go on safely
+        async with trio.open_nursery() as nursery:
+            await nursery.start(journal.run)
+            await commit_one()
+    assert "could not cut back" in repr(stopped.value)
+    assert len(caller_error) == 1 and "journal/seg_" in str(caller_error[0])
