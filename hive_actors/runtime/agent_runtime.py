@@ -641,7 +641,7 @@ class AgentRuntime:
         svc = self._svc
         if not session_id or svc is None or svc.sessions is None:
             return False
-        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+        if self._running_here(session_id):
             return False
         sessions = svc.sessions
         await self.flush_view()
@@ -650,6 +650,11 @@ class AgentRuntime:
         except HiveActorsError:  # not stored here (or unreadable): a new session
             return False
         return record.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.RUNNING)
+
+    def _running_here(self, session_id: str) -> bool:
+        """Whether ``session_id`` is being resumed or run by one of this runtime's streams."""
+        return session_id in self._resuming or any(
+            s.find(session_id) for s in self._streams.values())
 
     async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
                               state: SessionState | None = None,
@@ -662,7 +667,7 @@ class AgentRuntime:
         latest checkpoint without ``fallback``).
         """
         sessions, record = await self._stored_session(session_id)
-        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+        if self._running_here(session_id):
             raise RuntimeStateError(f"session {session_id!r} is already running here")
         if record.status == ExecutionStatus.COMPLETED:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
