@@ -76,7 +76,7 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task, 
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
-from hive_actors.storage.recovery import choose_checkpoint, damaged_checkpoints
+from hive_actors.storage.recovery import ResumePoint, choose_checkpoint, damaged_checkpoints
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
 from hive_actors.storage.runtime_log import RuntimeLog
@@ -641,7 +641,7 @@ class AgentRuntime:
         svc = self._svc
         if not session_id or svc is None or svc.sessions is None:
             return False
-        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+        if self._running_here(session_id):
             return False
         sessions = svc.sessions
         await self.flush_view()
@@ -650,6 +650,11 @@ class AgentRuntime:
         except HiveActorsError:  # not stored here (or unreadable): a new session
             return False
         return record.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.RUNNING)
+
+    def _running_here(self, session_id: str) -> bool:
+        """Whether ``session_id`` is being resumed or run by one of this runtime's streams."""
+        return session_id in self._resuming or any(
+            s.find(session_id) for s in self._streams.values())
 
     async def _resume_session(self, session_id: str, input_data: dict[str, Any] | None,
                               state: SessionState | None = None,
@@ -662,15 +667,13 @@ class AgentRuntime:
         latest checkpoint without ``fallback``).
         """
         sessions, record = await self._stored_session(session_id)
-        if session_id in self._resuming or any(s.find(session_id) for s in self._streams.values()):
+        if self._running_here(session_id):
             raise RuntimeStateError(f"session {session_id!r} is already running here")
         if record.status == ExecutionStatus.COMPLETED:
             raise RuntimeStateError(f"session {session_id!r} already completed; nothing to resume")
         stream = self._stream(record.entry_point)
         if state is None:
-            store = CheckpointStore(sessions.session_dir(session_id), self._writer())
-            point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
-                store, session_id, fallback=fallback))
+            point = await self._resume_point(sessions, session_id, fallback=fallback)
             if point.note:
                 log.warning("%s", point.note)
             state = point.checkpoint.state if point.checkpoint is not None else None
@@ -689,12 +692,17 @@ class AgentRuntime:
         """A new session continuing from checkpoint ``seq`` of ``session_id``. Raises
         SessionStateError when that checkpoint is not there intact."""
         sessions, record = await self._stored_session(session_id)
-        store = CheckpointStore(sessions.session_dir(session_id), self._writer())
-        point = await trio.to_thread.run_sync(lambda: choose_checkpoint(
-            store, session_id, checkpoint=seq))
+        point = await self._resume_point(sessions, session_id, checkpoint=seq)
         assert point.checkpoint is not None  # choose_checkpoint raises otherwise
         return await self._stream(record.entry_point).submit(dict(input_data or {}),
                                                               point.checkpoint.state)
+
+    async def _resume_point(self, sessions: SessionStore, session_id: str, *,
+                            checkpoint: int | None = None, fallback: bool = False) -> ResumePoint:
+        """`choose_checkpoint` of ``session_id`` (its blocking reads in a worker thread)."""
+        store = CheckpointStore(sessions.session_dir(session_id), self._writer())
+        return await trio.to_thread.run_sync(functools.partial(
+            choose_checkpoint, store, session_id, checkpoint=checkpoint, fallback=fallback))
 
     def _writer(self) -> DurableLog | None:
         return self._svc.writer if self._svc is not None else None

@@ -232,16 +232,22 @@ def _describe(exc: BaseException) -> str:
 
 async def list_server_tools(
         configs: list[MCPServerConfig]) -> list[tuple[MCPServerConfig, list[types.Tool] | str]]:
-    """Start each server, list its tools and stop it (``hive-actors info``): per server its
-    tools, or the start error's message."""
-    out: list[tuple[MCPServerConfig, list[types.Tool] | str]] = []
-    for config in configs:
+    """Start the servers (concurrently: a slow or failing one costs its own start timeout,
+    not the sum), list each one's tools and stop it (``hive-actors info``): per server, in
+    ``configs`` order, its tools or the start error's message."""
+    found: dict[int, list[types.Tool] | str] = {}
+
+    async def one(i: int, config: MCPServerConfig) -> None:
         client = MCPClient(config)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(client.run)
-                out.append((config, list(client.tools)))
+                found[i] = list(client.tools)
                 nursery.cancel_scope.cancel()
         except MCPServerError as exc:
-            out.append((config, str(exc)))
-    return out
+            found[i] = str(exc)
+
+    async with trio.open_nursery() as nursery:
+        for i, config in enumerate(configs):
+            nursery.start_soon(one, i, config)
+    return [(config, found[i]) for i, config in enumerate(configs)]
