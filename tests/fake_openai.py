@@ -72,6 +72,8 @@ class Reply:
 class FakeScript:
     replies: dict[str, list[Reply]] = attrs.field(factory=dict)
     fallback: Reply | None = None
+    # the last marker of a request picks its key (e.g. one in a tool result), not the first
+    last_marker: bool = False
 
 
 @attrs.define
@@ -92,7 +94,9 @@ class FakeOpenAI:
         self.host, self.port = host, port
         self._queues: dict[str, list[Reply]] = {}
         self._fallback: Reply | None = None
+        self._last_marker = False
         self.requests: list[RecordedRequest] = []
+        self._arrived = trio.Event()  # set (and replaced) at each request
         self._ids = itertools.count(1)
         self.load(script or FakeScript())
 
@@ -100,10 +104,17 @@ class FakeOpenAI:
         """Replace the script (pending replies are dropped)."""
         self._queues = {k: list(v) for k, v in script.replies.items()}
         self._fallback = script.fallback
+        self._last_marker = script.last_marker
 
     def add(self, key: str, *replies: Reply) -> None:
         """Append replies to a key's queue."""
         self._queues.setdefault(key, []).extend(replies)
+
+    async def wait_for_requests(self, n: int) -> RecordedRequest:
+        """Wait until ``n`` requests have arrived; return the n-th."""
+        while len(self.requests) < n:
+            await self._arrived.wait()
+        return self.requests[n - 1]
 
     @property
     def base_url(self) -> str:
@@ -141,9 +152,12 @@ class FakeOpenAI:
         except ValueError:
             payload = None
         rec = RecordedRequest(
-            request.method.decode(), request.target.decode(), headers, payload, _key_of(payload)
+            request.method.decode(), request.target.decode(), headers, payload,
+            _key_of(payload, last=self._last_marker)
         )
         self.requests.append(rec)
+        self._arrived.set()
+        self._arrived = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
                 # An HTTP/1.1 client sends nothing while it waits for the answer, so EOF here
@@ -240,7 +254,8 @@ async def _send_json(stream, conn, status: int, body: Any, extra=()) -> None:
     await stream.send_all(conn.send(h11.EndOfMessage()))
 
 
-def _key_of(body: Any) -> str:
+def _key_of(body: Any, last: bool = False) -> str:
+    key = "default"
     if isinstance(body, dict):
         for message in body.get("messages") or ():
             content = message.get("content") if isinstance(message, dict) else None
@@ -248,9 +263,11 @@ def _key_of(body: Any) -> str:
                 part.get("text", "") for part in content or () if isinstance(part, dict)
             ]
             for text in texts:
-                if m := MARKER.search(text or ""):
-                    return m.group(1)
-    return "default"
+                for m in MARKER.finditer(text or ""):
+                    if not last:
+                        return m.group(1)
+                    key = m.group(1)
+    return key
 
 
 def _tool_call_id(reply: Reply, i: int) -> str:

@@ -170,7 +170,8 @@ class RuntimeServices:
             checkpoint_store=ex.recorder.checkpoint_store,
             scope=self._scope(ex, spec),
             config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec),
-                                tracing=self.tracing or base.tracing),
+                                tracing=self.tracing or base.tracing,
+                                step_log=ex.recorder.step_log),
         )
 
     def _scope(self, ex: Execution, spec: EntryPointSpec) -> BufferScope:

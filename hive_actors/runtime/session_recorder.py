@@ -40,6 +40,7 @@ from hive_actors.storage.checkpoint_store import (ENCODE_IN_THREAD_BYTES, ENCODE
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.steps import SessionSteps
 from hive_actors.storage.writer import FileOp
 
 __all__ = ["NullRecorder", "RecordedExecution", "RecorderServices", "RecordingSink",
@@ -85,6 +86,7 @@ class NullRecorder:
         self.sink = sink
         self.session_dir = None
         self.checkpoint_store = None
+        self.step_log = None
 
     async def accepted(self) -> None:
         return None
@@ -121,6 +123,8 @@ class SessionRecorder:
         self.checkpoint_store = CheckpointStore(self.session_dir, svc.writer,
                                                 companions=self._checkpoint_companions)
         self.current_node: str | None = None
+        # model turns, tool results and inputs of event_loop nodes, replayed on resume
+        self.step_log = SessionSteps(store, ex.id, existing=ex.resumed)
         if ex.resumed:
             try:
                 self.record = self.store.read_state(ex.id)
@@ -298,9 +302,11 @@ class RecordingSink:
         elif type is EventType.NODE_FAILED:
             await rec.node_boundary(node_id, data, False)
         elif type is EventType.TOOL_CALL_COMPLETED:
-            await rec.tool_call(node_id, data)
+            if not data.get("replayed"):  # logged when it ran
+                await rec.tool_call(node_id, data)
         elif type is EventType.LLM_TURN_COMPLETED:
-            rec.usage(data)
+            if not data.get("replayed"):  # paid when it ran
+                rec.usage(data)
         elif type is EventType.CHECKPOINT_SAVED:
             await rec.checkpoint_saved(node_id, data)
 

@@ -289,6 +289,15 @@ class SessionStore:
         frequent): a crash may lose the last lines, never corrupt earlier ones."""
         await self._append(self.logs_dir(session_id) / "tool_logs.jsonl", _line(record), False)
 
+    def steps_path(self, session_id: str) -> Path:
+        """``logs/steps.jsonl``: the step journal of the session's LLM nodes."""
+        return self.logs_dir(session_id) / "steps.jsonl"
+
+    async def append_step(self, session_id: str, record: dict[str, Any]) -> None:
+        """Append one step record to ``logs/steps.jsonl``; durable on return (a model turn or
+        a tool result that a resume replays instead of doing it again)."""
+        await self._append(self.steps_path(session_id), _line(record), True)
+
     # ---- reads -------------------------------------------------------------------------
 
     def read_state(self, session_id: str) -> SessionRecord:
@@ -356,6 +365,10 @@ class SessionStore:
 
     def read_tool_logs(self, session_id: str) -> list[dict[str, Any]]:
         return read_jsonl(self.logs_dir(session_id) / "tool_logs.jsonl")
+
+    def read_steps(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's step records, oldest first ([] when there are none)."""
+        return read_jsonl(self.steps_path(session_id))
 
     def read_summary(self, session_id: str) -> dict[str, Any] | None:
         path = self.logs_dir(session_id) / "summary.json"

@@ -54,7 +54,8 @@ def hive_registry(module: types.ModuleType) -> ToolRegistry:
             params = getattr(spec, "parameters", None)
             visible, declared[name] = hide_context_params(
                 params if isinstance(params, Mapping) else {"type": "object", "properties": {}})
-            listed.append(Tool(name, str(getattr(spec, "description", "") or ""), visible))
+            listed.append(Tool(name, str(getattr(spec, "description", "") or ""), visible,
+                               idempotent=getattr(spec, "idempotent", True) is not False))
     executor = getattr(module, "tool_executor", None)
     if callable(executor):
         adapted: ToolExecutor | None = adapt_executor(executor, declared)

@@ -28,7 +28,17 @@ def mcp_tool(client: MCPClient, spec: types.Tool) -> Tool:
         call_record().update(server=client.name, arguments=sent)
         return convert_result(await client.call(name, sent))
 
-    return Tool(name=name, description=spec.description or "", parameters=visible, fn=call)
+    return Tool(name=name, description=spec.description or "", parameters=visible, fn=call,
+                idempotent=repeatable(spec.annotations))
+
+
+def repeatable(hints: types.ToolAnnotations | None) -> bool:
+    """False when the server says calling the tool twice may do harm: ``idempotentHint``
+    given as false on a tool that is not read-only (unset hints: repeatable, so a tool in
+    flight at a crash runs again)."""
+    if hints is None or hints.read_only_hint:
+        return True
+    return hints.idempotent_hint is not False
 
 
 def convert_result(result: types.CallToolResult) -> ToolOutput:

@@ -42,6 +42,9 @@ class Tool:
     fn: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
     # the pydantic model of ``fn``'s arguments, when the schema was made from its type hints
     arguments_model: type[pydantic.BaseModel] | None = attrs.field(default=None, eq=False, repr=False)
+    # False: calling it twice may do harm (a payment, an email). A resume that finds a call of
+    # it in flight at the interruption stops with an error instead of calling it again.
+    idempotent: bool = True
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI tool schema (the whole parameters schema, not a narrowed copy)."""
@@ -195,14 +198,15 @@ def schema_of(model: type[pydantic.BaseModel]) -> dict[str, Any]:
 
 @overload
 def tool(
-    fn: F, *, name: str | None = None, description: str | None = None, parameters: dict[str, Any] | None = None
+    fn: F, *, name: str | None = None, description: str | None = None,
+    parameters: dict[str, Any] | None = None, idempotent: bool = True,
 ) -> F: ...
 
 
 @overload
 def tool(
     fn: None = None, *, name: str | None = None, description: str | None = None,
-    parameters: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None, idempotent: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -212,8 +216,10 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     parameters: dict[str, Any] | None = None,
+    idempotent: bool = True,
 ) -> F | Callable[[F], F]:
     """Mark a function as a tool. Use bare (``@tool``) or with overrides (``@tool(name=...)``).
+    ``idempotent=False`` declares it not safe to repeat (see `Tool.idempotent`).
 
     The function is returned unchanged, with a ``__hive_tool__`` attribute holding its Tool.
     """
@@ -228,6 +234,7 @@ def tool(
             parameters=parameters or schema_of(model),  # type: ignore[arg-type]
             fn=f,
             arguments_model=model,
+            idempotent=idempotent,
         )
         return f
 

@@ -6,6 +6,12 @@ set (a node without output keys: at the end of a turn without tool calls). A cli
 node that asked (``ask_user``) or replied with text only waits for client input; when none
 comes within the input timeout the node stops with ``paused`` and runs again on resume. Any
 other text-only turn gets a nudge. ``max_iterations`` bounds the turns.
+
+With a step journal (``ExecutorConfig.step_log``, see `hive_actors.graph.steps`) every model
+turn, tool result and client input is recorded, durable before the next step uses it; when
+the node runs again after a crash, ``stop()`` or a pause, the recorded steps are replayed
+into the conversation (no model call, no tool call, no text deltas; their events carry
+``replayed``) and the node goes on live from the first step without a record.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from hive_actors.graph.nodes.llm_tools import (
     tool_message,
     tool_schemas,
 )
+from hive_actors.graph.steps import NodeSteps, UnsafeToRepeatError
 from hive_actors.llm.provider import (
     LLMRequest,
     StreamReset,
@@ -65,11 +72,18 @@ class EventLoopNode(NodeImpl):
     uses_conversation = True
 
     async def run(self, ctx: NodeContext) -> NodeOutcome:
-        node, services = ctx.node, ctx.services
-        if services.llm is None:
+        if ctx.services.llm is None:
             return NodeOutcome.fail(
                 "this event_loop node needs a model, and the executor has none (pass llm=...)"
             )
+        try:
+            return await self._run(ctx)
+        except UnsafeToRepeatError as exc:
+            return NodeOutcome.fail(str(exc), final=True)  # retrying would call it again
+
+    async def _run(self, ctx: NodeContext) -> NodeOutcome:
+        node, services = ctx.node, ctx.services
+        steps = NodeSteps(services.config.step_log, node.id, ctx.visit, ctx.attempt)
         conv = ctx.conversation if ctx.conversation is not None else []
         outputs: dict[str, Any] = {}
         start = phase_start(conv, node.id) if ctx.resuming else None
@@ -79,11 +93,11 @@ class EventLoopNode(NodeImpl):
             previous = ctx.lookups.index.nodes.get(ctx.previous_node) if ctx.previous_node else None
             conv.append({"role": "user", "content": opening_message(
                 node, ctx.inputs, previous, continuing=len(conv) > 0)})
-        await _add_inputs(ctx, conv, services.inputs.take_all(node.id))
+        await _take_inputs(ctx, conv, steps)
         if ctx.resuming and conv and conv[-1].get("role") != "user":
             # resumed while it waited for the user, and no reply came with the resume:
             # ask the client again instead of making the model repeat its question
-            if not await _wait_for_input(ctx, conv, _last_text(conv)):
+            if not await _wait_for_input(ctx, conv, _last_text(conv), steps):
                 return NodeOutcome(False, error="waiting for client input", paused=True)
         system = system_prompt(ctx.graph, ctx.goal, node, ctx.lookups.system_prompts)
         schemas, offered = tool_schemas(ctx)
@@ -92,30 +106,39 @@ class EventLoopNode(NodeImpl):
         tokens = 0
         missing = [k for k in required if outputs.get(k) is None]
         for iteration in range(limit):
-            request = LLMRequest(
-                messages=tuple(conv), tools=schemas, system=system,
-                max_tokens=ctx.graph.max_tokens, model=node.model, node_id=node.id,
-                output_keys=tuple(missing), client_facing=node.client_facing,
-                session_id=ctx.session_id,
-            )
-            text, calls, usage, stop = await _stream_turn(ctx, request, iteration)
+            at = len(conv)
+            recorded = steps.replay_turn(at)
+            if recorded is not None:
+                text, calls, usage, stop = _turn_of(recorded)
+                turn = steps.n - 1
+            else:
+                request = LLMRequest(
+                    messages=tuple(conv), tools=schemas, system=system,
+                    max_tokens=ctx.graph.max_tokens, model=node.model, node_id=node.id,
+                    output_keys=tuple(missing), client_facing=node.client_facing,
+                    session_id=ctx.session_id,
+                )
+                text, calls, usage, stop = await _stream_turn(ctx, request, iteration)
+                turn = await steps.record_turn(at, _turn_record(text, calls, usage, stop))
+            replayed = recorded is not None
             tokens += usage.total_tokens
             conv.append(assistant_message(text, calls))
             question = None
             if calls:
-                results, question = await run_tool_calls(ctx, calls, offered, outputs)
+                results, question = await run_tool_calls(ctx, calls, offered, outputs, steps,
+                                                          turn, replayed)
                 conv.extend(tool_message(r) for r in results)
             await services.events.emit(
                 EventType.LLM_TURN_COMPLETED, node.id, iteration=iteration, stop_reason=stop,
                 input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                 cached_tokens=usage.cached_tokens, cost_usd=usage.cost_usd,
-                tool_calls=len(calls),
+                tool_calls=len(calls), **({"replayed": True} if replayed else {}),
             )
             missing = [k for k in required if outputs.get(k) is None]
             if question is None and not missing and (node.output_keys or not calls):
                 return NodeOutcome.ok(outputs, tokens=tokens)
             if question is not None or (not calls and node.client_facing):
-                got = await _wait_for_input(ctx, conv, question or text)
+                got = await _wait_for_input(ctx, conv, question or text, steps)
                 if not got:
                     return NodeOutcome(False, error="waiting for client input", paused=True,
                                        tokens=tokens)
@@ -171,11 +194,50 @@ async def _stream(ctx: NodeContext, request: LLMRequest,
     return snapshot, calls, usage, stop
 
 
-async def _wait_for_input(ctx: NodeContext, conv: list[dict[str, Any]], prompt: str) -> bool:
-    """Ask the client and wait per the input timeout; True when input arrived."""
+def _turn_record(text: str, calls: list[ToolCall], usage: Usage, stop: str) -> dict[str, Any]:
+    """A completed model turn as its step record."""
+    return {"text": text, "stop": stop,
+            "calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                      "cached_tokens": usage.cached_tokens, "cost_usd": usage.cost_usd}}
+
+
+def _turn_of(rec: dict[str, Any]) -> tuple[str, list[ToolCall], Usage, str]:
+    """A recorded turn back as (text, tool calls, usage, stop reason)."""
+    u = rec.get("usage") or {}
+    usage = Usage(input_tokens=int(u.get("input_tokens") or 0),
+                  output_tokens=int(u.get("output_tokens") or 0),
+                  cached_tokens=int(u.get("cached_tokens") or 0), cost_usd=u.get("cost_usd"))
+    calls = [ToolCall(id=str(c["id"]), name=str(c["name"]), arguments=str(c["arguments"]))
+             for c in rec.get("calls") or ()]
+    return str(rec.get("text") or ""), calls, usage, str(rec.get("stop") or "stop")
+
+
+async def _take_inputs(ctx: NodeContext, conv: list[dict[str, Any]], steps: NodeSteps) -> None:
+    """Client input waiting for the node as it starts (recorded, or replayed)."""
+    at = len(conv)
+    replayed = steps.replay_input(at)
+    if replayed is not None:
+        await _add_inputs(ctx, conv, replayed, replayed=True)
+        return
+    items = ctx.services.inputs.take_all(ctx.node.id)
+    await steps.record_input(at, items)
+    await _add_inputs(ctx, conv, items)
+
+
+async def _wait_for_input(ctx: NodeContext, conv: list[dict[str, Any]], prompt: str,
+                          steps: NodeSteps) -> bool:
+    """Ask the client and wait per the input timeout; True when input arrived (a replay
+    takes the recorded input without asking)."""
+    at = len(conv)
+    replayed = steps.replay_input(at, waiting=True)
+    if replayed is not None:
+        await _add_inputs(ctx, conv, replayed, replayed=True)
+        return True
     services = ctx.services
     await services.events.emit(EventType.CLIENT_INPUT_REQUESTED, ctx.node.id, prompt=prompt)
     items = await services.inputs.wait(ctx.node.id, services.config.current_input_timeout())
+    await steps.record_input(at, items)
     await _add_inputs(ctx, conv, items)
     return bool(items)
 
@@ -187,7 +249,10 @@ def _last_text(conv: list[dict[str, Any]]) -> str:
     return ""
 
 
-async def _add_inputs(ctx: NodeContext, conv: list[dict[str, Any]], items: list[str]) -> None:
+async def _add_inputs(ctx: NodeContext, conv: list[dict[str, Any]], items: list[str],
+                      replayed: bool = False) -> None:
+    flag = {"replayed": True} if replayed else {}
     for text in items:
         conv.append({"role": "user", "content": text})
-        await ctx.services.events.emit(EventType.CLIENT_INPUT_RECEIVED, ctx.node.id, content=text)
+        await ctx.services.events.emit(EventType.CLIENT_INPUT_RECEIVED, ctx.node.id,
+                                       content=text, **flag)

@@ -11,6 +11,7 @@ import trio
 
 from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
+from hive_actors.graph.steps import NodeSteps, UnsafeToRepeatError
 from hive_actors.llm.provider import ToolCall
 from hive_actors.errors import ToolArgumentsError, ToolError
 from hive_actors.events import EventType
@@ -66,17 +67,32 @@ class ToolResult:
 
 
 async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: frozenset[str],
-                         outputs: dict[str, Any]) -> tuple[list[ToolResult], str | None]:
+                         outputs: dict[str, Any], steps: NodeSteps | None = None,
+                         turn: int = 0, replayed: bool = False,
+                         ) -> tuple[list[ToolResult], str | None]:
     """Run one turn's calls; results in call order, and the question if ask_user was called.
-    ``outputs`` is updated by set_output calls."""
+    ``outputs`` is updated by set_output calls.
+
+    With ``steps`` each real tool result is recorded as it completes (step ``turn``). A
+    ``replayed`` turn takes recorded results instead of calling; a call without one may have
+    been in flight at the interruption and runs again (its events say ``rerun``), unless the
+    tool is not safe to repeat and was recorded as started: `UnsafeToRepeatError`."""
     results: list[ToolResult | None] = [None] * len(calls)
     question: str | None = None
     emit = ctx.services.events.emit
     node_id = ctx.node.id
     real: list[tuple[int, ToolCall, dict[str, Any]]] = []
+    reruns: set[int] = set()
+    flag = {"replayed": True} if replayed else {}
     for i, call in enumerate(calls):
+        recorded = steps.tool_result(turn, call.id) if steps is not None and replayed else None
+        if recorded is not None:
+            results[i] = _recorded_result(call, recorded)
+            continue
+        rerun = replayed and call.name not in (SET_OUTPUT, ASK_USER) and call.name in offered
         await emit(EventType.TOOL_CALL_STARTED, node_id, tool_use_id=call.id,
-                   tool_name=call.name, tool_input=call.arguments)
+                   tool_name=call.name, tool_input=call.arguments,
+                   **({"rerun": True} if rerun else flag))
         try:
             args = call.parsed_arguments()
         except ValueError as exc:
@@ -86,31 +102,75 @@ async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: froze
             results[i] = ToolResult(
                 call, f"ERROR: unknown tool {call.name!r}; available: {sorted(offered)}", True)
         elif call.name == SET_OUTPUT:
-            results[i] = await _set_output(ctx, call, args, outputs)
+            results[i] = await _set_output(ctx, call, args, outputs, flag)
         elif call.name == ASK_USER:
             question = str(args.get("question", "")) or "Please reply."
             results[i] = ToolResult(call, "Waiting for the user's reply.")
         else:
+            if rerun:
+                _check_repeatable(ctx, steps, turn, call)
+                reruns.add(i)
             real.append((i, call, args))
-    if len(real) == 1:
-        i, call, args = real[0]
-        results[i] = await _call_tool(ctx, call, args)
-    elif real:
-        async def one(i: int, call: ToolCall, args: dict[str, Any]) -> None:
-            results[i] = await _call_tool(ctx, call, args)
 
+    async def one(i: int, call: ToolCall, args: dict[str, Any]) -> None:
+        result = results[i] = await _call_recorded(ctx, call, args, steps, turn)
+        if i in reruns:  # it may have run before the interruption: at-least-once
+            result.details["rerun"] = True
+
+    if len(real) == 1:
+        await one(*real[0])
+    elif real:
         async with trio.open_nursery() as nursery:
             for i, call, args in real:
                 nursery.start_soon(one, i, call, args)
     done = [r for r in results if r is not None]
     for r in done:
+        replay = {"replayed": True} if replayed and "rerun" not in r.details else {}
         await emit(EventType.TOOL_CALL_COMPLETED, node_id, tool_use_id=r.call.id,
-                   tool_name=r.call.name, result=r.content, is_error=r.is_error, **r.details)
+                   tool_name=r.call.name, result=r.content, is_error=r.is_error,
+                   **r.details, **replay)
     return done, question
 
 
+def _check_repeatable(ctx: NodeContext, steps: NodeSteps | None, turn: int,
+                      call: ToolCall) -> None:
+    """Raise `UnsafeToRepeatError` when ``call`` was started before the interruption and its
+    tool declares itself not safe to repeat."""
+    tool = ctx.services.tools.get(call.name)
+    if tool is None or tool.idempotent or steps is None or not steps.tool_started(turn, call.id):
+        return
+    raise UnsafeToRepeatError(
+        f"tool {call.name!r} (call {call.id!r}) was in flight when the session was "
+        f"interrupted and is declared not safe to repeat (idempotent=False): whether it took "
+        f"effect is unknown, so it is not called again; check its effect, then fork the "
+        f"session from an earlier checkpoint (hive-actors fork ... --at SEQ)", ctx.node.id)
+
+
+async def _call_recorded(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
+                         steps: NodeSteps | None, turn: int) -> ToolResult:
+    """Call the tool; with ``steps``, its start (a tool not safe to repeat) and its result
+    are recorded, durable before the result is used."""
+    if steps is None:
+        return await _call_tool(ctx, call, args)
+    tool = ctx.services.tools.get(call.name)
+    if tool is not None and not tool.idempotent:
+        await steps.record_tool_start(turn, call.id, call.name)
+    result = await _call_tool(ctx, call, args)
+    await steps.record_tool(turn, call.id, {
+        "content": result.content, "is_error": result.is_error, "parts": list(result.parts),
+        "details": result.details})
+    return result
+
+
+def _recorded_result(call: ToolCall, rec: dict[str, Any]) -> ToolResult:
+    details = rec.get("details")
+    return ToolResult(call, str(rec.get("content", "")), bool(rec.get("is_error")),
+                      details=dict(details) if isinstance(details, dict) else {},
+                      parts=tuple(rec.get("parts") or ()))
+
+
 async def _set_output(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
-                      outputs: dict[str, Any]) -> ToolResult:
+                      outputs: dict[str, Any], flag: dict[str, Any]) -> ToolResult:
     key = args.get("key")
     keys = ctx.node.output_keys
     if key not in keys:
@@ -118,7 +178,8 @@ async def _set_output(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
     if "value" not in args:
         return ToolResult(call, f"ERROR: set_output({key!r}) needs a value", True)
     value = outputs[key] = decode_value(args["value"])
-    await ctx.services.events.emit(EventType.OUTPUT_KEY_SET, ctx.node.id, key=key, value=value)
+    await ctx.services.events.emit(EventType.OUTPUT_KEY_SET, ctx.node.id, key=key, value=value,
+                                    **flag)
     return ToolResult(call, f"Output {key!r} set.")
 
 
