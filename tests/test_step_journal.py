@@ -173,13 +173,17 @@ async def _stop_inside_charge(tmp_path, idempotent: bool) -> tuple[Path, str, li
     return storage, sid, entered, charge
 
 
-async def test_a_tool_not_safe_to_repeat_in_flight_at_stop_fails_the_resume_naming_it(tmp_path):
-    storage, sid, entered, charge = await _stop_inside_charge(tmp_path, idempotent=False)
+async def _resume_pay(tmp_path, storage: Path, sid: str, charge: Any) -> Any:
     agent = load_agent(tmp_path / "pay")
     async with create_agent_runtime(agent, storage_path=storage, llm=_pay_script(),
                                     tools=[charge]) as runtime:
         with trio.fail_after(30):
-            result = await runtime.resume(sid)
+            return await runtime.resume(sid)
+
+
+async def test_a_tool_not_safe_to_repeat_in_flight_at_stop_fails_the_resume_naming_it(tmp_path):
+    storage, sid, entered, charge = await _stop_inside_charge(tmp_path, idempotent=False)
+    result = await _resume_pay(tmp_path, storage, sid, charge)
     assert result.status == "failed"
     assert "tool 'charge'" in result.error and "not safe to repeat" in result.error
     assert entered == [5]  # never called twice
@@ -187,11 +191,7 @@ async def test_a_tool_not_safe_to_repeat_in_flight_at_stop_fails_the_resume_nami
 
 async def test_a_repeatable_tool_in_flight_at_stop_runs_again_and_says_so(tmp_path):
     storage, sid, entered, charge = await _stop_inside_charge(tmp_path, idempotent=True)
-    agent = load_agent(tmp_path / "pay")
-    async with create_agent_runtime(agent, storage_path=storage, llm=_pay_script(),
-                                    tools=[charge]) as runtime:
-        with trio.fail_after(30):
-            result = await runtime.resume(sid)
+    result = await _resume_pay(tmp_path, storage, sid, charge)
     assert result.status == "completed", result.error
     assert entered == [5, 5]  # at-least-once
     log = SessionStore(storage).read_tool_logs(sid)

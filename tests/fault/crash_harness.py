@@ -10,9 +10,11 @@ last step, the final state.json and summary).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -122,22 +124,13 @@ async def kill_at(tmp: Path, point: tuple[str, str]) -> Outcome:
     storage = tmp / "store"
     try:
         ctl.plan(where, step)
-        with (tmp / "run.out").open("wb") as out:
-            proc = await trio.lowlevel.open_process(
-                cli("run", str(AGENT), "--input", json.dumps(INPUT), "--storage", str(storage)),
-                env=env_for(ctl), stdin=open(os.devnull, "rb"), stdout=out, stderr=out)
-        try:
+        argv = cli("run", str(AGENT), "--input", json.dumps(INPUT), "--storage", str(storage))
+        async with child_process(argv, env_for(ctl), tmp / "run.out") as proc:
             with trio.fail_after(CHILD_TIMEOUT):
                 signal = await _signal_or_exit(ctl, proc, tmp / "run.out")
             assert signal == f"{where} {step}"
             if where == "exit":
                 await ctl.release()
-            proc.kill()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            with trio.CancelScope(shield=True):
-                await proc.wait()
         STATS.add("kills")
         calls_before = ctl.calls()
         listed = await list_sessions(storage)
@@ -171,6 +164,22 @@ async def kill_at(tmp: Path, point: tuple[str, str]) -> Outcome:
                        ctl.calls()[len(calls_before):], seen["temp"], final, rc, stderr)
     finally:
         await ctl.aclose()
+
+
+@contextlib.asynccontextmanager
+async def child_process(argv: list[str], env: dict[str, str],
+                        out: Path) -> AsyncIterator[trio.Process]:
+    """A child process writing to ``out``; SIGKILLed (if still running) and reaped on exit."""
+    with out.open("wb") as sink:
+        proc = await trio.lowlevel.open_process(argv, env=env, stdin=open(os.devnull, "rb"),
+                                                stdout=sink, stderr=sink)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
 
 
 async def list_sessions(storage: Path) -> dict[str, str]:

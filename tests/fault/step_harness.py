@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from fake_openai import FakeOpenAI
-from fault.crash_harness import CHILD_TIMEOUT, Control, cli
+from fault.crash_harness import CHILD_TIMEOUT, Control, child_process, cli
 from fault.support import STATS
 from step_support import AGENT, HANG, MODEL, TURNS, messages, script
 
@@ -57,22 +57,13 @@ async def kill_at_step(tmp: Path, point: tuple[str, int], nursery: trio.Nursery)
     try:
         if where == "turn":
             ctl.plan("tool", str(n))
-        with (tmp / "run.out").open("wb") as out:
-            proc = await trio.lowlevel.open_process(
-                cli("run", str(AGENT), "--model", MODEL, "--storage", str(storage)),
-                env=env, stdin=open(os.devnull, "rb"), stdout=out, stderr=out)
-        try:
+        argv = cli("run", str(AGENT), "--model", MODEL, "--storage", str(storage))
+        async with child_process(argv, env, tmp / "run.out"):
             with trio.fail_after(CHILD_TIMEOUT):
                 if where == "turn":
                     assert await ctl.next_signal() == f"tool {n}"
                 else:
                     await server.wait_for_requests(n + 1)
-            proc.kill()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            with trio.CancelScope(shield=True):
-                await proc.wait()
         STATS.add("step_kills")
         ctl.plan(None)
         calls_before, asked_before = ctl.calls(), messages(server.requests)
