@@ -4,13 +4,15 @@ server runs in the test process, so its request log shows what each process aske
 
 Points: ``("turn", n)``: model turn n is recorded and tool n is entered (the kill comes before
 its side effect); ``("result", n)``: tool result n is recorded and turn n+1 is asked (the
-server holds that request until the kill).
+server holds that request until the kill). `kill_in_write` kills inside the journal's durable
+write instead (children/kill_in_storage.py), at every call of one run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ import trio
 from fake_openai import FakeOpenAI
 from fault.crash_harness import CHILD_TIMEOUT, Control, child_process, cli
 from fault.support import STATS
-from step_support import AGENT, HANG, MODEL, TURNS, messages, script
+from hive_actors.storage.session_store import SessionStore
+from step_support import AGENT, HANG, MODEL, TURNS, by_turn, messages, script
 
 POINTS = (("turn", 1), ("result", 1), ("turn", 2), ("result", 2), ("turn", 3))
 
@@ -99,5 +102,62 @@ async def uninterrupted(tmp: Path, nursery: trio.Nursery) -> tuple[dict[str, Any
         state = json.loads((storage / "sessions" / sid / "state.json").read_bytes())
         assert state["status"] == "completed"
         return state["output"], messages(server.requests)
+    finally:
+        await ctl.aclose()
+
+
+KILL_CHILD = Path(__file__).parent / "children" / "kill_in_storage.py"
+
+
+@attrs.define
+class WriteKill:
+    """One kill inside the journal's durable write, then a resume."""
+
+    recorded_turns: int  # model turns whose step record was durable at the kill
+    recorded_results: list[str]  # tool calls whose result record was durable
+    asked_after: list[Any]
+    calls: list[str]  # the tool's side effects, both processes
+    final_state: dict[str, Any]
+
+
+async def kill_in_write(tmp: Path, op: str, nth: int, nursery: trio.Nursery) -> WriteKill | None:
+    """Run with the journal killing the process at its ``nth`` call of ``op`` (see
+    children/kill_in_storage.py); None when the run made fewer calls. The server answers by
+    turn (`by_turn`), so a turn asked again gets its reply again."""
+    server = FakeOpenAI(by_turn())
+    await nursery.start(server.run)
+    ctl = Control(tmp / "ctl")
+    storage = tmp / "store"
+    env = {**child_env(server, ctl), "KILL_MODEL": MODEL, "KILL_INPUT": "{}"}
+    try:
+        run = await trio.run_process(
+            [sys.executable, str(KILL_CHILD), str(AGENT), str(storage), op, str(nth)],
+            env=env, check=False, capture_stdout=True, capture_stderr=True)
+        if run.returncode == 0:
+            return None
+        assert run.returncode == -9, run.stderr.decode()
+        STATS.add("step_write_kills")
+        listed = await trio.run_process(cli("sessions", str(AGENT), "--storage", str(storage)),
+                                        env=env, check=False, capture_stdout=True,
+                                        capture_stderr=True)  # replays the journal
+        assert listed.returncode == 0, listed.stderr.decode()
+        sessions = storage / "sessions"
+        sids = [p.name for p in sessions.iterdir()] if sessions.exists() else []
+        if not sids:  # killed before the acceptance record was durable: nothing accepted
+            assert ctl.calls() == []
+            return WriteKill(0, [], [], [], {"status": "not accepted"})
+        (sid,) = sids
+        steps = SessionStore(storage).read_steps(sid)
+        turns = sum(1 for r in steps if r["kind"] == "turn")
+        results = [r["part"].removeprefix("tool:") for r in steps if r["kind"] == "tool"]
+        asked = len(server.requests)
+        state = json.loads((sessions / sid / "state.json").read_bytes())
+        if state["status"] != "completed":
+            done = await trio.run_process(
+                cli("resume", str(AGENT), sid, "--model", MODEL, "--storage", str(storage)),
+                env=env, stdin=b"", capture_stdout=True, capture_stderr=True, check=False)
+            assert done.returncode == 0, done.stderr.decode()
+        return WriteKill(turns, results, messages(server.requests)[asked:], ctl.calls(),
+                         json.loads((sessions / sid / "state.json").read_bytes()))
     finally:
         await ctl.aclose()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from fault.step_harness import POINTS, StepOutcome, kill_at_step, uninterrupted
+from fault.step_harness import (POINTS, StepOutcome, WriteKill, kill_at_step, kill_in_write,
+                                uninterrupted)
 
 BUMPS = ["bump1", "bump2", "bump3"]
 
@@ -51,3 +52,44 @@ async def test_kill_after_second_tool_result_resumes_from_turn_three(tmp_path, n
 async def test_kill_at_each_step_of_the_node_then_resume(tmp_path, nursery, point):
     expected, asked = await uninterrupted(tmp_path / "baseline", nursery)
     check(await kill_at_step(tmp_path / "kill", point, nursery), point, expected, asked)
+
+
+def check_write_kill(kill: WriteKill, expected: dict, asked: list) -> None:
+    if kill.final_state["status"] == "not accepted":
+        return
+    assert kill.final_state["status"] == "completed", kill.final_state.get("error")
+    assert kill.final_state["output"] == expected
+    k = kill.recorded_turns
+    if kill.asked_after:  # the resume asked exactly the turns not durable at the kill
+        assert kill.asked_after == asked[k:]
+    for n, call_id in enumerate(("call_1", "call_2", "call_3"), 1):
+        count = kill.calls.count(f"bump{n}")
+        if call_id in kill.recorded_results:
+            assert count == 1  # a recorded result is never produced again
+        else:
+            assert 1 <= count <= 2  # in flight at the kill: at-least-once
+    assert sorted(set(kill.calls)) == BUMPS
+
+
+async def _kills_in_writes(tmp_path, nursery, op: str, nths: range) -> int:
+    expected, asked = await uninterrupted(tmp_path / "baseline", nursery)
+    killed = 0
+    for nth in nths:
+        kill = await kill_in_write(tmp_path / f"{op}{nth:02d}", op, nth, nursery)
+        if kill is None:
+            break
+        check_write_kill(kill, expected, asked)
+        killed += 1
+    return killed
+
+
+@pytest.mark.fast_sample
+async def test_kill_inside_a_step_record_write_then_resume(tmp_path, nursery):
+    assert await _kills_in_writes(tmp_path, nursery, "segment_write", range(3, 5)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", ("segment_write", "fdatasync"))
+async def test_kill_inside_every_durable_write_of_the_node_then_resume(tmp_path, nursery, op):
+    killed = await _kills_in_writes(tmp_path, nursery, op, range(1, 41))
+    assert 5 <= killed < 40  # the run ended before the 40th call: every call was tried

@@ -8,6 +8,8 @@ the NTH call of storage operation OP (through the fs seam), in the middle of it:
 
 Segments are tiny here (every batch starts a new one), so every batch is followed by a
 retirement. Exits 0 if the run ends before the NTH call (the test then knows the count).
+$KILL_MODEL, when set, is the model to run the agent with (else it has none); $KILL_INPUT
+the input as JSON (default {"x": 1}).
 
 usage: kill_in_storage.py AGENT STORAGE OP NTH
 """
@@ -68,9 +70,10 @@ class KillingFileSystem(RealFileSystem):
 async def main(agent: str, storage: str, op: str, nth: int) -> None:
     fs = KillingFileSystem(op, nth)
     agent_runtime.Journal = functools.partial(Journal, fs=fs, segment_bytes=1)
-    runner = AgentRunner.load(agent, storage_path=storage)
+    runner = AgentRunner.load(agent, storage_path=storage,
+                              model=os.environ.get("KILL_MODEL") or None)
     async with runner:
-        result = await runner.run({"x": 1})
+        result = await runner.run(json.loads(os.environ.get("KILL_INPUT", '{"x": 1}')))
     print(json.dumps({"status": result.status, "calls": fs.seen}))
 
 
