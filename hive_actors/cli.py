@@ -360,6 +360,29 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 @command(
+    "fork",
+    "run a new session from checkpoint SEQ of a session (the old one left as it was), "
+    "optionally with changed memory keys; nodes completed before SEQ do not run again",
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("session_id", metavar="SESSION_ID"),
+    arg("--at", type=_checkpoint, required=True, metavar="SEQ",
+        help="the checkpoint's sequence number, as `sessions PATH show SESSION_ID` lists it"),
+    arg("-i", "--input", default=None, metavar="JSON",
+        help="memory keys to change, as a JSON object (at a checkpoint waiting for client "
+             "input: the reply)"),
+    *_MODEL_ARGS,
+    *_OUTPUT_ARGS,
+    example="hive-actors fork examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--at 2 --input '{\"topic\": \"actors\"}' --scripted",
+)
+def _fork(args: argparse.Namespace) -> int:
+    from hive_actors.runner.commands import resume_command
+
+    return resume_command(args.path, args.session_id, checkpoint=args.at,
+                          input_json=args.input, options=_run_options(args))
+
+
+@command(
     "sessions",
     "list an agent's sessions (status, current node, updated time), or show one",
     arg("path", metavar="PATH", type=_agent_path),

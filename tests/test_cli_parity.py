@@ -37,6 +37,7 @@ WRONG = {
     "run": [str(EXAMPLE), "--input", "{nope"],
     "run-output": [str(EXAMPLE), "-o", "no/such/folder/result.json"],
     "resume": [str(EXAMPLE), "session_x", "--checkpoint", "first"],
+    "fork": [str(EXAMPLE), "session_x", "--at", "first"],
     "sessions": [str(EXAMPLE), "bogus", "words"],
     "list": ["no/such/root"],
     "bench": ["--workloads", "nope"],

@@ -103,12 +103,19 @@ def run_command(path: str, input_json: str = "{}", *, entry_point: str | None = 
 
 def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
                    fallback: bool = False, options: RunOptions = RunOptions(),
-                   out: TextIO | None = None, **option_fields: Any) -> int:
+                   out: TextIO | None = None, input_json: str | None = None,
+                   **option_fields: Any) -> int:
     """Continue session ``session_id`` of the agent at ``path`` from its latest checkpoint,
-    or (``checkpoint``) fork a new session from that earlier one. A damaged latest checkpoint
+    or (``checkpoint``) fork a new session from that earlier one (``input_json``: memory keys
+    to change, or the reply at a checkpoint waiting for input). A damaged latest checkpoint
     refuses, naming the choices, unless ``fallback``; going back to an older checkpoint
     prints which nodes run again. ``option_fields`` replace those of ``options``."""
     options = attrs.evolve(options, **option_fields)
+    try:
+        input_data = read_input(input_json, None) if input_json is not None else None
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def main(runner: AgentRunner, out: TextIO) -> ExecutionResult:
         runtime = runner.runtime
@@ -123,8 +130,8 @@ def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
         if point.note:
             print(point.note, file=out, flush=True)
         return await run_headless(
-            runtime, lambda: runtime.resume_nowait(session_id, checkpoint=checkpoint,
-                                                   fallback=fallback),
+            runtime, lambda: runtime.resume_nowait(session_id, input_data,
+                                                   checkpoint=checkpoint, fallback=fallback),
             entry_point_id=record.entry_point, out=out, resume_hint=_hint(path, options),
             show_output=True if options.verbosity > 0 else None)
 

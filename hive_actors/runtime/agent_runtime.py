@@ -617,6 +617,15 @@ class AgentRuntime:
         return await (await self._accept_resume(session_id, input_data, checkpoint,
                                                  fallback)).wait()
 
+    async def fork(self, session_id: str, at: int,
+                   input_data: dict[str, Any] | None = None) -> ExecutionResult:
+        """Run a new session from checkpoint ``at`` (its seq, as `hive-actors sessions ... show`
+        lists it) of ``session_id``, with ``input_data`` written over its memory (or, at a
+        checkpoint waiting for client input, as the reply), and return its result. The old
+        session is left as it was; nodes completed before the checkpoint do not run again.
+        Same as ``resume(session_id, input_data, checkpoint=at)``; raises what it raises."""
+        return await self.resume(session_id, input_data, checkpoint=at)
+
     async def flush_view(self) -> None:
         """Return once the session files (state.json, checkpoints, logs) show every record
         made durable so far. With the journal engine they follow its records within the
