@@ -383,6 +383,25 @@ def _fork(args: argparse.Namespace) -> int:
 
 
 @command(
+    "replay",
+    "run a session again offline from its records (model turns, tool results, inputs): no "
+    "model, no network, no tool side effects; print whether its trace is identical, or the "
+    "first difference (exit 1)",
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("session_id", metavar="SESSION_ID"),
+    *_MODEL_ARGS,
+    arg("-q", "--quiet", action="store_true", help="print only the verdict line"),
+    example="hive-actors replay examples/research_assistant session_20260101_120000_ab12cd34",
+)
+def _replay(args: argparse.Namespace) -> int:
+    from hive_actors.runner.commands import RunOptions, replay_command
+
+    return replay_command(args.path, args.session_id, options=RunOptions(
+        model=args.model, scripted=args.scripted, storage=args.storage,
+        verbosity=-1 if args.quiet else 0))
+
+
+@command(
     "sessions",
     "list an agent's sessions (status, current node, updated time), or show one",
     arg("path", metavar="PATH", type=_agent_path),

@@ -38,6 +38,7 @@ WRONG = {
     "run-output": [str(EXAMPLE), "-o", "no/such/folder/result.json"],
     "resume": [str(EXAMPLE), "session_x", "--checkpoint", "first"],
     "fork": [str(EXAMPLE), "session_x", "--at", "first"],
+    "replay": [str(EXAMPLE), "session_x", "--scripted", "--model", "openai/gpt-4o-mini"],
     "sessions": [str(EXAMPLE), "bogus", "words"],
     "list": ["no/such/root"],
     "bench": ["--workloads", "nope"],

@@ -8,6 +8,7 @@ arguments (printed as one line on stderr).
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -136,6 +137,30 @@ def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
             show_output=True if options.verbosity > 0 else None)
 
     return _with_runner(path, options, main, out or sys.stdout)
+
+
+def replay_command(path: str, session_id: str, *, options: RunOptions = RunOptions(),
+                   out: TextIO | None = None, **option_fields: Any) -> int:
+    """Replay session ``session_id`` offline from its records (`AgentRuntime.replay`) and
+    print whether the trace is identical, or its first difference (exit 1). ``--model`` /
+    ``--scripted`` give a model for turns that were not recorded (none by default)."""
+    options = attrs.evolve(options, **option_fields)
+    out = out or sys.stdout
+    try:
+        llm, note = cli_llm(path, options.model, options.scripted)
+        runner = AgentRunner.load(path, storage_path=options.storage)
+        report = trio.run(functools.partial(runner.runtime.replay, session_id, llm=llm))
+    except (ConfigurationError, UnknownSessionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if note and options.verbosity >= 0:
+        print(note, file=sys.stderr)
+    out.write(report.summary() + "\n")
+    out.flush()
+    return EXIT_OK if report.identical else EXIT_FAILED
 
 
 def sessions_command(path: str, *, storage: str | None = None, out: TextIO | None = None) -> int:

@@ -35,6 +35,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ from hive_actors.events import AgentEvent, EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
 from hive_actors.graph.executor import GraphExecutor
 from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.services import as_registry
 from hive_actors.graph.loader import AgentDefinition, function_resolver
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
@@ -71,6 +73,8 @@ from hive_actors.runtime.execution_stream import (
 )
 from hive_actors.runtime.idempotency import IdempotencyClaims
 from hive_actors.runtime.outcome_aggregator import OutcomeAggregator
+from hive_actors.runtime.replay import (OfflineLLM, ReplayReport, StepsUsed, compare_traces,
+                                        offline_tools, prepare_replay, session_trace)
 from hive_actors.runtime.shared_state import SharedBufferManager
 from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
@@ -625,6 +629,62 @@ class AgentRuntime:
         session is left as it was; nodes completed before the checkpoint do not run again.
         Same as ``resume(session_id, input_data, checkpoint=at)``; raises what it raises."""
         return await self.resume(session_id, input_data, checkpoint=at)
+
+    async def replay(self, session_id: str, *, llm: LLMProvider | None = None) -> ReplayReport:
+        """Run session ``session_id`` again offline from its records and compare the trace
+        (runtime/replay.py says what is compared). No model is called (``llm``: one to use
+        for turns that were not recorded), no tool runs; the session is left as it was.
+        Works whether this runtime is running or not. Raises UnknownSessionError,
+        CorruptFileError, RuntimeStateError (no storage)."""
+        if self.storage_path is None:
+            raise RuntimeStateError("replay needs a runtime with a storage_path")
+        if self._svc is not None and self._svc.sessions is not None:
+            await self.flush_view()
+            sessions, registry = self._svc.sessions, as_registry(self._svc.tools,
+                                                                 self._svc.tool_executor)
+        else:
+            await trio.to_thread.run_sync(recover_if_idle, self.storage_path)
+            sessions, registry = SessionStore(self.storage_path), as_registry(self.tools,
+                                                                              self.tool_executor)
+        with tempfile.TemporaryDirectory(prefix="hive-replay-") as scratch:
+            plan = await trio.to_thread.run_sync(prepare_replay, sessions, session_id,
+                                                 Path(scratch))
+            base = self.config.executor_config or ExecutorConfig()
+            offline = AgentRuntime(
+                self.graph, self.goal, scratch, llm=llm or OfflineLLM(),
+                tools=offline_tools(registry, self.graph), agent_name=self.agent_name,
+                checkpoint_config=self.checkpoint_config,
+                config=attrs.evolve(self.config, resume_interrupted=False,
+                                    executor_config=attrs.evolve(base, retry_delay_override=0.0)))
+            for spec in self._specs.values():
+                offline.register_entry_point(spec)
+            used = StepsUsed()
+            offline.subscribe_to_events(list(StepsUsed.TYPES), used.count)
+            async with offline:
+                if plan.start_state is not None:  # a fork: from the state it started from
+                    result = await offline.trigger_and_wait(
+                        plan.entry_point, plan.input_data, session_state=plan.start_state)
+                else:
+                    result = await offline.resume(session_id)
+                for reply in plan.resume_inputs:
+                    if result.status != ExecutionStatus.PAUSED:
+                        break
+                    result = await offline.resume(session_id, reply)
+                await offline.flush_view()
+            replayed = SessionStore(Path(scratch))
+            upto = None
+            if plan.interrupted:
+                latest = await trio.to_thread.run_sync(
+                    CheckpointStore(sessions.session_dir(session_id)).latest)
+                upto = latest.seq if latest is not None else 0
+            mine = await trio.to_thread.run_sync(
+                functools.partial(session_trace, sessions, session_id, upto_seq=upto))
+            theirs = await trio.to_thread.run_sync(
+                functools.partial(session_trace, replayed, session_id, upto_seq=upto))
+        compared, difference = compare_traces([("recorded steps replayed", plan.steps), *mine],
+                                              [("recorded steps replayed", used.n), *theirs])
+        return ReplayReport(session_id, difference is None, compared, difference,
+                            plan.interrupted)
 
     async def flush_view(self) -> None:
         """Return once the session files (state.json, checkpoints, logs) show every record

@@ -130,6 +130,8 @@ class SessionRecorder:
                 self.record = self.store.read_state(ex.id)
             except (UnknownSessionError, CorruptFileError):
                 self.record = None
+        # the status the session had when this execution resumed it (None: a new session)
+        self.resumed_from = self.record.status if self.record is not None else None
         if self.record is None:
             self.record = SessionRecord.new(
                 ex.id,
@@ -167,7 +169,15 @@ class SessionRecorder:
             raise InputDataError(
                 f"entry point {self.spec.id!r}: input_data cannot be stored as JSON: {exc}"
             ) from None
-        await self.store.commit(self.ex.id, [op])
+        ops = [op]
+        # for replay: the input of each resume after a pause, the state a fork started from
+        if self.resumed_from == ExecutionStatus.PAUSED:
+            ops.append(self.store.step_op(self.ex.id, {
+                "kind": "resume", "from": "paused", "input": self.ex.input_data}))
+        elif self.resumed_from is None and self.ex.session_state is not None:
+            ops.append(self.store.step_op(self.ex.id, {
+                "kind": "start", "state": self.ex.session_state.to_dict()}))
+        await self.store.commit(self.ex.id, ops)
 
     async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
         details = self.store.details_op(

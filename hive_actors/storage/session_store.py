@@ -293,6 +293,10 @@ class SessionStore:
         """``logs/steps.jsonl``: the step journal of the session's LLM nodes."""
         return self.logs_dir(session_id) / "steps.jsonl"
 
+    def step_op(self, session_id: str, record: dict[str, Any]) -> FileOp:
+        """The append of one step record to ``logs/steps.jsonl``, for `commit`."""
+        return FileOp.append(self.steps_path(session_id), _line(record))
+
     async def append_step(self, session_id: str, record: dict[str, Any]) -> None:
         """Append one step record to ``logs/steps.jsonl``; durable on return (a model turn or
         a tool result that a resume replays instead of doing it again)."""

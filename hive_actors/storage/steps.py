@@ -21,7 +21,7 @@ __all__ = ["SessionSteps", "step_key"]
 def step_key(record: dict[str, Any]) -> StepKey:
     """The key a stored record was written under."""
     return (str(record.get("node")), int(record.get("visit", 0)), int(record.get("attempt", 0)),
-            int(record.get("step", 0)), str(record.get("part", "")))
+            int(record.get("step", 0)), int(record.get("at", 0)), str(record.get("part", "")))
 
 
 class SessionSteps:
@@ -37,6 +37,8 @@ class SessionSteps:
         if self._records is None:
             self._records = {}
             for rec in self.store.read_steps(self.session_id):
+                if rec.get("kind") in ("resume", "start"):  # what replay needs, not a step
+                    continue
                 key = step_key(rec)
                 self._records[key] = rec
                 self._attempts.add(key[:3])
@@ -50,7 +52,7 @@ class SessionSteps:
         return (node_id, visit, attempt) in self._attempts
 
     async def record(self, key: StepKey, payload: dict[str, Any]) -> None:
-        node, visit, attempt, step, part = key
+        node, visit, attempt, step, at, part = key
         await self.store.append_step(self.session_id, {
-            "node": node, "visit": visit, "attempt": attempt, "step": step, "part": part,
-            **payload})
+            "node": node, "visit": visit, "attempt": attempt, "step": step, "at": at,
+            "part": part, **payload})

@@ -36,6 +36,7 @@ class StepOutcome:
     calls_after: list[str]
     final_state: dict[str, Any]
     tool_log: list[dict[str, Any]]
+    replay: str  # what `hive-actors replay` printed for the resumed session
 
 
 def child_env(server: FakeOpenAI, ctl: Control) -> dict[str, str]:
@@ -78,9 +79,15 @@ async def kill_at_step(tmp: Path, point: tuple[str, int], nursery: trio.Nursery)
         session = storage / "sessions" / sid
         tool_log = [json.loads(line) for line in
                     (session / "logs" / "tool_logs.jsonl").read_text().splitlines()]
-        return StepOutcome(asked_before, messages(server.requests)[len(asked_before):],
-                           calls_before, ctl.calls()[len(calls_before):],
-                           json.loads((session / "state.json").read_bytes()), tool_log)
+        asked_after = messages(server.requests)[len(asked_before):]
+        replay = await trio.run_process(
+            cli("replay", str(AGENT), sid, "--storage", str(storage)), env=env,
+            capture_stdout=True, capture_stderr=True, check=False)
+        assert len(server.requests) == len(asked_before) + len(asked_after)  # offline
+        return StepOutcome(asked_before, asked_after, calls_before,
+                           ctl.calls()[len(calls_before):],
+                           json.loads((session / "state.json").read_bytes()), tool_log,
+                           f"{replay.returncode} {replay.stdout.decode()}")
     finally:
         await ctl.aclose()
 

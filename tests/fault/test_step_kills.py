@@ -1,8 +1,9 @@
 """SIGKILL inside an event_loop node (issue 18): after each model turn is recorded and after
 each tool result is recorded. The resume asks the model exactly the turns that were not
 recorded (the same conversations an uninterrupted run sent), every tool whose result was
-recorded ran once, a tool killed in flight runs again and its log line says ``rerun``, and
-the output equals an uninterrupted run's.
+recorded ran once, a tool killed in flight runs again and its log line says ``rerun``, the
+output equals an uninterrupted run's, and ``hive-actors replay`` of the resumed session
+finds its trace identical without asking the model.
 
 ``make test`` runs the acceptance point (killed after the second tool result); the full set
 (``make test-fault``) every point."""
@@ -35,6 +36,7 @@ def check(outcome: StepOutcome, point: tuple[str, int], expected: dict, asked: l
         reruns = [r for r in outcome.tool_log if r.get("rerun")]
         assert [(r["tool_name"], r["tool_use_id"]) for r in reruns] == [("bump", f"call_{n}")]
     assert outcome.calls_before + outcome.calls_after == BUMPS  # each tool's effect once
+    assert outcome.replay.startswith("0 ") and "replay identical" in outcome.replay
 
 
 def _ids(point: tuple[str, int]) -> str:

@@ -109,8 +109,8 @@ class EventLoopNode(NodeImpl):
             at = len(conv)
             recorded = steps.replay_turn(at)
             if recorded is not None:
-                text, calls, usage, stop = _turn_of(recorded)
-                turn = steps.n - 1
+                text, calls, usage, stop = _turn_of(recorded[1])
+                turn = (recorded[0], at)
             else:
                 request = LLMRequest(
                     messages=tuple(conv), tools=schemas, system=system,

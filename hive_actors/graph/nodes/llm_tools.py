@@ -11,7 +11,7 @@ import trio
 
 from hive_actors.graph.nodes.base import NodeContext, ToolSchemas
 from hive_actors.graph.nodes.conversation import decode_value
-from hive_actors.graph.steps import NodeSteps, UnsafeToRepeatError
+from hive_actors.graph.steps import NodeSteps, Turn, UnsafeToRepeatError
 from hive_actors.llm.provider import ToolCall
 from hive_actors.errors import ToolArgumentsError, ToolError
 from hive_actors.events import EventType
@@ -68,7 +68,7 @@ class ToolResult:
 
 async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: frozenset[str],
                          outputs: dict[str, Any], steps: NodeSteps | None = None,
-                         turn: int = 0, replayed: bool = False,
+                         turn: Turn = (0, 0), replayed: bool = False,
                          ) -> tuple[list[ToolResult], str | None]:
     """Run one turn's calls; results in call order, and the question if ask_user was called.
     ``outputs`` is updated by set_output calls.
@@ -132,7 +132,7 @@ async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: froze
     return done, question
 
 
-def _check_repeatable(ctx: NodeContext, steps: NodeSteps | None, turn: int,
+def _check_repeatable(ctx: NodeContext, steps: NodeSteps | None, turn: Turn,
                       call: ToolCall) -> None:
     """Raise `UnsafeToRepeatError` when ``call`` was started before the interruption and its
     tool declares itself not safe to repeat."""
@@ -147,7 +147,7 @@ def _check_repeatable(ctx: NodeContext, steps: NodeSteps | None, turn: int,
 
 
 async def _call_recorded(ctx: NodeContext, call: ToolCall, args: dict[str, Any],
-                         steps: NodeSteps | None, turn: int) -> ToolResult:
+                         steps: NodeSteps | None, turn: Turn) -> ToolResult:
     """Call the tool; with ``steps``, its start (a tool not safe to repeat) and its result
     are recorded, durable before the result is used."""
     if steps is None:
