@@ -676,7 +676,7 @@ class AgentRuntime:
             upto = None
             if plan.interrupted:
                 latest = await trio.to_thread.run_sync(
-                    CheckpointStore(sessions.session_dir(session_id)).latest)
+                    sessions.latest_checkpoint, session_id)
                 upto = latest.seq if latest is not None else 0
             mine = await trio.to_thread.run_sync(
                 functools.partial(session_trace, sessions, session_id, upto_seq=upto))

@@ -35,7 +35,6 @@ from hive_actors.events import AgentEvent, EventType
 from hive_actors.graph.spec import GraphSpec
 from hive_actors.llm.provider import Chunk, LLMRequest
 from hive_actors.status import ExecutionStatus
-from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.session_store import SessionStore, read_jsonl
 from hive_actors.tools.registry import Tool, ToolRegistry
 
@@ -160,7 +159,7 @@ def session_trace(store: SessionStore, session_id: str, *,
     for line in read_jsonl(folder / "logs" / "details.jsonl"):
         per_node[str(line.get("node_id"))].append(
             {k: v for k, v in line.items() if k not in _VOLATILE})
-    checkpoints = CheckpointStore(folder).load_all()
+    checkpoints = store.checkpoints(session_id)
     if upto_seq is not None:
         checkpoints = [c for c in checkpoints if c.seq <= upto_seq]
         done = set(checkpoints[-1].state.execution_path) if checkpoints else set()
