@@ -215,3 +215,24 @@ def test_mcp_annotations_and_hive_tools_declare_a_tool_not_safe_to_repeat():
                     "look": Tool("look", "Look.", {"type": "object", "properties": {}})}
     registry = hive_registry(module)
     assert [registry.get(n).idempotent for n in ("pay", "look")] == [False, True]
+
+
+async def test_without_the_step_journal_nothing_is_recorded(tmp_path):
+    from hive_actors.runtime.config import RuntimeConfig
+
+    @tool
+    def charge(amount: int) -> str:
+        """Charge the card."""
+        return f"charged {amount}"
+
+    agent = load_agent(_pay_agent(tmp_path))
+    for journal in (True, False):
+        storage = tmp_path / f"s{journal}"
+        async with create_agent_runtime(agent, storage_path=storage, llm=_pay_script(),
+                                        tools=[charge],
+                                        config=RuntimeConfig(step_journal=journal)) as runtime:
+            result = await runtime.trigger_and_wait("default", {})
+            await runtime.flush_view()
+        assert result.status == "completed"
+        steps = SessionStore(storage).read_steps(result.session_id)
+        assert [r["kind"] for r in steps] == (["turn", "tool", "turn"] if journal else [])

@@ -31,6 +31,10 @@ class RuntimeConfig:
     resume_interrupted: bool = False
     # Write state.json at every node boundary (besides accept and end).
     state_on_node_boundaries: bool = True
+    # With a storage path: event_loop nodes record each model turn, tool result and client
+    # input (logs/steps.jsonl) and a resumed node replays them instead of paying again; also
+    # what `replay` needs. False: an interrupted node runs again from its start.
+    step_journal: bool = True
     # An actor (bus, writer, stream, trigger) that crashes is restarted up to this many times
     # within ``restart_window_seconds``; one more crash fails the runtime.
     max_actor_restarts: int = 3

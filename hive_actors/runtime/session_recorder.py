@@ -124,7 +124,8 @@ class SessionRecorder:
                                                 companions=self._checkpoint_companions)
         self.current_node: str | None = None
         # model turns, tool results and inputs of event_loop nodes, replayed on resume
-        self.step_log = SessionSteps(store, ex.id, existing=ex.resumed)
+        self.step_log = (SessionSteps(store, ex.id, existing=ex.resumed)
+                         if svc.config.step_journal else None)
         if ex.resumed:
             try:
                 self.record = self.store.read_state(ex.id)
