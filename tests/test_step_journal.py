@@ -72,8 +72,9 @@ async def test_stop_mid_node_then_resume_asks_the_model_only_from_turn_three(
     # replayed turns stream no text again; their turn events say they were replayed
     deltas = "".join(e["content"] for e in replayed if e["type"] == EventType.CLIENT_OUTPUT_DELTA)
     assert deltas == "Turn 3."
-    turns = [e.get("replayed", False) for e in replayed if e["type"] == EventType.LLM_TURN_COMPLETED]
-    assert turns == [True, True, False]
+    turns = [(e.get("replayed", False), e.get("text")) for e in replayed
+             if e["type"] == EventType.LLM_TURN_COMPLETED]
+    assert turns == [(True, "Turn 1."), (True, "Turn 2."), (False, None)]  # text, not deltas
 
 
 async def test_pause_for_input_mid_node_then_resume_asks_only_from_turn_three(

@@ -132,7 +132,9 @@ class EventLoopNode(NodeImpl):
                 EventType.LLM_TURN_COMPLETED, node.id, iteration=iteration, stop_reason=stop,
                 input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                 cached_tokens=usage.cached_tokens, cost_usd=usage.cost_usd,
-                tool_calls=len(calls), **({"replayed": True} if replayed else {}),
+                tool_calls=len(calls),
+                # a replayed turn streams no deltas: its text comes with this event
+                **({"replayed": True, "text": text} if replayed else {}),
             )
             missing = [k for k in required if outputs.get(k) is None]
             if question is None and not missing and (node.output_keys or not calls):
