@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from hive_actors.errors import CorruptFileError
 from hive_actors.events import EventType
 from hive_actors import create_agent_runtime, load_agent, tool
 from hive_actors.llm.scripted import Reply as ScriptedReply
@@ -237,3 +238,13 @@ async def test_without_the_step_journal_nothing_is_recorded(tmp_path):
         assert result.status == "completed"
         steps = SessionStore(storage).read_steps(result.session_id)
         assert [r["kind"] for r in steps] == (["turn", "tool", "turn"] if journal else [])
+
+
+async def test_a_damaged_step_journal_refuses_the_resume_naming_the_line(tmp_path):
+    storage, sid, entered, charge = await _stop_inside_charge(tmp_path, idempotent=True)
+    path = SessionStore(storage).steps_path(sid)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(["{not json", *lines]) + "\n")
+    with pytest.raises(CorruptFileError, match=r"steps\.jsonl:1"):
+        await _resume_pay(tmp_path, storage, sid, charge)
+    assert entered == [5]  # nothing ran again

@@ -160,8 +160,11 @@ class SessionRecorder:
 
     async def accepted(self) -> None:
         """state.json says ``running`` (owned by this process) once this returns. Raises
-        InputDataError when the input cannot be stored as JSON (nothing is written then)."""
+        InputDataError when the input cannot be stored as JSON (nothing is written then),
+        CorruptFileError when a resumed session's step journal is damaged."""
         assert self.record is not None
+        if self.step_log is not None and self.ex.resumed:  # read off the event loop, once
+            await trio.to_thread.run_sync(self.step_log.load)
         self.record = self.record.evolve(status=ExecutionStatus.RUNNING, owner=self.svc.owner,
                                          error=None, paused_at=None)
         try:

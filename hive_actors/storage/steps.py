@@ -3,9 +3,10 @@
 
 Each record is one JSONL line appended through `SessionStore.append_step`: durable on
 return, group-committed with other sessions' records by the storage engine (one write and
-one fdatasync per batch with the journal). The records of an earlier run are read once, on
-the first lookup, and only for a session that is resumed; a new session starts empty. A
-line cut by a crash is ignored; of two records with the same key the later one wins.
+one fdatasync per batch with the journal). The records of an earlier run are read once, when a
+resumed session's execution is accepted (`load`); a new session starts empty. A line cut by a
+crash is ignored, a damaged line elsewhere raises `CorruptFileError` naming the file and line;
+of two records with the same key the later one wins.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class SessionSteps:
         self.session_id = session_id
         self._records: dict[StepKey, dict[str, Any]] | None = None if existing else {}
         self._attempts: set[tuple[str, int, int]] = set()
+
+    def load(self) -> None:
+        """Read the earlier records now (blocking: a resumed session's recorder calls it in a
+        worker thread before the execution starts). Raises `CorruptFileError`."""
+        self._loaded()
 
     def _loaded(self) -> dict[StepKey, dict[str, Any]]:
         if self._records is None:
