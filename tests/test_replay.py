@@ -188,3 +188,16 @@ def test_replay_of_an_unknown_session_is_a_usage_error(tmp_path, capsys):
     assert main(["replay", str(THREE_TURNS), "session_20260101_000000_00000000",
                  "--storage", str(tmp_path)]) == 2
     assert "session_20260101_000000_00000000" in capsys.readouterr().err
+
+
+def test_a_headless_run_answered_on_stdin_replays_identical(tmp_path, monkeypatch, capsys):
+    """The answer typed while the node waits (not a pause) is a recorded input too."""
+    answer = tmp_path / "answer.txt"
+    answer.write_text("structured concurrency\n")
+    monkeypatch.setattr("sys.stdin", answer.open())
+    store = str(tmp_path / "s")
+    assert main(["run", str(EXAMPLE), "--scripted", "--storage", store, "-q"]) == 0
+    sid, status = capsys.readouterr().out.split()
+    assert status == "completed"
+    assert main(["replay", str(EXAMPLE), sid, "--storage", store]) == 0
+    assert "replay identical" in capsys.readouterr().out
