@@ -15,6 +15,7 @@ import trio
 from hive_actors import ScriptedLLM, create_agent_runtime, load_agent
 from hive_actors.cli import main
 from hive_actors.runner import AgentRunner
+from hive_actors.storage.session_store import SessionStore
 
 from fake_openai import FakeOpenAI
 from step_support import AGENT as THREE_TURNS
@@ -199,5 +200,7 @@ def test_a_headless_run_answered_on_stdin_replays_identical(tmp_path, monkeypatc
     assert main(["run", str(EXAMPLE), "--scripted", "--storage", store, "-q"]) == 0
     sid, status = capsys.readouterr().out.split()
     assert status == "completed"
+    kinds = [r["kind"] for r in SessionStore(Path(store)).read_steps(sid)]
+    assert "input" in kinds and "resume" not in kinds  # taken live, no pause
     assert main(["replay", str(EXAMPLE), sid, "--storage", store]) == 0
     assert "replay identical" in capsys.readouterr().out
