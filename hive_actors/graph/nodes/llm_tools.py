@@ -89,14 +89,18 @@ async def run_tool_calls(ctx: NodeContext, calls: list[ToolCall], offered: froze
         if recorded is not None:
             results[i] = _recorded_result(call, recorded)
             continue
-        rerun = replayed and call.name not in (SET_OUTPUT, ASK_USER) and call.name in offered
+        try:
+            args: dict[str, Any] | None = call.parsed_arguments()
+        except ValueError as exc:
+            args, bad = None, exc
+        # a real tool of a replayed turn without a recorded result: it may have run already
+        rerun = (replayed and args is not None and call.name in offered
+                 and call.name not in (SET_OUTPUT, ASK_USER))
         await emit(EventType.TOOL_CALL_STARTED, node_id, tool_use_id=call.id,
                    tool_name=call.name, tool_input=call.arguments,
                    **({"rerun": True} if rerun else flag))
-        try:
-            args = call.parsed_arguments()
-        except ValueError as exc:
-            results[i] = ToolResult(call, f"ERROR: arguments of {call.name!r} are not a JSON object: {exc}", True)
+        if args is None:
+            results[i] = ToolResult(call, f"ERROR: arguments of {call.name!r} are not a JSON object: {bad}", True)
             continue
         if call.name not in offered:
             results[i] = ToolResult(
