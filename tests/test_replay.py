@@ -204,3 +204,19 @@ def test_a_headless_run_answered_on_stdin_replays_identical(tmp_path, monkeypatc
     assert "input" in kinds and "resume" not in kinds  # taken live, no pause
     assert main(["replay", str(EXAMPLE), sid, "--storage", store]) == 0
     assert "replay identical" in capsys.readouterr().out
+
+
+async def test_llm_decide_verdicts_are_recorded_and_replayed(tmp_path):
+    """The model sends the run down 'no' (it declines 'yes'); offline, without the recorded
+    verdicts, a failing model would count as proceed on both edges."""
+    agent = AGENTS / "decide_llm"
+    async with create_agent_runtime(load_agent(agent), storage_path=tmp_path,
+                                    llm=ScriptedLLM.from_file(agent / "script.json")) as rt:
+        result = await rt.trigger_and_wait("default", {})
+    assert result.output["went"] == "no" and list(result.path) == ["start", "no"]
+    steps = SessionStore(tmp_path).read_steps(result.session_id)
+    assert [(r["part"], r["proceed"]) for r in steps if r["kind"] == "decision"] == [
+        ("edge:s-yes", False), ("edge:s-no", True)]
+    report = await create_agent_runtime(load_agent(agent), storage_path=tmp_path).replay(
+        result.session_id)
+    assert report.identical, report.difference

@@ -302,7 +302,9 @@ class _Execution:
             if source in self.table.has_llm_decide and succeeded:
                 verdicts = await decide_edges(self.services.llm, self.runner.compiled.index,
                                               self.goal, source, output,
-                                              self.services.config.tracing)
+                                              self.services.config.tracing,
+                                              self.services.config.step_log,
+                                              self.state.visits.get(source, 0))
             decision = self.table.decide(
                 source, succeeded, output, self.state.memory, verdicts
             )

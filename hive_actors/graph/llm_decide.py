@@ -10,6 +10,7 @@ from hive_actors.graph.spec import EdgeCondition, Goal, GraphIndex
 from hive_actors.llm.provider import LLMProvider, LLMRequest, TextDelta, TurnEnd, model_of
 
 if TYPE_CHECKING:
+    from hive_actors.graph.steps import StepLog
     from hive_actors.tracing import Tracing
 
 _SYSTEM = 'You are a routing agent. Reply with JSON only: {"proceed": true} or {"proceed": false}.'
@@ -17,17 +18,25 @@ _OBJECT = re.compile(r"\{[^{}]*\}")
 
 
 async def decide_edges(llm: LLMProvider | None, index: GraphIndex, goal: Goal, source: str,
-                       output: dict[str, Any], tracing: Tracing | None = None) -> dict[str, bool] | None:
+                       output: dict[str, Any], tracing: Tracing | None = None,
+                       steps: StepLog | None = None, visit: int = 0) -> dict[str, bool] | None:
     """Edge id -> proceed, for the llm_decide edges leaving ``source`` (looked up in the
     graph's ``index``), asking ``llm`` about ``goal``; None without a model (those edges then
     behave as on_success). A reply that is not the expected JSON, or a failing call, counts
-    as proceed (the source succeeded). Each call is a ``chat`` span when ``tracing``."""
+    as proceed (the source succeeded). Each call is a ``chat`` span when ``tracing``.
+    With a step journal (``steps``; ``visit``: the source's visit count) each verdict is
+    recorded, and a recorded one is used instead of asking again (resume, replay)."""
     if llm is None:
         return None
     node = index.nodes.get(source)
     verdicts: dict[str, bool] = {}
     for edge in index.outgoing.get(source, ()):
         if edge.condition != EdgeCondition.LLM_DECIDE:
+            continue
+        key = (source, visit, 0, 0, 0, f"edge:{edge.id}")
+        recorded = steps.lookup(key) if steps is not None else None
+        if recorded is not None:
+            verdicts[edge.id] = bool(recorded.get("proceed", True))
             continue
         target = index.nodes.get(edge.target)
         prompt = (
@@ -52,6 +61,8 @@ async def decide_edges(llm: LLMProvider | None, index: GraphIndex, goal: Goal, s
             verdicts[edge.id] = bool(json.loads(m.group(0)).get("proceed", True)) if m else True
         except Exception:  # a failing call must not fail a node that succeeded
             verdicts[edge.id] = True
+        if steps is not None:
+            await steps.record(key, {"kind": "decision", "proceed": verdicts[edge.id]})
     return verdicts
 
 

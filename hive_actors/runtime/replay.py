@@ -15,8 +15,8 @@ order, so nodes are compared one by one and the path as a multiset. A session th
 interrupted (``running`` or ``cancelled``) is compared up to its latest checkpoint: the replay
 runs out of records where the session stopped.
 
-Not recorded yet: model decisions of ``llm_decide`` edges and clock values (a graph that uses
-either replays with a difference there).
+``llm_decide`` verdicts are replayed from their ``decision`` records. Not recorded: what a
+function node reads from outside (the clock, files): it runs again.
 """
 
 from __future__ import annotations
