@@ -2,7 +2,7 @@
 with and without the step journal, in one run.
 
 Usage: python benchmarks/bench_steps.py [--reps 3] [--concurrency 1000] [--delay 0.05]
-Each execution runs five event_loop nodes, one model turn each (ScriptedLLM, `delay` seconds
+(at least 40 executions). Each execution runs five event_loop nodes, one model turn each (ScriptedLLM, `delay` seconds
 per call). Per setting, medians of the reps (the two settings alternate): executions/s,
 durability barriers and bytes handed to write calls per execution, and the step journal's
 own bytes per model turn (logs/steps.jsonl). The difference per model turn: bytes written and
@@ -32,8 +32,8 @@ TURNS_PER_EXECUTION = 5
 
 
 def one(journal: bool, concurrency: int, delay: float) -> dict[str, float]:
-    case = Case("model-latency", concurrency=concurrency, executions=concurrency,
-                warmup=20)
+    case = Case("model-latency", concurrency=concurrency, executions=max(concurrency, 40),
+                warmup=min(20, concurrency * 5))
     base = Path(tempfile.mkdtemp(prefix="hive-steps-"))
     try:
         rt = make_runtime(case, graphs.llm_seq_graph(), {}, storage=base,
@@ -80,7 +80,7 @@ def main() -> None:
     for j in (False, True):
         print(f"{'on' if j else 'off':>12} | "
               + " | ".join(f"{med[j].get(k, float('nan')):.4g}" for k in keys))
-    turns = args.concurrency * TURNS_PER_EXECUTION
+    turns = max(args.concurrency, 40) * TURNS_PER_EXECUTION
     extra_bytes = (med[True]["wchar_per_exec"] - med[False]["wchar_per_exec"]) / TURNS_PER_EXECUTION
     extra_ms = (med[True]["elapsed_s"] - med[False]["elapsed_s"]) / turns * 1e3
     print(f"per model turn: +{extra_bytes:.0f} bytes written, {extra_ms:+.4f} ms of wall time "
