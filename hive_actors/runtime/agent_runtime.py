@@ -62,7 +62,7 @@ from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
 from hive_actors.jsonsafe import InputCheck
 from hive_actors.llm.provider import LLMProvider
 from hive_actors.runtime.config import RuntimeConfig
-from hive_actors.runtime.event_bus import EventBus, Handler, TypeSpec
+from hive_actors.runtime.event_bus import LIFECYCLE_EVENTS, EventBus, Handler, TypeSpec
 from hive_actors.runtime.execution_stream import (
     ContextValues,
     Execution,
@@ -355,7 +355,9 @@ class AgentRuntime:
 
     def _new_bus(self) -> tuple[EventBus, SharedBufferManager, OutcomeAggregator]:
         """A new event bus, and the shared state and outcome aggregator publishing on it."""
-        bus = EventBus()
+        history = self.config.event_history
+        bus = (EventBus(history_types=LIFECYCLE_EVENTS) if history == "lifecycle"
+               else EventBus(max_history=0) if history == "none" else EventBus())
         return bus, SharedBufferManager(bus), OutcomeAggregator(self.goal, bus)
 
     async def _start_infrastructure(self, nursery: trio.Nursery, infra: list[trio.CancelScope],
