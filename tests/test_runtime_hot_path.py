@@ -96,3 +96,37 @@ async def test_a_handler_gets_every_buffered_event_when_it_wakes():
         bus.stop()
     assert seen == list(range(1, 81))
     assert bus.stats().dropped == 0
+
+
+def test_a_record_given_its_owner_does_not_look_up_this_process(monkeypatch):
+    # before: setdefault evaluated current_owner() (reads /proc) for every record anyway
+    owner = session_store.current_owner()
+
+    def refuse() -> None:
+        raise AssertionError("current_owner() called although an owner was given")
+
+    monkeypatch.setattr(session_store, "current_owner", refuse)
+    assert session_store.SessionRecord.new("s1", agent_name="a", owner=owner).owner == owner
+
+
+async def test_a_new_session_does_not_scan_for_checkpoints(tmp_path, monkeypatch):
+    # before: every new execution listed its (not yet existing) checkpoints folder
+    from hive_actors.storage import checkpoint_store
+
+    scans: list[object] = []
+    real = checkpoint_store.CheckpointStore._entries  # allow-private: wrapped to count scans
+
+    def counting(self: Any) -> Any:
+        scans.append(self)
+        return real(self)
+
+    monkeypatch.setattr(checkpoint_store.CheckpointStore, "_entries", counting)
+    config = RuntimeConfig(executor_config=ExecutorConfig(functions=graphs.seq_functions(),
+                                                          sync_functions_in_thread=False))
+    rt = create_agent_runtime(graph=graphs.seq_graph(), goal=graphs.GOAL, config=config,
+                              storage_path=tmp_path,
+                              entry_points=[EntryPointSpec(id="ep", entry_node="n1")])
+    async with rt:
+        for i in range(3):
+            assert (await rt.trigger_and_wait("ep", {"k": i})).success
+    assert scans == []
