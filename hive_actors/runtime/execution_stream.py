@@ -404,23 +404,28 @@ class ExecutionStream:
                 try:
                     result = await self._execute(ex)
                 except trio.Cancelled:
-                    # stop() (re-raised on) or this execution's own cancel/pause request
-                    # (absorbed by its scope: result stays None)
-                    with trio.CancelScope(shield=True):
-                        await self._finish(ex, self._interrupted_result(ex))
-                    raise
+                    # stop() or this execution's own cancel/pause request: it ends here,
+                    # recorded. The task then returns instead of re-raising: nothing of it
+                    # runs on, and a Cancelled out of each of thousands of tasks would cost
+                    # trio a repr of the task and the error each at stop()
+                    await self._finish_shielded(ex, self._interrupted_result(ex))
+                    return
             if result is not None:
-                if self._finishes_at_once(ex):  # no await inside: nothing to shield
-                    await self._finish(ex, result)
-                else:
-                    with trio.CancelScope(shield=True):
-                        await self._finish(ex, result)
+                await self._finish_shielded(ex, result)
         finally:
             del self._running[ex.id]
             self._live.discard(ex.id)
             ex.executor = None
             self._svc.release(ex)
             self._start_next()
+
+    async def _finish_shielded(self, ex: Execution, result: ExecutionResult) -> None:
+        """`_finish`, never cut short by cancellation."""
+        if self._finishes_at_once(ex):  # no await inside: nothing to shield
+            await self._finish(ex, result)
+        else:
+            with trio.CancelScope(shield=True):
+                await self._finish(ex, result)
 
     @staticmethod
     def _finishes_at_once(ex: Execution) -> bool:
