@@ -355,9 +355,9 @@ class AgentRuntime:
 
     def _new_bus(self) -> tuple[EventBus, SharedBufferManager, OutcomeAggregator]:
         """A new event bus, and the shared state and outcome aggregator publishing on it."""
-        history = self.config.event_history
-        bus = (EventBus(history_types=LIFECYCLE_EVENTS) if history == "lifecycle"
-               else EventBus(max_history=0) if history == "none" else EventBus())
+        history, size = self.config.event_history, self.config.event_history_max
+        bus = EventBus(max_history=0 if history == "none" else size,
+                       history_types=LIFECYCLE_EVENTS if history == "lifecycle" else None)
         return bus, SharedBufferManager(bus), OutcomeAggregator(self.goal, bus)
 
     async def _start_infrastructure(self, nursery: trio.Nursery, infra: list[trio.CancelScope],

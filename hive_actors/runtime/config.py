@@ -54,6 +54,8 @@ class RuntimeConfig:
     # event of their filter whatever this says.
     event_history: str = attrs.field(default="lifecycle",
                                      validator=attrs.validators.in_(EVENT_HISTORIES))
+    # At most this many events are kept for replay (the oldest go first).
+    event_history_max: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0
     # Input checked at the door (trigger, resume, the feed, the CLI): plain JSON (no NaN or

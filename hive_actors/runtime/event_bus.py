@@ -710,7 +710,7 @@ class EventBus:
                         event = sub.take()
                         try:
                             result = handler(event)
-                            if inspect.isawaitable(result):
+                            if result is not None and inspect.isawaitable(result):
                                 await result
                         except Exception as exc:  # isolate the handler; the bus keeps running
                             self._report_failure(sub, event, exc)
