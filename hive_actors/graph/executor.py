@@ -309,10 +309,11 @@ class _Execution:
             targets = decision.targets
             for edge_id, problem in decision.errors:  # the edge did not hold; say why
                 log.warning("edge %r from %r: condition failed: %s", edge_id, source, problem)
-            for e in decision.edges:
-                await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
-                           target_node=e.target, edge_id=e.id,
-                           edge_condition=_CONDITION_NAMES[e.condition])
+            if decision.edges and self.events.wants(EventType.EDGE_TRAVERSED):
+                for e in decision.edges:
+                    await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
+                               target_node=e.target, edge_id=e.id,
+                               edge_condition=_CONDITION_NAMES[e.condition])
         if not targets and not succeeded:
             lane.position = source  # a resume of this state retries the failed node
         elif not targets or (len(targets) == 1 and targets[0] == stop_at):

@@ -23,8 +23,8 @@ Laziness: an emitter builds an event only when :meth:`EventBus.wants` says someo
 a subscription whose type and stream filters could match (its execution filter is checked too),
 or the history keeping that type. The answer is cached per ``(type, stream_id)`` and the cache
 is dropped whenever a subscription comes or goes or the history widens, so a subscriber never
-misses an event of its filter published after ``subscribe`` returned. A skipped event still
-takes its ``seq``: an event's ``seq`` does not depend on who listens.
+misses an event of its filter published after ``subscribe`` returned. ``seq`` numbers the
+events built for an execution (publishers may ask `BusEmitter.wants` first and skip one).
 
 Events made by the bus itself (``EVENTS_DROPPED`` markers, ``HANDLER_FAILED``) have ``seq == 0``:
 they are not part of an execution's numbered sequence. Only the bus and a subscription's one
@@ -756,6 +756,11 @@ class BusEmitter:
         self.execution_id = execution_id
         self._seq = 0
 
+    def wants(self, type: EventType) -> bool:
+        """Whether an event of ``type`` from this execution would be built (someone could see
+        it: :meth:`EventBus.wants`)."""
+        return self.bus.wants(type, self.stream_id, self.execution_id)
+
     def may_wait(self) -> bool:
         """Whether :meth:`emit` could wait now (only for a lossless subscription); when False
         it publishes without yielding."""
@@ -763,10 +768,9 @@ class BusEmitter:
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         """Build the event and publish it (waits only for full lossless subscribers); when
-        nobody could see it (:meth:`EventBus.wants`), only count its ``seq``."""
+        nobody could see it (:meth:`EventBus.wants`), drop it unbuilt."""
         bus = self.bus
         if not bus.wants(type, self.stream_id, self.execution_id):
-            self._seq += 1
             return
         subs = None
         if bus.lossless_subscriptions:  # only lossless subscriptions make a publisher wait
@@ -780,9 +784,9 @@ class BusEmitter:
     def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
         """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`). Returns
         the event's offset, or 0 when nobody could see it (not built)."""
-        seq = self._seq = self._seq + 1
         if not self.bus.wants(type, self.stream_id, self.execution_id):
             return 0
+        seq = self._seq = self._seq + 1
         return self.bus.publish_nowait(
             AgentEvent(type, self.stream_id, self.execution_id, node_id, data, _now(_UTC), seq)
         )

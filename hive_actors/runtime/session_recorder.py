@@ -290,6 +290,9 @@ class RecordingSink:
         """Always: recording an event may wait for the disk."""
         return True
 
+    def wants(self, type: EventType) -> bool:
+        return type in _RECORDED or self._inner.wants(type)
+
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         await self._inner.emit(type, node_id, **data)
         if type not in _RECORDED:

@@ -194,7 +194,7 @@ class BufferScope:
         old = layer.get(key)
         layer[key] = value
         m.version += 1
-        # the event is built only when someone listens for it (the bus emitter decides)
-        if self.events is not None:
-            await self.events.emit(EventType.STATE_CHANGED, None, key=key, old_value=old,
-                                   new_value=value, scope=scope)
+        events = self.events
+        if events is not None and events.wants(EventType.STATE_CHANGED):
+            await events.emit(EventType.STATE_CHANGED, None, key=key, old_value=old,
+                              new_value=value, scope=scope)
