@@ -196,3 +196,22 @@ async def test_finished_executions_leave_a_bounded_number_of_objects(graph, func
     assert after[2] - before[2] <= 200, "memory blocks kept per finished execution"
     if subscribed:
         assert delivered[0] > 0
+
+
+def test_session_state_to_dict_matches_the_converter_field_for_field():
+    from hive_actors.graph.result import SessionState
+    from hive_actors.serde import converter
+
+    state = SessionState(
+        session_id="s", memory={"a": [1, {"b": None}], "c": "x"}, execution_path=("n1", "n2"),
+        node_visit_counts={"n1": 1, "n2": 2}, next_nodes=("n3", "n4"), paused_at="n2",
+        resume_after="n2", waiting_input="n2",
+        conversations={"n2": [{"role": "user", "content": "hi"}], "_shared": []},
+        steps_executed=3, total_tokens=40, total_retries=1,
+    )
+    fast = state.to_dict()
+    assert fast == converter.unstructure(state)
+    assert list(fast) == list(converter.unstructure(state))
+    assert SessionState.from_dict(fast) == state
+    fast["conversations"]["n2"][0]["content"] = "changed"  # a copy, as the converter's is
+    assert state.conversations["n2"][0]["content"] == "hi"

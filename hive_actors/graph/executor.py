@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,11 @@ log = logging.getLogger(__name__)
 
 class GraphExecutor:
     """Runs graphs. One execution at a time per instance (``inject_input`` and
-    ``current_node_id`` refer to the execution in progress); instances are cheap."""
+    ``current_node_id`` refer to the execution in progress); instances are cheap.
+
+    ``resolved``: a dict in which executors with the same tools and config share the function
+    references they resolved (the runtime gives one per stream).
+    """
 
     def __init__(
         self,
@@ -58,6 +63,8 @@ class GraphExecutor:
         checkpoint_store: CheckpointStore | None = None,
         scope: SharedScope | None = None,
         config: ExecutorConfig | None = None,
+        *,
+        resolved: dict[str, tuple[Callable[..., Any], bool]] | None = None,
     ) -> None:
         self.config = config or ExecutorConfig()
         self.storage_path = Path(storage_path) if storage_path is not None else None
@@ -70,6 +77,8 @@ class GraphExecutor:
             events=events if events is not None else NullSink(),
             inputs=InputHub(),
         )
+        if resolved is not None:  # function references resolved by earlier executors
+            self._services.share_resolved(resolved)
         self._run: _Execution | None = None
 
     @property

@@ -152,6 +152,9 @@ class RuntimeServices:
     # the one registry of every execution when the runtime has no tools (per-registry
     # caches such as tool schemas then hold across executions)
     _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
+    # function references resolved by the executors, shared: same tools and config for all
+    _resolved: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict,
+                                                                         init=False)
 
     def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: EventSink) -> GraphExecutor:
         """A GraphExecutor for one execution, wired to its session folder, events and scope."""
@@ -171,6 +174,7 @@ class RuntimeServices:
             scope=self._scope(ex, spec),
             config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec),
                                 tracing=self.tracing or base.tracing),
+            resolved=self._resolved,
         )
 
     def _scope(self, ex: Execution, spec: EntryPointSpec) -> BufferScope:
@@ -372,7 +376,7 @@ class ExecutionStream:
 
     def _make_recorder(self, ex: Execution) -> SessionRecorder | NullRecorder:
         svc = self._svc
-        emitter = svc.bus.emitter(self.id, ex.id)
+        emitter = BusEmitter(svc.bus, self.id, ex.id)  # its only holder: the recorder
         if svc.sessions is None:
             return NullRecorder(emitter)
         return SessionRecorder(ex, self.spec, svc, svc.sessions, emitter)
