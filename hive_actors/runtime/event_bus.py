@@ -187,11 +187,15 @@ class Subscription:
             self.overfilled += 1
             self.buffer.append(item)
             return
-        self.buffer.push(item)
+        buffer = self.buffer  # full: drop its oldest (push() without the call)
+        buffer.popleft()
+        buffer.append(item)
         self.pending_dropped += 1
         self.dropped += 1
 
     def wake(self) -> None:
+        # once woken it is no longer waiting: later publishes before it runs skip this call
+        self.waiting = False
         self._lot.unpark()
 
     async def wait_for_room(self) -> None:
