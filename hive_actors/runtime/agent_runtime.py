@@ -44,6 +44,7 @@ import trio
 
 from hive_actors.errors import (
     ConfigurationError,
+    CorruptFileError,
     HiveActorsError,
     InputDataError,
     RuntimeStateError,
@@ -370,6 +371,7 @@ class AgentRuntime:
         writer: Journal | StorageWriter | None = None
         sessions = None
         if self.storage_path is not None:
+            _check_sessions_folder(self.storage_path / "sessions")
             writer = await self._storage_engine(self.storage_path)
             await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
                                     restarts=0)
@@ -754,6 +756,13 @@ class AgentRuntime:
             await self._resume_session(session_id, None)
         except (HiveActorsError, UnknownSessionError) as exc:
             log.error("could not resume interrupted session %s: %s", session_id, exc)
+
+
+def _check_sessions_folder(folder: Path) -> None:
+    """Raise CorruptFileError when ``folder`` exists but is not a folder: no session could be
+    stored (new executions do not list their folders, so nothing else would notice first)."""
+    if folder.exists() and not folder.is_dir():
+        raise CorruptFileError(str(folder), "not a folder: no session can be stored under it")
 
 
 def create_agent_runtime(
