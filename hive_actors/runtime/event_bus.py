@@ -83,7 +83,7 @@ _CACHE_KEYS = 4096
 _CacheKey = tuple[EventType, str, str | None]
 # who wants events of one (type, stream): None = any execution, else these execution ids
 _Wanted = frozenset[str] | None
-_NOBODY: frozenset[str] = frozenset()
+_UNCACHED: frozenset[str] = frozenset()  # a distinct object: "not looked up yet"
 
 # What a runtime's bus keeps for replay by default: the rare events that tell what happened to
 # executions and actors, not the per-node ones (see RuntimeConfig.event_history).
@@ -457,8 +457,8 @@ class EventBus:
         """Whether an event of ``type`` from this execution could be seen by anyone: a live
         subscription (its node filter is not checked: that is for publish) or the history.
         Cached per ``(type, stream_id)``; every subscribe/unsubscribe drops the cache."""
-        who = self._wanted.get((type, stream_id), _NOBODY)
-        if who is _NOBODY:
+        who = self._wanted.get((type, stream_id), _UNCACHED)
+        if who is _UNCACHED:
             who = self._who_wants(type, stream_id)
         return who is None or execution_id in who
 
