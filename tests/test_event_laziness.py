@@ -145,3 +145,20 @@ async def test_an_unknown_history_type_is_refused():
         EventBus().retain_history(["nope"])
     with pytest.raises(ValueError, match="event_history"):
         RuntimeConfig(event_history="some")
+
+
+async def test_a_handler_that_unsubscribes_itself_gets_nothing_more_of_its_batch():
+    async with open_event_bus() as bus:
+        got: list[int] = []
+        sub_id = ""
+
+        def once(event: AgentEvent) -> None:
+            got.append(event.seq)
+            bus.unsubscribe(sub_id)
+
+        sub_id = bus.subscribe(None, once)
+        emitter = bus.emitter("s", "e")
+        for _ in range(10):  # all buffered before the delivery task runs: one batch
+            emitter.emit_nowait(ET.NODE_STARTED, "n")
+        await trio.testing.wait_all_tasks_blocked()
+    assert got == [1]

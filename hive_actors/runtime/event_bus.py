@@ -155,10 +155,13 @@ class Subscription:
         self.capacity = capacity
         self.lossless = lossless
         self.first_only = first_only  # wait_for: keep the first match, ignore the rest
+        # full: drop the oldest (the publisher does that inline, see EventBus.publish_nowait)
+        self.drops_oldest = not lossless and not first_only
         self.handler = handler
         self.buffer: DropOldest[tuple[int, AgentEvent]] = DropOldest(capacity)
         self.waiting = False  # the consumer is parked on its lot
         self.closed = False
+        self.discarded = False  # closed with its buffer thrown away: deliver nothing more
         self.pending_dropped = 0  # drops not yet reported by an EVENTS_DROPPED marker
         self.dropped = 0
         self.overfilled = 0
@@ -207,6 +210,7 @@ class Subscription:
         Cancels a running handler delivery task when discarding."""
         self.closed = True
         if discard:
+            self.discarded = True
             self.buffer.clear()
             self.pending_dropped = 0
             self.cancel_scope.cancel()
@@ -245,6 +249,19 @@ class Subscription:
         if self.lossless and len(self.buffer) < self.capacity:
             self._space_lot.unpark_all()
         return event
+
+    def take_all(self) -> list[AgentEvent]:
+        """Every buffered event (an EVENTS_DROPPED marker first if events were dropped),
+        removed from the buffer: one call per wake-up of a handler's delivery task."""
+        events = [self._marker()] if self.pending_dropped else []
+        buffer = self.buffer
+        if buffer:
+            self.last_offset = buffer[-1][0]
+            events.extend([event for _, event in buffer])
+            buffer.clear()
+            if self.lossless:
+                self._space_lot.unpark_all()
+        return events
 
     async def receive(self) -> AgentEvent:
         """The next event; raises trio.EndOfChannel once closed and drained."""
@@ -420,6 +437,11 @@ class EventBus:
             buf = sub.buffer
             if len(buf) < sub.capacity:
                 buf.append(item)
+            elif sub.drops_oldest:  # overflow()'s lossy case, without the call per drop
+                buf.popleft()
+                buf.append(item)
+                sub.pending_dropped += 1
+                sub.dropped += 1
             else:
                 sub.overflow(item)
             if sub.waiting:
@@ -708,10 +730,9 @@ class EventBus:
                         return  # closed and drained
                     # Deliver everything buffered at wake-up in one go (not one event per
                     # scheduler pass); what handlers publish meanwhile waits for the next round.
-                    for _ in range(len(buffer)):
-                        if not buffer:
-                            break
-                        event = sub.take()
+                    for event in sub.take_all():
+                        if sub.discarded:  # unsubscribed meanwhile (by a sync handler too)
+                            return
                         try:
                             result = handler(event)
                             if result is not None and inspect.isawaitable(result):
