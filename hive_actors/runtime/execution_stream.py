@@ -376,7 +376,7 @@ class ExecutionStream:
 
     def _make_recorder(self, ex: Execution) -> SessionRecorder | NullRecorder:
         svc = self._svc
-        emitter = BusEmitter(svc.bus, self.id, ex.id)  # its only holder: the recorder
+        emitter = BusEmitter(svc.bus, self.id, ex.id)  # one per execution, via its recorder
         if svc.sessions is None:
             return NullRecorder(emitter)
         return SessionRecorder(ex, self.spec, svc, svc.sessions, emitter)
