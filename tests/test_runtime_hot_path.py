@@ -225,3 +225,26 @@ def test_session_state_to_dict_matches_the_converter_field_for_field():
     assert SessionState.from_dict(fast) == state
     fast["conversations"]["n2"][0]["content"] = "changed"  # a copy, as the converter's is
     assert state.conversations["n2"][0]["content"] == "hi"
+
+
+async def test_only_the_execution_a_client_listens_for_waits_for_its_input():
+    # the input policy is one per entry point now; it must still ask about the execution
+    # that needs input, not any execution of the stream
+    from hive_actors.llm.scripted import Reply
+    from hive_actors.status import ExecutionStatus
+
+    llm = ScriptedLLM({"ask": [Reply("What next?")] * 2})
+    config = RuntimeConfig(client_input_timeout=None)
+    rt = create_agent_runtime(graph=graphs.waiting_graph(), goal=graphs.GOAL, llm=llm,
+                              config=config, entry_points=[EntryPointSpec(
+                                  id="ep", entry_node="ask", max_concurrent=10)])
+    async with rt:
+        watched = await rt.trigger("ep", {"k": 1})
+        rt.subscribe_to_events([EventType.CLIENT_INPUT_REQUESTED], lambda e: None,
+                               execution_id=watched)
+        other = await rt.trigger("ep", {"k": 2})
+        paused = await rt.wait_for_result(other)
+        await trio.testing.wait_all_tasks_blocked()
+        assert paused.status is ExecutionStatus.PAUSED and paused.paused_at == "ask"
+        assert rt.decline_input("ask", watched)  # it was waiting in memory for its client
+        assert (await rt.wait_for_result(watched)).status is ExecutionStatus.PAUSED

@@ -36,6 +36,7 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionStore, new_session_id
 from hive_actors.storage.seam import DurableLog
+from hive_actors.tools.context import current_tool_context
 from hive_actors.tools.registry import ToolRegistry
 from hive_actors.tracing import Tracing
 
@@ -155,12 +156,13 @@ class RuntimeServices:
     # function references resolved by the executors, shared: same tools and config for all
     _resolved: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict,
                                                                          init=False)
+    # entry point id -> the ExecutorConfig of all its executions (made once)
+    _configs: dict[str, ExecutorConfig] = attrs.field(factory=dict, init=False)
 
     def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: EventSink) -> GraphExecutor:
         """A GraphExecutor for one execution, wired to its session folder, events and scope."""
         executor_class = self.executor_class or GraphExecutor
         session_dir = ex.recorder.session_dir
-        base = self.config.executor_config or ExecutorConfig()
         tools = self.tools
         if tools is None and self.tool_executor is None:
             tools = self._no_tools
@@ -172,8 +174,7 @@ class RuntimeServices:
             events=sink,
             checkpoint_store=ex.recorder.checkpoint_store,
             scope=self._scope(ex, spec),
-            config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec),
-                                tracing=self.tracing or base.tracing),
+            config=self._config_for(spec),
             resolved=self._resolved,
         )
 
@@ -185,14 +186,26 @@ class RuntimeServices:
         """Forget what the runtime kept for a finished execution."""
         self.state_manager.cleanup_execution(ex.id)
 
-    def _input_policy(self, ex: Execution, spec: EntryPointSpec) -> Callable[[], float | None]:
-        """SEMANTICS §2: wait for a live client that listens for this execution, else pause."""
+    def _config_for(self, spec: EntryPointSpec) -> ExecutorConfig:
+        """The ExecutorConfig of every execution of ``spec``: the runtime's base with the
+        client input policy and tracing (made once per entry point, not per execution)."""
+        config = self._configs.get(spec.id)
+        if config is None:
+            base = self.config.executor_config or ExecutorConfig()
+            config = self._configs[spec.id] = attrs.evolve(
+                base, input_timeout=self._input_policy(spec),
+                tracing=self.tracing or base.tracing)
+        return config
+
+    def _input_policy(self, spec: EntryPointSpec) -> Callable[[], float | None]:
+        """SEMANTICS §2: wait for a live client that listens for the asking execution, else
+        pause. The asking execution is the one whose tool context is current: its executor
+        sets it (session_id = execution id) around the whole execution."""
         bus, wait = self.bus, self.config.client_input_timeout
 
         def input_timeout() -> float | None:
-            live = bus.has_subscribers(
-                EventType.CLIENT_INPUT_REQUESTED, stream_id=spec.id, execution_id=ex.id
-            )
+            live = bus.has_subscribers(EventType.CLIENT_INPUT_REQUESTED, stream_id=spec.id,
+                                       execution_id=current_tool_context().session_id)
             return wait if live else 0.0
 
         return input_timeout
