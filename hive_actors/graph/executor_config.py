@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Union
 import attrs
 
 if TYPE_CHECKING:
-    from hive_actors.graph.steps import StepLog
     from hive_actors.tracing import Tracing
 
 # 0 = pause at once, None = wait forever, else seconds; or a zero-argument callable returning one
@@ -37,10 +36,6 @@ class ExecutorConfig:
     retry_delay_override: when not None, replaces the graph's retry backoff (tests use 0).
     tracing: a `hive_actors.tracing.Tracing` to record OpenTelemetry spans and metrics of
         executions, nodes, model and tool calls; None (default) records nothing.
-    step_log: the execution's step journal (`hive_actors.graph.steps`): event_loop nodes
-        record each model turn, tool result and client input there and replay them when the
-        node runs again after a crash, ``stop()`` or a pause. None (default): nothing is
-        recorded and an interrupted node runs again from its start.
     """
 
     input_timeout: InputTimeout = 0.0
@@ -53,7 +48,6 @@ class ExecutorConfig:
     sync_functions_in_thread: bool = True
     retry_delay_override: float | None = None
     tracing: Tracing | None = None
-    step_log: StepLog | None = None
 
     def current_input_timeout(self) -> float | None:
         """The input timeout now (calls the callable form)."""

@@ -15,6 +15,7 @@ import trio
 from hive_actors.errors import NodeDefinitionError
 from hive_actors.graph.client_input import InputHub
 from hive_actors.graph.executor_config import ExecutorConfig
+from hive_actors.graph.steps import StepLog
 from hive_actors.events import EventSink
 from hive_actors.llm.provider import LLMProvider
 from hive_actors.tools.hive_contract import adapt_executor
@@ -32,6 +33,8 @@ class Services:
     config: ExecutorConfig
     events: EventSink
     inputs: InputHub
+    # the execution's step journal (hive_actors/graph/steps.py); None: nothing recorded
+    step_log: StepLog | None = None
     _functions: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict)
     _tool_limiter: trio.CapacityLimiter | None = None
 
@@ -42,6 +45,11 @@ class Services:
         if self._tool_limiter is None:
             self._tool_limiter = trio.CapacityLimiter(max(1, self.config.max_concurrent_tools))
         return self._tool_limiter
+
+    def share_resolved(self, resolved: dict[str, tuple[Callable[..., Any], bool]]) -> None:
+        """Cache resolutions in ``resolved`` (shared by executors with the same tools and
+        config) instead of a dict of this Services' own."""
+        self._functions = resolved
 
     def resolve_function(self, ref: str, node_id: str) -> tuple[Callable[..., Any], bool]:
         """The callable a function node names and whether it is async (cached).

@@ -7,7 +7,7 @@ node that asked (``ask_user``) or replied with text only waits for client input;
 comes within the input timeout the node stops with ``paused`` and runs again on resume. Any
 other text-only turn gets a nudge. ``max_iterations`` bounds the turns.
 
-With a step journal (``ExecutorConfig.step_log``, see `hive_actors.graph.steps`) every model
+With a step journal (``GraphExecutor(step_log=...)``, see `hive_actors.graph.steps`) every model
 turn, tool result and client input is recorded, durable before the next step uses it; when
 the node runs again after a crash, ``stop()`` or a pause, the recorded steps are replayed
 into the conversation (no model call, no tool call, no text deltas; their events carry
@@ -83,7 +83,7 @@ class EventLoopNode(NodeImpl):
 
     async def _run(self, ctx: NodeContext) -> NodeOutcome:
         node, services = ctx.node, ctx.services
-        steps = NodeSteps(services.config.step_log, node.id, ctx.visit, ctx.attempt)
+        steps = NodeSteps(services.step_log, node.id, ctx.visit, ctx.attempt)
         conv = ctx.conversation if ctx.conversation is not None else []
         outputs: dict[str, Any] = {}
         start = phase_start(conv, node.id) if ctx.resuming else None
