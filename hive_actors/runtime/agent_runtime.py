@@ -76,6 +76,7 @@ from hive_actors.runtime.supervisor import single_errors, start_in_system_task, 
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import CheckpointStore
+from hive_actors.storage.postgres import PgLog, process_owner_id
 from hive_actors.storage.recovery import ResumePoint, choose_checkpoint, damaged_checkpoints
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
@@ -151,7 +152,7 @@ class AgentRuntime:
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
         # the storage engine of the current (or last) run, for stats; None without storage
-        self.storage_engine: Journal | StorageWriter | None = None
+        self.storage_engine: Journal | StorageWriter | PgLog | None = None
         self._runtime_log = RuntimeLog(self.storage_path) if self.storage_path is not None else None
         self._tracing_sink: Tracing | None = None
 
@@ -365,7 +366,7 @@ class AgentRuntime:
         Raises what a failed start raised."""
         bus = self._bus
         await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
-        writer: Journal | StorageWriter | None = None
+        writer: Journal | StorageWriter | PgLog | None = None
         sessions = None
         if self.storage_path is not None:
             writer = await self._storage_engine(self.storage_path)
@@ -382,11 +383,13 @@ class AgentRuntime:
             tracing=self._tracing(),
         )
 
-    async def _storage_engine(self, storage_path: Path) -> Journal | StorageWriter:
+    async def _storage_engine(self, storage_path: Path) -> Journal | StorageWriter | PgLog:
         """The configured engine; the journal recovers when it starts, and the files engine
         first replays a journal an earlier runtime left."""
-        engine: Journal | StorageWriter
-        if self.config.storage_engine == "journal":
+        engine: Journal | StorageWriter | PgLog
+        if self.config.store is not None:
+            engine = PgLog(self.config.store, storage_path, owner_id=process_owner_id())
+        elif self.config.storage_engine == "journal":
             engine = Journal(storage_path,
                              view_catch_up_on_stop=self.config.view_catch_up_on_stop)
         else:

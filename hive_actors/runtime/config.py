@@ -10,6 +10,11 @@ QUEUE_FULL_POLICIES = ("error", "wait")
 STORAGE_ENGINES = ("journal", "files")
 
 
+def _store_url(_inst: object, _attr: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"RuntimeConfig.store must be a postgresql:// URL, got {value[:40]!r}")
+
+
 @attrs.frozen
 class RuntimeConfig:
     """How an `AgentRuntime` behaves. All fields have defaults; pass only what you change.
@@ -42,6 +47,9 @@ class RuntimeConfig:
     # view, see docs/storage.md) or "files" (each session file written and synced in place).
     storage_engine: str = attrs.field(default="journal",
                                       validator=attrs.validators.in_(STORAGE_ENGINES))
+    # A postgresql:// URL: the storage engine is that database (storage/postgres.py,
+    # docs/scale-out.md) instead of ``storage_engine``; paths under storage_path become rows.
+    store: str | None = attrs.field(default=None, validator=_store_url)
     # Journal: stop() waits until the session files show every final record (True), or returns
     # once the records are durable and leaves the files to the next start or `hive-actors
     # sessions`, which replay the journal (False: a fast stop with many executions in flight).
