@@ -59,6 +59,7 @@ __all__ = ["PgLog", "PgLogStats", "PgSessionReader", "StaleOwnerError", "SCHEMA"
            "ensure_schema", "is_store_url", "process_owner_id"]
 
 _CHECKPOINT = re.compile(r"^cp_(\d{6,})_([a-z][a-z0-9_]*)\.json$")
+_ENDED = ("completed", "failed", "cancelled", "paused")
 _SCHEMA_LOCK = 0x48495645  # advisory lock key: one schema migration at a time
 
 SCHEMA = """
@@ -73,9 +74,12 @@ CREATE TABLE IF NOT EXISTS hive_sessions (
     idempotency_key text,
     owner_id text,
     epoch bigint NOT NULL DEFAULT 0,
-    state bytea
+    state bytea,
+    -- a submitted execution: its input until a worker writes state.json; submit_key is the
+    -- idempotency key of `submit` (one session per key)
+    input bytea,
+    submit_key text UNIQUE
 );
-CREATE INDEX IF NOT EXISTS hive_sessions_status ON hive_sessions (status, owner_id);
 CREATE TABLE IF NOT EXISTS hive_checkpoints (
     session_id text NOT NULL,
     seq bigint NOT NULL,
@@ -90,6 +94,14 @@ CREATE TABLE IF NOT EXISTS hive_lines (
     data bytea NOT NULL
 );
 CREATE INDEX IF NOT EXISTS hive_lines_session ON hive_lines (session_id, name, id);
+CREATE INDEX IF NOT EXISTS hive_sessions_queue ON hive_sessions (agent_name, created_at)
+    WHERE status IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS hive_workers (
+    id text PRIMARY KEY,
+    agent_name text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hive_files (
     path text PRIMARY KEY,
     data bytea NOT NULL
@@ -347,6 +359,8 @@ class PgLog(SingleFileOps):
                 "owner_id = COALESCE(hive_sessions.owner_id, excluded.owner_id)",
                 (*cols, self.owner_id, epoch))
             owners.setdefault(sid, (self.owner_id, epoch))
+            if cols[3] in _ENDED:  # wakes `submit --wait` and other waiters, at commit
+                conn.execute("SELECT pg_notify('hive_session_end', %s)", (sid,))
         elif target.table == "checkpoint":
             conn.execute(
                 "INSERT INTO hive_checkpoints (session_id, seq, kind, data) "

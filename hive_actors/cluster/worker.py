@@ -1,0 +1,189 @@
+"""Worker: one process's share of a PostgreSQL-backed cluster (docs/scale-out.md).
+
+A `Worker` owns an `AgentRuntime` whose storage engine is the store (``RuntimeConfig(store=
+URL)``, a `PgLog`) and, in its nursery:
+
+1. the runtime;
+2. the lease keeper: renews this worker's lease every ``lease_seconds / 3`` (by the database's
+   clock) and cancels the local executions of sessions another worker took over meanwhile
+   (their writes are already refused by the epoch fence: nothing of a stale owner applies);
+3. the claimer: while fewer than ``concurrency`` executions run here, claims sessions (queued,
+   or left by a worker whose lease lapsed) with ``FOR UPDATE SKIP LOCKED`` and runs each.
+
+Running a claimed session: fence it in the log at its new epoch, read its state.json and
+latest checkpoint (or its queued input) from the store into the runtime's local folder, which
+is only a cache the runtime reads at resume, then ``resume`` it: a taken-over session
+continues from its latest checkpoint, so a node completed before never runs again; a queued
+one starts from its input. Every write goes to the store through the fenced log.
+
+Stop (cancellation): the runtime stops (structured: executions end ``cancelled`` and stay
+resumable), then the worker removes its row so the others may take what it still owned at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+
+import trio
+
+from hive_actors.errors import HiveActorsError, RuntimeStateError, StorageError
+from hive_actors.runtime.agent_runtime import AgentRuntime
+from hive_actors.storage.checkpoint_store import checkpoint_file_name
+from hive_actors.storage.pg_conn import PgConnection
+from hive_actors.storage.pg_queue import (
+    TERMINAL,
+    Claim,
+    SessionLoad,
+    claim,
+    heartbeat,
+    leave,
+    load_session,
+    lost,
+)
+from hive_actors.storage.postgres import PgLog, StaleOwnerError
+from hive_actors.storage.session_store import SessionRecord, SessionStore, encode_record
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs the store's executions with ``runtime`` (which must have ``config.store`` and a
+    ``storage_path``: a local cache folder). ``await nursery.start(worker.run)``."""
+
+    def __init__(self, runtime: AgentRuntime, *, concurrency: int = 8,
+                 lease_seconds: float = 5.0, poll_seconds: float = 0.05) -> None:
+        store = runtime.config.store
+        if store is None or runtime.storage_path is None:
+            raise RuntimeStateError("a Worker needs a runtime with RuntimeConfig(store=URL) "
+                                    "and a storage_path (its local cache folder)")
+        if concurrency < 1 or not lease_seconds > 0 or not poll_seconds > 0:
+            raise ValueError(f"Worker: concurrency must be >= 1 and lease_seconds, poll_seconds "
+                             f"> 0 (got {concurrency}, {lease_seconds}, {poll_seconds})")
+        self.runtime = runtime
+        self.url = store
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._claims = PgConnection(store, application_name="hive-actors claims")
+        self._lease = PgConnection(store, application_name="hive-actors lease")
+        self._running: set[str] = set()
+        self._slot_freed = trio.Event()
+        self.worker_id = ""
+        self.completed = 0
+
+    @property
+    def running_sessions(self) -> frozenset[str]:
+        return frozenset(self._running)
+
+    async def run(self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the runtime, join the cluster, run claimed sessions until cancelled."""
+        rt = self.runtime
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(rt.run)
+                engine = rt.storage_engine
+                if not isinstance(engine, PgLog):
+                    raise RuntimeStateError("the runtime's storage engine is not the store")
+                self.worker_id = engine.owner_id
+                await self._renew()
+                async with trio.open_nursery() as work:
+                    work.start_soon(self._keep_lease, engine)
+                    task_status.started(self)
+                    await self._claim_loop(work, engine)
+        finally:
+            with trio.CancelScope(shield=True):
+                if self.worker_id:
+                    try:
+                        await self._lease.call(lambda conn: leave(conn, self.worker_id))
+                    except StorageError as exc:
+                        log.warning("worker %s: could not leave the cluster: %s",
+                                    self.worker_id, exc)
+                await self._claims.aclose()
+                await self._lease.aclose()
+
+    async def _renew(self) -> None:
+        agent, lease = self.runtime.agent_name, self.lease_seconds
+        await self._lease.call(lambda conn: heartbeat(conn, self.worker_id, agent, lease))
+
+    async def _keep_lease(self, engine: PgLog) -> None:
+        while True:
+            await trio.sleep(self.lease_seconds / 3)
+            try:
+                await self._renew()
+                mine = sorted(self._running)
+                gone = await self._lease.call(lambda conn: lost(conn, self.worker_id, mine))
+            except StorageError as exc:  # the fence still protects every write
+                log.warning("worker %s: lease renewal failed: %s", self.worker_id, exc)
+                continue
+            for sid in gone:
+                log.warning("worker %s: session %s was taken over; stopping it here",
+                            self.worker_id, sid)
+                engine.release(sid)
+                engine.fence(sid, -1)  # never write it again from here
+                self.runtime.cancel_execution(sid)
+
+    async def _claim_loop(self, work: trio.Nursery, engine: PgLog) -> None:
+        agent = self.runtime.agent_name
+        while True:
+            free = self.concurrency - len(self._running)
+            claims: list[Claim] = []
+            if free > 0:
+                try:
+                    claims = await self._claims.call(
+                        lambda conn: claim(conn, self.worker_id, agent, free))
+                except StorageError as exc:
+                    log.warning("worker %s: claim failed: %s", self.worker_id, exc)
+            for c in claims:
+                self._running.add(c.session_id)
+                engine.fence(c.session_id, c.epoch)
+                work.start_soon(self._execute, c, engine, name=f"claimed {c.session_id}")
+            if claims:
+                continue
+            with trio.move_on_after(self.poll_seconds):
+                await self._slot_freed.wait()
+            self._slot_freed = trio.Event()
+
+    async def _execute(self, c: Claim, engine: PgLog) -> None:
+        sid = c.session_id
+        try:
+            load = await self._claims.call(lambda conn: load_session(conn, sid))
+            if load.status in TERMINAL:
+                return
+            await trio.to_thread.run_sync(self._hydrate, load)
+            await self.runtime.resume_nowait(sid)
+            result = await self.runtime.wait_for_result(sid)
+            if result.success:
+                self.completed += 1
+        except StaleOwnerError as exc:
+            log.warning("worker %s: %s", self.worker_id, exc)
+        except HiveActorsError as exc:
+            log.error("worker %s: session %s could not run: %s", self.worker_id, sid, exc)
+        finally:
+            engine.release(sid)
+            self._running.discard(sid)
+            self._slot_freed.set()
+
+    def _hydrate(self, load: SessionLoad) -> None:
+        """Write the session's state.json and latest checkpoint into the local cache folder
+        (read by the runtime's resume; never written back: the store has them)."""
+        storage = self.runtime.storage_path
+        assert storage is not None
+        folder = SessionStore(storage).session_dir(load.session_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "checkpoints").mkdir(parents=True)
+        state = load.state
+        if state is None:
+            now = dt.datetime.now(dt.timezone.utc)
+            state = encode_record(SessionRecord(
+                session_id=load.session_id, created_at=load.created_at, updated_at=now,
+                agent_name=self.runtime.agent_name, entry_point=load.entry_point,
+                input_data=load.input))
+        (folder / "state.json").write_bytes(state)
+        if load.checkpoint is not None:
+            seq, kind, data = load.checkpoint
+            (folder / "checkpoints" / checkpoint_file_name(seq, kind)).write_bytes(data)
