@@ -121,11 +121,13 @@ class Worker:
                 log.warning("worker %s: lease renewal failed: %s", self.worker_id, exc)
                 continue
             for sid in gone:
-                log.warning("worker %s: session %s was taken over; stopping it here",
-                            self.worker_id, sid)
-                engine.release(sid)
-                engine.fence(sid, -1)  # never write it again from here
+                self._taken_over(sid, engine)
                 self.runtime.cancel_execution(sid)
+
+    def _taken_over(self, sid: str, engine: PgLog) -> None:
+        log.warning("worker %s: session %s was taken over; stopping it here",
+                    self.worker_id, sid)
+        engine.fence(sid, -1)  # never write it again from here
 
     async def _claim_loop(self, work: trio.Nursery, engine: PgLog) -> None:
         agent = self.runtime.agent_name
@@ -159,8 +161,10 @@ class Worker:
             result = await self.runtime.wait_for_result(sid)
             if result.success:
                 self.completed += 1
-        except StaleOwnerError as exc:
-            log.warning("worker %s: %s", self.worker_id, exc)
+            elif await self._lease.call(lambda conn: lost(conn, self.worker_id, [sid])):
+                self._taken_over(sid, engine)  # its writes were refused, it ended here
+        except StaleOwnerError:
+            self._taken_over(sid, engine)
         except HiveActorsError as exc:
             log.error("worker %s: session %s could not run: %s", self.worker_id, sid, exc)
         finally:

@@ -1,0 +1,115 @@
+"""The durable queue, leases and takeover on PostgreSQL, and a Worker in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+import trio
+
+from hive_actors.cluster.client import StoreClient
+from hive_actors.cluster.worker import Worker
+from hive_actors.runner import AgentRunner
+from hive_actors.runtime.config import RuntimeConfig
+from hive_actors.storage.commit import FileOp
+from hive_actors.storage.pg_queue import claim, heartbeat, submit
+from hive_actors.storage.postgres import PgLog, PgSessionReader, StaleOwnerError, ensure_schema
+from hive_actors.storage.session_store import SessionRecord, SessionStore
+
+AGENT = Path(__file__).parent / "agents" / "five_nodes"
+ROOT = Path("/srv/hive/agent")
+
+
+def _db(url: str) -> psycopg.Connection:
+    conn = psycopg.connect(url)
+    ensure_schema(conn)
+    return conn
+
+
+def test_concurrent_claimers_never_take_the_same_session(pg_url: str) -> None:
+    with _db(pg_url) as conn:
+        for i in range(40):
+            submit(conn, f"s{i:02d}", "a", "default", {"x": i})
+        heartbeat(conn, "w1", "a", 30)
+        heartbeat(conn, "w2", "a", 30)
+    with psycopg.connect(pg_url) as c1, psycopg.connect(pg_url) as c2:
+        # c1 holds its claim's row locks (an open transaction) while c2 claims: SKIP LOCKED
+        c1.execute("BEGIN")
+        held = c1.execute("SELECT id FROM hive_sessions ORDER BY id LIMIT 10 FOR UPDATE"
+                          ).fetchall()
+        second = claim(c2, "w2", "a", 15)
+        c1.rollback()
+        first = claim(c1, "w1", "a", 100)
+    assert {h[0] for h in held}.isdisjoint(c.session_id for c in second)
+    assert len(second) == 15 and len(first) == 25
+    assert {c.session_id for c in first}.isdisjoint(c.session_id for c in second)
+    assert {c.epoch for c in first + second} == {1}
+
+
+def test_the_same_key_queues_one_session(pg_url: str) -> None:
+    with _db(pg_url) as conn:
+        a = submit(conn, "s1", "a", "default", {"x": 1}, key="order-7")
+        b = submit(conn, "s2", "a", "default", {"x": 2}, key="order-7")
+        (n,), = conn.execute("SELECT count(*) FROM hive_sessions")
+    assert a == b == "s1" and n == 1
+
+
+async def test_a_lapsed_lease_hands_the_session_over_and_fences_the_old_owner(
+        pg_url: str) -> None:
+    with _db(pg_url) as conn:
+        submit(conn, "s1", "a", "default", {"x": 1})
+        heartbeat(conn, "old", "a", 30)
+        heartbeat(conn, "new", "a", 30)
+        (mine,) = claim(conn, "old", "a", 10)
+        assert claim(conn, "new", "a", 10) == []  # a live owner keeps it
+    old = PgLog(pg_url, ROOT, owner_id="old")
+    new = PgLog(pg_url, ROOT, owner_id="new")
+    record = SessionRecord.new("s1", agent_name="a")
+    state = SessionStore(ROOT).state_op(record)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(old.run)
+        await nursery.start(new.run)
+        old.fence("s1", mine.epoch)
+        await old.commit([state])
+        with psycopg.connect(pg_url) as conn:
+            # the old owner's lease lapses (as after kill -9 or SIGSTOP)
+            conn.execute("UPDATE hive_workers SET lease_until = now() - interval '1 s' "
+                         "WHERE id = 'old'")
+            conn.commit()
+            (taken,) = claim(conn, "new", "a", 10)
+        assert (taken.session_id, taken.epoch, taken.status) == ("s1", 2, "running")
+        new.fence("s1", taken.epoch)
+        late = FileOp.write(ROOT / "sessions" / "s1" / "checkpoints" / "cp_000001_n.json", b"{}")
+        with pytest.raises(StaleOwnerError):
+            await old.commit([late, state])
+        await new.commit([SessionStore(ROOT).state_op(record.evolve(status="completed"))])
+        nursery.cancel_scope.cancel()
+    reader = PgSessionReader(pg_url, ROOT)
+    assert reader.read_state("s1").status == "completed"
+    assert reader.checkpoints("s1") == [] and reader.owner_of("s1") == "new"
+    reader.close()
+
+
+async def test_a_worker_runs_what_a_client_submits_with_the_right_outputs(
+        pg_url: str, tmp_path: Path) -> None:
+    runner = AgentRunner.load(AGENT, storage_path=tmp_path, config=RuntimeConfig(store=pg_url))
+    worker = Worker(runner.runtime, concurrency=4, lease_seconds=30)
+    client = StoreClient(pg_url, "five_nodes")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        sids = [await client.submit("default", {"x": i}) for i in range(12)]
+        with trio.fail_after(120):  # a hang guard, not a speed check
+            statuses = await client.wait(sids)
+        nursery.cancel_scope.cancel()
+    await client.aclose()
+    assert set(statuses.values()) == {"completed"}
+    reader = PgSessionReader(pg_url, tmp_path)
+    for i, sid in enumerate(sids):
+        record = reader.read_state(sid)
+        assert record.output["result"] == 19 * i + 50
+        assert [d["node_id"] for d in reader.read_details(sid)] == ["n1", "n2", "n3", "n4", "n5"]
+    # a clean stop leaves the cluster: nothing of this worker is left as a live owner
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM hive_workers").fetchone() == (0,)
+    reader.close()
