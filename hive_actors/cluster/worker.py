@@ -32,6 +32,7 @@ import trio
 from hive_actors.errors import HiveActorsError, RuntimeStateError, StorageError
 from hive_actors.runtime.agent_runtime import AgentRuntime
 from hive_actors.storage.checkpoint_store import checkpoint_file_name
+from hive_actors.storage.commit import FileOp
 from hive_actors.storage.pg_conn import PgConnection
 from hive_actors.storage.pg_queue import (
     TERMINAL,
@@ -44,7 +45,7 @@ from hive_actors.storage.pg_queue import (
     lost,
 )
 from hive_actors.storage.postgres import PgLog, StaleOwnerError
-from hive_actors.storage.session_store import SessionRecord, SessionStore, encode_record
+from hive_actors.storage.session_store import SessionRecord, SessionStore
 
 __all__ = ["Worker"]
 
@@ -156,6 +157,8 @@ class Worker:
             load = await self._claims.call(lambda conn: load_session(conn, sid))
             if load.status in TERMINAL:
                 return
+            if load.state is None:  # never ran: its first state.json, fenced and durable
+                await engine.commit([self._first_state(load)])
             await trio.to_thread.run_sync(self._hydrate, load)
             await self.runtime.resume_nowait(sid)
             result = await self.runtime.wait_for_result(sid)
@@ -172,6 +175,16 @@ class Worker:
             self._running.discard(sid)
             self._slot_freed.set()
 
+    def _first_state(self, load: SessionLoad) -> FileOp:
+        """The state.json of a queued session that never ran."""
+        storage = self.runtime.storage_path
+        assert storage is not None
+        now = dt.datetime.now(dt.timezone.utc)
+        return SessionStore(storage).state_op(SessionRecord(
+            session_id=load.session_id, created_at=load.created_at, updated_at=now,
+            agent_name=self.runtime.agent_name, entry_point=load.entry_point,
+            input_data=load.input))
+
     def _hydrate(self, load: SessionLoad) -> None:
         """Write the session's state.json and latest checkpoint into the local cache folder
         (read by the runtime's resume; never written back: the store has them)."""
@@ -180,13 +193,7 @@ class Worker:
         folder = SessionStore(storage).session_dir(load.session_id)
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "checkpoints").mkdir(parents=True)
-        state = load.state
-        if state is None:
-            now = dt.datetime.now(dt.timezone.utc)
-            state = encode_record(SessionRecord(
-                session_id=load.session_id, created_at=load.created_at, updated_at=now,
-                agent_name=self.runtime.agent_name, entry_point=load.entry_point,
-                input_data=load.input))
+        state = load.state if load.state is not None else self._first_state(load).data
         (folder / "state.json").write_bytes(state)
         if load.checkpoint is not None:
             seq, kind, data = load.checkpoint

@@ -75,7 +75,8 @@ async def _list_sessions(runtime: Any, status: str | None) -> list[Any]:
     from hive_actors.storage.session_store import SessionStore
 
     await inspection.flush_view(runtime)
-    store = SessionStore(storage_path)
+    # the runtime's reader (the storage seam) while it runs, else the folder's files
+    store = getattr(runtime, "sessions", None) or SessionStore(storage_path)
     return await trio.to_thread.run_sync(lambda: store.list_sessions(status=status))
 
 

@@ -43,11 +43,9 @@ def _store(runtime: Any) -> Any:
 
 
 def _read_session(store: Any, session_id: str) -> dict[str, Any]:
-    from hive_actors.storage.checkpoint_store import CheckpointStore
-
     record = store.read_state(session_id)  # UnknownSessionError: not_found
     folder = store.session_dir(session_id)
-    checkpoints = CheckpointStore(folder).load_all(skip_damaged=True)
+    checkpoints = store.checkpoints(session_id, skip_damaged=True)
     return {
         "session": to_data(record),
         "path": str(folder),

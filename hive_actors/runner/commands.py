@@ -31,7 +31,8 @@ from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.status import ExecutionStatus
 
 if TYPE_CHECKING:
-    from hive_actors.storage.session_store import SessionRecord, SessionStore
+    from hive_actors.storage.seam import SessionReader
+    from hive_actors.storage.session_store import SessionRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -112,14 +113,13 @@ def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
 
     async def main(runner: AgentRunner, out: TextIO) -> ExecutionResult:
         runtime = runner.runtime
-        from hive_actors.storage.checkpoint_store import CheckpointStore
         from hive_actors.storage.recovery import choose_checkpoint
-        from hive_actors.storage.session_store import SessionStore
 
-        sessions = SessionStore(runner.storage_path)
+        sessions = runtime.sessions
+        assert sessions is not None  # the runner always has a storage path
+        await runtime.flush_view()
         record = sessions.read_state(session_id)
-        point = choose_checkpoint(CheckpointStore(sessions.session_dir(session_id)), session_id,
-                                  checkpoint=checkpoint, fallback=fallback)
+        point = choose_checkpoint(sessions, session_id, checkpoint=checkpoint, fallback=fallback)
         if point.note:
             print(point.note, file=out, flush=True)
         return await run_headless(
@@ -134,16 +134,13 @@ def resume_command(path: str, session_id: str, *, checkpoint: int | None = None,
 def sessions_command(path: str, *, storage: str | None = None, out: TextIO | None = None) -> int:
     """Print a table of the agent's sessions: id, status, current node, updated time."""
     out = out or sys.stdout
-    from hive_actors.storage.session_store import SessionStore
+    from hive_actors.storage.engines import open_reader
 
     runner = _load(path, storage)
     if runner is None:
         return EXIT_FAILED
-    from hive_actors.storage.journal import recover_if_idle
-
     try:
-        recover_if_idle(runner.storage_path)  # a dead runtime's journal tail into the files
-        store = SessionStore(runner.storage_path)
+        store = open_reader(runner.storage_path)  # a dead runtime's journal tail applied
         records, damaged = store.scan()
     except HiveActorsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -163,14 +160,13 @@ def sessions_command(path: str, *, storage: str | None = None, out: TextIO | Non
     return EXIT_OK
 
 
-def _report_damaged_checkpoints(store: SessionStore, records: list[SessionRecord]) -> None:
+def _report_damaged_checkpoints(store: SessionReader, records: list[SessionRecord]) -> None:
     """A line on stderr for each damaged checkpoint file of a session that may be resumed
     (every status but completed): a resume refuses it as the latest and never uses it."""
     from hive_actors.storage.recovery import damaged_checkpoints
 
-    folders = [store.session_dir(r.session_id) for r in records
-               if r.status != ExecutionStatus.COMPLETED]
-    for path in damaged_checkpoints(folders):
+    ids = [r.session_id for r in records if r.status != ExecutionStatus.COMPLETED]
+    for path in damaged_checkpoints(store, ids):
         print(f"warning: damaged checkpoint {path} (a resume never continues from it)",
               file=sys.stderr)
 
@@ -179,22 +175,22 @@ def session_show_command(path: str, session_id: str, *, storage: str | None = No
                          out: TextIO | None = None) -> int:
     """Print one session: its state, folder, checkpoints and files."""
     out = out or sys.stdout
-    from hive_actors.storage.checkpoint_store import CheckpointStore
+    from hive_actors.storage.engines import open_reader
     from hive_actors.storage.session_store import SessionStore
 
     runner = _load(path, storage)
     if runner is None:
         return EXIT_FAILED
-    store = SessionStore(runner.storage_path)
     try:
-        record = store.read_state(session_id)
+        reader = open_reader(runner.storage_path)  # a dead runtime's journal tail applied
+        record = reader.read_state(session_id)
     except UnknownSessionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except HiveActorsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    folder = store.session_dir(session_id)
+    folder = SessionStore(runner.storage_path).session_dir(session_id)
     out.write(f"session     {record.session_id}\nstatus      {record.status}\n"
               f"entry point {record.entry_point}\ncurrent     {record.current_node or '-'}\n"
               f"created     {record.created_at.isoformat(timespec='seconds')}\n"
@@ -207,7 +203,7 @@ def session_show_command(path: str, session_id: str, *, storage: str | None = No
     if record.forked_from:
         out.write(f"forked from {record.forked_from}\n")
     out.write(f"input       {json.dumps(record.input_data, ensure_ascii=False, default=str)}\n")
-    checkpoints = CheckpointStore(folder).load_all(skip_damaged=True)
+    checkpoints = reader.checkpoints(session_id, skip_damaged=True)
     out.write(f"checkpoints ({len(checkpoints)}):\n")
     for cp in checkpoints:
         out.write(f"  {cp.seq:>4}  {cp.kind:<14} {cp.node_id or '-':<20} "

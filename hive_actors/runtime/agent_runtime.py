@@ -75,13 +75,12 @@ from hive_actors.runtime.shared_state import SharedBufferManager
 from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
 from hive_actors.status import ExecutionStatus
-from hive_actors.storage.checkpoint_store import CheckpointStore
-from hive_actors.storage.postgres import PgLog, process_owner_id
+from hive_actors.storage.postgres import PgLog, PgSessionReader, process_owner_id
 from hive_actors.storage.recovery import ResumePoint, choose_checkpoint, damaged_checkpoints
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
 from hive_actors.storage.runtime_log import RuntimeLog
-from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.seam import SessionReader
 from hive_actors.storage.session_store import SessionRecord, SessionStore
 from hive_actors.storage.writer import StorageWriter
 from hive_actors.tools.mcp_config import MCPServerConfig, servers_for_agent
@@ -133,6 +132,7 @@ class AgentRuntime:
         self.config = config or RuntimeConfig()
         self.agent_name = agent_name or graph.id
         self.mcp_servers = list(mcp_servers)  # started with the runtime, in this order
+        self._sessions: SessionReader | None = None
         self._specs: dict[str, EntryPointSpec] = {}
         # set while running: what the streams share, the streams and the trigger actors
         self._svc: RuntimeServices | None = None
@@ -373,6 +373,9 @@ class AgentRuntime:
             await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
                                     restarts=0)
             sessions = SessionStore(self.storage_path, writer)
+        self._sessions = sessions
+        if self.config.store is not None and self.storage_path is not None:
+            self._sessions = PgSessionReader(self.config.store, self.storage_path)
         return RuntimeServices(
             graph=self.graph, goal=self.goal, llm=self.llm, tools=self.tools,
             tool_executor=self.tool_executor, checkpoint_config=self.checkpoint_config,
@@ -641,12 +644,11 @@ class AgentRuntime:
     async def _owns_resumable(self, session_id: str) -> bool:
         """Whether ``session_id`` is a session of this storage that a session_state of it
         continues: stored, not completed, not running (here or in a live process)."""
-        svc = self._svc
-        if not session_id or svc is None or svc.sessions is None:
+        sessions = self.sessions
+        if not session_id or sessions is None:
             return False
         if self._running_here(session_id):
             return False
-        sessions = svc.sessions
         await self.flush_view()
         try:
             record = await trio.to_thread.run_sync(sessions.read_state, session_id)
@@ -700,22 +702,24 @@ class AgentRuntime:
         return await self._stream(record.entry_point).submit(dict(input_data or {}),
                                                               point.checkpoint.state)
 
-    async def _resume_point(self, sessions: SessionStore, session_id: str, *,
+    async def _resume_point(self, sessions: SessionReader, session_id: str, *,
                             checkpoint: int | None = None, fallback: bool = False) -> ResumePoint:
         """`choose_checkpoint` of ``session_id`` (its blocking reads in a worker thread)."""
-        store = CheckpointStore(sessions.session_dir(session_id), self._writer())
         return await trio.to_thread.run_sync(functools.partial(
-            choose_checkpoint, store, session_id, checkpoint=checkpoint, fallback=fallback))
+            choose_checkpoint, sessions, session_id, checkpoint=checkpoint, fallback=fallback))
 
-    def _writer(self) -> DurableLog | None:
-        return self._svc.writer if self._svc is not None else None
+    @property
+    def sessions(self) -> SessionReader | None:
+        """The storage's read side (the seam's `SessionReader`) while running with a storage
+        path, else None. Its reads see the view as it is: `flush_view` first to see every
+        durable record."""
+        return self._sessions if self._svc is not None else None
 
-    async def _stored_session(self, session_id: str) -> tuple[SessionStore, SessionRecord]:
-        """This runtime's session store and ``session_id``'s record. Raises RuntimeStateError
+    async def _stored_session(self, session_id: str) -> tuple[SessionReader, SessionRecord]:
+        """This runtime's session reader and ``session_id``'s record. Raises RuntimeStateError
         (not running, no storage), UnknownSessionError."""
         self._check_running()
-        assert self._svc is not None  # set while running
-        sessions = self._svc.sessions
+        sessions = self.sessions
         if sessions is None:
             raise RuntimeStateError("resume needs a runtime with a storage_path")
         await self.flush_view()  # the session's files show every durable record
@@ -725,10 +729,11 @@ class AgentRuntime:
         """Record the sessions left ``running`` on disk in ``interrupted_sessions``, report
         their damaged checkpoint files (log and runtime log) and, if the config asks, resume
         each in ``work``. A failed scan is logged, never raised."""
-        if svc.sessions is None:
+        sessions = self._sessions
+        if svc.sessions is None or sessions is None:
             return
         try:
-            orphans = svc.sessions.find_orphaned()
+            orphans = sessions.find_orphaned()
         except HiveActorsError:
             log.exception("could not scan %s for interrupted sessions", svc.sessions.sessions_dir)
             return
@@ -736,14 +741,13 @@ class AgentRuntime:
         if orphans:
             await self._log("interrupted_sessions", sessions=self.interrupted_sessions,
                             resuming=self.config.resume_interrupted)
-            sessions = svc.sessions
             damaged = await trio.to_thread.run_sync(
-                damaged_checkpoints, [sessions.session_dir(sid) for sid in self.interrupted_sessions])
+                damaged_checkpoints, sessions, self.interrupted_sessions)
             for path in damaged:
                 log.warning("interrupted session: damaged checkpoint %s (a resume never "
                             "continues from it)", path)
             if damaged:
-                await self._log("damaged_checkpoints", files=[str(p) for p in damaged])
+                await self._log("damaged_checkpoints", files=damaged)
         if self.config.resume_interrupted:
             for sid in self.interrupted_sessions:
                 work.start_soon(self._resume_quietly, sid)

@@ -38,7 +38,7 @@ from hive_actors.storage.jsonfile import check_inside, load_json_object
 from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
-    from hive_actors.storage.seam import DurableLog
+    from hive_actors.storage.durable_log import DurableLog
 
 # given the checkpoint about to be saved, the writes that go with it (same group commit); a
 # callable is called for its write when the checkpoint is encoded (in a worker thread when

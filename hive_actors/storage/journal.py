@@ -56,7 +56,7 @@ from hive_actors.storage.journal_format import (
     scan_segment,
     segment_name,
 )
-from hive_actors.storage.seam import SingleFileOps, serve_batches
+from hive_actors.storage.durable_log import SingleFileOps, serve_batches
 from hive_actors.storage.view import SessionView, ViewApplier, ViewBatch, read_mark
 from hive_actors.storage.writer import commit_files
 

@@ -36,8 +36,9 @@ import json
 import os
 import re
 import socket
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,6 +51,7 @@ from hive_actors.storage.checkpoint_store import Checkpoint, decode_checkpoint
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.pg_conn import PgConnection, pg_error, redact
 from hive_actors.storage.seam import SingleFileOps, serve_batches
+from hive_actors.storage.owner import OwnerInfo, owner_is_alive
 from hive_actors.storage.session_store import DamagedSession, SessionRecord, decode_record
 
 if TYPE_CHECKING:
@@ -399,6 +401,7 @@ class PgSessionReader:
         self.url = url
         self.root = Path(root)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -406,6 +409,10 @@ class PgSessionReader:
             self._conn = None
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:  # callers are worker threads; one statement at a time
+            return self._rows_locked(sql, args)
+
+    def _rows_locked(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         import psycopg
 
         try:
@@ -458,25 +465,61 @@ class PgSessionReader:
             raise damaged[0].error
         return records
 
-    def find_orphaned(self, live_owners: Sequence[str] = ()) -> list[SessionRecord]:
-        """Sessions left ``running`` by an owner not in ``live_owners``."""
+    def find_orphaned(self, is_alive: Callable[[OwnerInfo], bool] = owner_is_alive
+                      ) -> list[SessionRecord]:
+        """Sessions left ``running`` whose owner has no live lease in ``hive_workers``
+        (the lease decides here: ``is_alive`` is for the files' process owners and unused)."""
+        rows = self._rows(
+            "SELECT s.id FROM hive_sessions s LEFT JOIN hive_workers w ON w.id = s.owner_id "
+            "WHERE s.status = 'running' AND s.state IS NOT NULL "
+            "AND (w.id IS NULL OR w.lease_until < now())")
+        dead = {str(r[0]) for r in rows}
         return [r for r in self.list_sessions(status=ExecutionStatus.RUNNING)
-                if self.owner_of(r.session_id) not in live_owners]
+                if r.session_id in dead]
 
     def owner_of(self, session_id: str) -> str | None:
         rows = self._rows("SELECT owner_id FROM hive_sessions WHERE id = %s", (session_id,))
         return cast("str | None", rows[0][0]) if rows else None
 
-    def checkpoints(self, session_id: str) -> list[Checkpoint]:
-        """Every checkpoint in sequence order. Raises CorruptFileError for a damaged one."""
-        rows = self._rows("SELECT seq, kind, data FROM hive_checkpoints WHERE session_id = %s "
-                          "ORDER BY seq", (session_id,))
-        return [self._checkpoint(session_id, *row) for row in rows]
+    def _checkpoint_rows(self, session_id: str, newest_first: bool = False
+                         ) -> list[tuple[Any, ...]]:
+        order = "DESC" if newest_first else "ASC"
+        return self._rows("SELECT seq, kind, data FROM hive_checkpoints WHERE session_id = %s "
+                          f"ORDER BY seq {order}", (session_id,))
 
-    def latest_checkpoint(self, session_id: str) -> Checkpoint | None:
-        rows = self._rows("SELECT seq, kind, data FROM hive_checkpoints WHERE session_id = %s "
-                          "ORDER BY seq DESC LIMIT 1", (session_id,))
-        return self._checkpoint(session_id, *rows[0]) if rows else None
+    def checkpoints(self, session_id: str, *, skip_damaged: bool = False) -> list[Checkpoint]:
+        """Every checkpoint in sequence order. Raises CorruptFileError for a damaged one
+        unless ``skip_damaged``."""
+        out = []
+        for row in self._checkpoint_rows(session_id):
+            try:
+                out.append(self._checkpoint(session_id, *row))
+            except CorruptFileError:
+                if not skip_damaged:
+                    raise
+        return out
+
+    def latest_checkpoint(self, session_id: str, *,
+                          skip_damaged: bool = False) -> Checkpoint | None:
+        """The newest checkpoint, None if none; a damaged one raises CorruptFileError unless
+        ``skip_damaged`` (then the newest intact one)."""
+        for row in self._checkpoint_rows(session_id, newest_first=True):
+            try:
+                return self._checkpoint(session_id, *row)
+            except CorruptFileError:
+                if not skip_damaged:
+                    raise
+        return None
+
+    def damaged_checkpoints(self, session_id: str) -> list[str]:
+        """Where the unreadable checkpoints are (named as the files view would name them)."""
+        bad = []
+        for row in self._checkpoint_rows(session_id):
+            try:
+                self._checkpoint(session_id, *row)
+            except CorruptFileError as exc:
+                bad.append(exc.path or session_id)
+        return bad
 
     def _checkpoint(self, sid: str, seq: int, kind: str, data: bytes) -> Checkpoint:
         path = self.root / "sessions" / sid / "checkpoints" / f"cp_{seq:06d}_{kind}.json"

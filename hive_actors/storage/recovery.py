@@ -9,12 +9,12 @@ intact one (``fallback=True``, ``--fallback``), and is told which nodes will run
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import attrs
 
 from hive_actors.errors import CorruptFileError, SessionStateError
-from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
+from hive_actors.storage.checkpoint_store import Checkpoint
+from hive_actors.storage.seam import SessionReader
 
 __all__ = ["ResumePoint", "choose_checkpoint", "damaged_checkpoints"]
 
@@ -28,7 +28,7 @@ class ResumePoint:
     note: str | None = None
 
 
-def choose_checkpoint(store: CheckpointStore, session_id: str, *,
+def choose_checkpoint(reader: SessionReader, session_id: str, *,
                       checkpoint: int | None = None, fallback: bool = False) -> ResumePoint:
     """The checkpoint of ``session_id`` a resume continues from (blocking reads).
 
@@ -37,7 +37,7 @@ def choose_checkpoint(store: CheckpointStore, session_id: str, *,
     checkpoint ``checkpoint`` is not there intact.
     """
     if checkpoint is not None:
-        intact = store.load_all(skip_damaged=True)
+        intact = reader.checkpoints(session_id, skip_damaged=True)
         for cp in intact:
             if cp.seq == checkpoint:
                 return ResumePoint(cp, f"resuming session {session_id} from checkpoint "
@@ -45,10 +45,10 @@ def choose_checkpoint(store: CheckpointStore, session_id: str, *,
         raise SessionStateError(f"session {session_id} has no intact checkpoint {checkpoint} "
                                 f"(intact: {_seqs([cp.seq for cp in intact])})")
     try:
-        return ResumePoint(store.latest())
+        return ResumePoint(reader.latest_checkpoint(session_id))
     except CorruptFileError as exc:
         damage = exc
-    intact = store.load_all(skip_damaged=True)
+    intact = reader.checkpoints(session_id, skip_damaged=True)
     newest = intact[-1] if intact else None
     if newest is None:
         consequence = "start the session over from its original input (every node runs again)"
@@ -63,17 +63,10 @@ def choose_checkpoint(store: CheckpointStore, session_id: str, *,
     return ResumePoint(newest, f"{damage.path} is damaged; --fallback: {consequence}")
 
 
-def damaged_checkpoints(session_dirs: Iterable[Path]) -> list[Path]:
-    """The checkpoint files of these session folders that cannot be read back (blocking
-    reads), for recovery and listing to report; a ``checkpoints`` entry that cannot be
-    listed (a file, a symlink out of the folder) is reported as itself."""
-    bad: list[Path] = []
-    for folder in session_dirs:
-        try:
-            bad.extend(CheckpointStore(folder).damaged_files())
-        except CorruptFileError as exc:
-            bad.append(Path(exc.path) if exc.path else folder / "checkpoints")
-    return bad
+def damaged_checkpoints(reader: SessionReader, session_ids: Iterable[str]) -> list[str]:
+    """Where the unreadable checkpoints of these sessions are (blocking reads), for recovery
+    and listing to report."""
+    return [where for sid in session_ids for where in reader.damaged_checkpoints(sid)]
 
 
 def _after(cp: Checkpoint) -> str:

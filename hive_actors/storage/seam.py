@@ -2,10 +2,15 @@
 
 Writes go through a `DurableLog` (commit a group of file changes; durable on return). Reads
 (a session's state and checkpoints, the list of sessions, sessions a dead owner left
-running) go through `SessionStore` and `CheckpointStore` over the seed's files, after
-``settle()`` has made the files show every committed group.
+running) go through a `SessionReader`. The runtime holds one reader (``runtime.sessions``)
+and makes it current with ``DurableLog.settle()`` before it reads; a reader of a folder whose
+runtime died is made current when it is opened (`hive_actors.storage.engines.open_reader`).
 
-Two engines implement `DurableLog`:
+A backend that knows only whole-file ``write`` and ``append`` (e.g. one that maps paths to
+rows) can implement `DurableLog`: every op a caller commits is one of those two kinds.
+`SessionStore` (session_store.py) is the reader over the seed's files.
+
+Two engines implement `DurableLog` (defined in durable_log.py, below the session modules):
 
 - `Journal` (journal.py, the default): one append-only log per runtime, group-committed with
   one write and one fdatasync per batch; the session files are its view (view.py).
@@ -15,91 +20,55 @@ Two engines implement `DurableLog`:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol
 
-import trio
+from hive_actors.status import ExecutionStatus
+from hive_actors.storage.checkpoint_store import Checkpoint
+from hive_actors.storage.durable_log import DurableLog, SingleFileOps, drain, serve_batches
+from hive_actors.storage.owner import OwnerInfo, owner_is_alive
+from hive_actors.storage.session_store import DamagedSession, SessionRecord
 
-from hive_actors.storage.commit import FileOp
-
-__all__ = ["DurableLog", "SingleFileOps", "drain", "serve_batches"]
-
-T = TypeVar("T")
+__all__ = ["DurableLog", "SessionReader", "SingleFileOps", "drain", "serve_batches"]
 
 
-class DurableLog(Protocol):
-    """A storage engine's write side."""
+class SessionReader(Protocol):
+    """A storage engine's read side. Blocking calls (async callers use a worker thread);
+    they see what was durable when the reader was last made current (see above). Bad ids
+    raise `InvalidSessionIdError`; damage raises `CorruptFileError` naming where it is."""
 
-    @property
-    def running(self) -> bool:
-        """True while groups go through the engine's actor (in order)."""
+    def read_state(self, session_id: str) -> SessionRecord:
+        """The session's record. Raises `UnknownSessionError` if there is none."""
         ...
 
-    async def commit(self, ops: Sequence[FileOp]) -> None:
-        """Make ``ops`` durable as one group; raise `StorageError` naming the file if not."""
+    def scan(self, *, status: ExecutionStatus | str | None = None
+             ) -> tuple[list[SessionRecord], list[DamagedSession]]:
+        """(readable sessions, oldest first; sessions whose record is damaged)."""
         ...
 
-    async def write(self, path: Path, data: bytes) -> None: ...
+    def list_sessions(self, *, status: ExecutionStatus | str | None = None,
+                      skip_damaged: bool = True) -> list[SessionRecord]: ...
 
-    async def append(self, path: Path, data: bytes, *, durable: bool = True) -> None: ...
-
-    async def settle(self) -> None:
-        """Return once readers of the session files see every group committed so far."""
+    def find_orphaned(self, is_alive: Callable[[OwnerInfo], bool] = owner_is_alive
+                      ) -> list[SessionRecord]:
+        """Sessions recorded ``running`` whose owner ``is_alive`` says is gone."""
         ...
 
-    def stopping(self) -> None:
-        """The owner is stopping (groups still come: the final records of cancelled
-        executions)."""
+    def checkpoints(self, session_id: str, *, skip_damaged: bool = False) -> list[Checkpoint]:
+        """Every checkpoint of the session in sequence order."""
         ...
 
+    def latest_checkpoint(self, session_id: str, *,
+                          skip_damaged: bool = False) -> Checkpoint | None:
+        """The newest checkpoint (``skip_damaged``: the newest intact one), None if none."""
+        ...
 
-class SingleFileOps:
-    """``write`` and ``append`` of one file, as a group of one op, for engines that have
-    ``commit``."""
+    def damaged_checkpoints(self, session_id: str) -> list[str]:
+        """Where the session's unreadable checkpoints are (file paths for the files view)."""
+        ...
 
-    async def commit(self, ops: Sequence[FileOp]) -> None:
-        raise NotImplementedError
+    def read_details(self, session_id: str) -> list[dict[str, Any]]: ...
 
-    async def write(self, path: Path, data: bytes) -> None:
-        """Replace ``path`` with ``data``; return once it is durable. Raises `StorageError`."""
-        await self.commit((FileOp.write(path, data),))
+    def read_tool_logs(self, session_id: str) -> list[dict[str, Any]]: ...
 
-    async def append(self, path: Path, data: bytes, *, durable: bool = True) -> None:
-        """Append ``data`` (e.g. one JSONL line) to ``path``.
-
-        ``durable=True``: returns once the bytes are on disk. ``durable=False``: the files
-        engine returns once written to the OS (a crash may lose the tail); the journal makes
-        it durable with its batch either way. Raises `StorageError`.
-        """
-        await self.commit((FileOp.append(path, data, durable=durable),))
-
-
-def drain(recv: trio.MemoryReceiveChannel[T], limit: int) -> list[T]:
-    """Up to ``limit`` items waiting in ``recv``, without waiting (an actor's next batch)."""
-    batch: list[T] = []
-    while len(batch) < limit:
-        try:
-            batch.append(recv.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            break
-    return batch
-
-
-async def serve_batches(recv: trio.MemoryReceiveChannel[T], limit: int,
-                        commit: Callable[[list[T]], Awaitable[None]]) -> None:
-    """An actor's loop: commit every batch (up to ``limit`` items) waiting in ``recv`` until
-    it ends; on the way out (end or cancellation) commit what is still queued under a shield,
-    then close ``recv``. No await between the last empty drain and the close: nothing lost."""
-    try:
-        while True:
-            try:
-                first = await recv.receive()
-            except trio.EndOfChannel:
-                break
-            await commit([first, *drain(recv, limit - 1)])
-    finally:
-        with trio.CancelScope(shield=True):
-            while batch := drain(recv, limit):
-                await commit(batch)
-        recv.close()
+    def read_summary(self, session_id: str) -> dict[str, Any] | None: ...

@@ -31,9 +31,10 @@ from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionErr
 from hive_actors.serde import converter
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.atomic import append_bytes, sweep_temp_files
+from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
 from hive_actors.storage.jsonfile import check_inside, load_json_object
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
-from hive_actors.storage.seam import DurableLog
+from hive_actors.storage.durable_log import DurableLog
 from hive_actors.storage.writer import FileOp, commit_files
 
 SESSION_SCHEMA_VERSION = 1
@@ -350,6 +351,29 @@ class SessionStore:
                 records.append(rec)
         records.sort(key=lambda r: (r.created_at, r.session_id))
         return records, damaged
+
+    def checkpoint_store(self, session_id: str) -> CheckpointStore:
+        """The session's checkpoints (for reads; writes go through the recorder's store)."""
+        return CheckpointStore(self.session_dir(session_id))
+
+    def checkpoints(self, session_id: str, *, skip_damaged: bool = False) -> list[Checkpoint]:
+        """Every checkpoint in sequence order. Raises `CorruptFileError` naming a damaged
+        file unless ``skip_damaged``."""
+        return self.checkpoint_store(session_id).load_all(skip_damaged=skip_damaged)
+
+    def latest_checkpoint(self, session_id: str, *,
+                          skip_damaged: bool = False) -> Checkpoint | None:
+        """The newest checkpoint, None if none. Raises `CorruptFileError` if it is damaged,
+        unless ``skip_damaged`` (then the newest intact one)."""
+        return self.checkpoint_store(session_id).latest(skip_damaged=skip_damaged)
+
+    def damaged_checkpoints(self, session_id: str) -> list[str]:
+        """The session's checkpoint files that cannot be read back; a ``checkpoints`` entry
+        that cannot be listed (a file, a symlink out of the folder) is reported as itself."""
+        try:
+            return [str(p) for p in self.checkpoint_store(session_id).damaged_files()]
+        except CorruptFileError as exc:
+            return [exc.path or str(self.session_dir(session_id) / "checkpoints")]
 
     def read_details(self, session_id: str) -> list[dict[str, Any]]:
         return read_jsonl(self.logs_dir(session_id) / "details.jsonl")

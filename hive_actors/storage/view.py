@@ -55,7 +55,7 @@ from hive_actors.storage.atomic import (
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.fs import FileSystem
 from hive_actors.storage.journal_format import list_segments
-from hive_actors.storage.seam import drain
+from hive_actors.storage.durable_log import drain
 
 log = logging.getLogger(__name__)
 

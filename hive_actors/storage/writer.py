@@ -44,7 +44,7 @@ from hive_actors.storage.atomic import append_bytes, atomic_write_bytes
 from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode, skipped_error
 from hive_actors.storage.fs import REAL_FS, FileSystem
 
-from hive_actors.storage.seam import DurableLog, SingleFileOps, serve_batches
+from hive_actors.storage.durable_log import DurableLog, SingleFileOps, serve_batches
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
            "open_storage_writer"]
