@@ -304,17 +304,17 @@ class PgLog(SingleFileOps):
                     "SELECT id, owner_id, epoch FROM hive_sessions WHERE id = ANY(%s) "
                     "ORDER BY id FOR UPDATE", (sids,)).fetchall()
                 owners = {str(r[0]): (r[1], int(cast(int, r[2]))) for r in rows}
-                applied = 0
-                for group, targets in plans:
-                    refused = self._refusal(targets, owners)
-                    if refused is not None:
-                        group.error = refused
-                        self.stats.refused += 1
-                        continue
-                    for target, op in targets:
-                        self._apply(conn, target, op, owners)
-                        self.stats.bytes += len(op.data)
-                    applied += 1
+                # one round trip for the whole batch's statements (pipeline mode)
+                with conn.pipeline():
+                    for group, targets in plans:
+                        refused = self._refusal(targets, owners)
+                        if refused is not None:
+                            group.error = refused
+                            self.stats.refused += 1
+                            continue
+                        for target, op in targets:
+                            self._apply(conn, target, op, owners)
+                            self.stats.bytes += len(op.data)
         except psycopg.Error as exc:
             err = pg_error(f"commit to {redact(self.url)}", exc)
             for group, _ in plans:
