@@ -132,10 +132,14 @@ class Worker:
 
     async def _claim_loop(self, work: trio.Nursery, engine: PgLog) -> None:
         agent = self.runtime.agent_name
+        # a claim is one durable transaction: while busy, claim in batches of a quarter of
+        # the slots (or whatever is free once no slot freed for poll_seconds)
+        batch = max(1, self.concurrency // 4)
+        timed_out = True
         while True:
             free = self.concurrency - len(self._running)
             claims: list[Claim] = []
-            if free > 0:
+            if free > 0 and (free >= batch or timed_out or not self._running):
                 try:
                     claims = await self._claims.call(
                         lambda conn: claim(conn, self.worker_id, agent, free))
@@ -145,10 +149,11 @@ class Worker:
                 self._running.add(c.session_id)
                 engine.fence(c.session_id, c.epoch)
                 work.start_soon(self._execute, c, engine, name=f"claimed {c.session_id}")
-            if claims:
-                continue
-            with trio.move_on_after(self.poll_seconds):
+            if claims and len(claims) == free:
+                continue  # the queue may hold more
+            with trio.move_on_after(self.poll_seconds) as waited:
                 await self._slot_freed.wait()
+            timed_out = waited.cancelled_caught
             self._slot_freed = trio.Event()
 
     async def _execute(self, c: Claim, engine: PgLog) -> None:

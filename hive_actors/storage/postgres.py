@@ -300,21 +300,21 @@ class PgLog(SingleFileOps):
         sids = sorted({t.session_id for _, ts in plans for t, _ in ts if t.session_id})
         try:
             with conn.transaction():
-                rows = conn.execute(
+                locked = conn.execute(
                     "SELECT id, owner_id, epoch FROM hive_sessions WHERE id = ANY(%s) "
                     "ORDER BY id FOR UPDATE", (sids,)).fetchall()
-                owners = {str(r[0]): (r[1], int(cast(int, r[2]))) for r in rows}
-                # one round trip for the whole batch's statements (pipeline mode)
-                with conn.pipeline():
-                    for group, targets in plans:
-                        refused = self._refusal(targets, owners)
-                        if refused is not None:
-                            group.error = refused
-                            self.stats.refused += 1
-                            continue
-                        for target, op in targets:
-                            self._apply(conn, target, op, owners)
-                            self.stats.bytes += len(op.data)
+                owners = {str(r[0]): (r[1], int(cast(int, r[2]))) for r in locked}
+                rows = _Rows()
+                for group, targets in plans:
+                    refused = self._refusal(targets, owners)
+                    if refused is not None:
+                        group.error = refused
+                        self.stats.refused += 1
+                        continue
+                    for target, op in targets:
+                        self._add(rows, target, op, owners)
+                        self.stats.bytes += len(op.data)
+                rows.write(conn)
         except psycopg.Error as exc:
             err = pg_error(f"commit to {redact(self.url)}", exc)
             for group, _ in plans:
@@ -342,40 +342,64 @@ class PgLog(SingleFileOps):
                 return err
         return None
 
-    def _apply(self, conn: psycopg.Connection[tuple[object, ...]], target: _Target,
-               op: FileOp, owners: dict[str, tuple[Any, int]]) -> None:
+    def _add(self, rows: _Rows, target: _Target, op: FileOp,
+             owners: dict[str, tuple[Any, int]]) -> None:
         sid = target.session_id
         if target.table == "state":
             assert sid is not None
             cols = _state_columns(sid, op.data)
             epoch = self._fences.get(sid, 1)
-            conn.execute(
-                "INSERT INTO hive_sessions (id, agent_name, entry_point, status, created_at, "
-                "updated_at, checkpoint_seq, idempotency_key, state, owner_id, epoch) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET agent_name = excluded.agent_name, "
-                "entry_point = excluded.entry_point, status = excluded.status, "
-                "created_at = excluded.created_at, updated_at = excluded.updated_at, "
-                "checkpoint_seq = excluded.checkpoint_seq, "
-                "idempotency_key = excluded.idempotency_key, state = excluded.state, "
-                "owner_id = COALESCE(hive_sessions.owner_id, excluded.owner_id)",
-                (*cols, self.owner_id, epoch))
+            rows.states[sid] = (*cols, self.owner_id, epoch)  # the batch's last one wins
             owners.setdefault(sid, (self.owner_id, epoch))
             if cols[3] in _ENDED:  # wakes `submit --wait` and other waiters, at commit
-                conn.execute("SELECT pg_notify('hive_session_end', %s)", (sid,))
+                rows.ended.append(sid)
         elif target.table == "checkpoint":
-            conn.execute(
-                "INSERT INTO hive_checkpoints (session_id, seq, kind, data) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (session_id, seq) DO UPDATE "
-                "SET kind = excluded.kind, data = excluded.data",
-                (sid, target.seq, target.kind, op.data))
+            rows.checkpoints[(sid, target.seq)] = (sid, target.seq, target.kind, op.data)
         elif target.table == "line":
-            conn.execute("INSERT INTO hive_lines (session_id, name, data) VALUES (%s, %s, %s)",
-                         (sid, target.name, op.data))
+            rows.lines.append((sid, target.name, op.data))
         else:
-            conn.execute("INSERT INTO hive_files (path, data) VALUES (%s, %s) "
-                         "ON CONFLICT (path) DO UPDATE SET data = excluded.data",
-                         (target.name, op.data))
+            rows.files[target.name] = (target.name, op.data)
+
+
+_UPSERT_STATE = (
+    "INSERT INTO hive_sessions (id, agent_name, entry_point, status, created_at, updated_at, "
+    "checkpoint_seq, idempotency_key, state, owner_id, epoch) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (id) DO UPDATE SET agent_name = excluded.agent_name, "
+    "entry_point = excluded.entry_point, status = excluded.status, "
+    "created_at = excluded.created_at, updated_at = excluded.updated_at, "
+    "checkpoint_seq = excluded.checkpoint_seq, idempotency_key = excluded.idempotency_key, "
+    "state = excluded.state, owner_id = COALESCE(hive_sessions.owner_id, excluded.owner_id)")
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO hive_checkpoints (session_id, seq, kind, data) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (session_id, seq) DO UPDATE SET kind = excluded.kind, data = excluded.data")
+_INSERT_LINE = "INSERT INTO hive_lines (session_id, name, data) VALUES (%s, %s, %s)"
+_UPSERT_FILE = ("INSERT INTO hive_files (path, data) VALUES (%s, %s) "
+                "ON CONFLICT (path) DO UPDATE SET data = excluded.data")
+
+
+@attrs.define
+class _Rows:
+    """A batch's rows by table: whole documents keyed (the last write wins), lines in order."""
+
+    states: dict[str, tuple[Any, ...]] = attrs.Factory(dict)
+    checkpoints: dict[tuple[str | None, int], tuple[Any, ...]] = attrs.Factory(dict)
+    lines: list[tuple[Any, ...]] = attrs.Factory(list)
+    files: dict[str, tuple[Any, ...]] = attrs.Factory(dict)
+    ended: list[str] = attrs.Factory(list)
+
+    def write(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """One executemany per table (psycopg pipelines it: one round trip each)."""
+        with conn.cursor() as cur:
+            for sql, params in ((_UPSERT_STATE, list(self.states.values())),
+                                (_UPSERT_CHECKPOINT, list(self.checkpoints.values())),
+                                (_INSERT_LINE, self.lines),
+                                (_UPSERT_FILE, list(self.files.values()))):
+                if params:
+                    cur.executemany(sql, params)
+            if self.ended:
+                cur.execute("SELECT pg_notify('hive_session_end', id) FROM unnest(%s::text[]) "
+                            "AS t(id)", (self.ended,))
 
 
 def _ensure_schema_or_raise(url: str) -> Any:
