@@ -30,6 +30,7 @@ from pathlib import Path
 import trio
 
 from hive_actors.errors import HiveActorsError, RuntimeStateError, StorageError
+from hive_actors.cluster.timers import ClusterTimer
 from hive_actors.runtime.agent_runtime import AgentRuntime
 from hive_actors.storage.checkpoint_store import checkpoint_file_name
 from hive_actors.storage.commit import FileOp
@@ -94,6 +95,10 @@ class Worker:
                 await self._renew()
                 async with trio.open_nursery() as work:
                     work.start_soon(self._keep_lease, engine)
+                    for spec in rt.get_entry_points():
+                        if spec.trigger_type == "timer":
+                            timer = ClusterTimer(spec, rt.agent_name, self.url)
+                            work.start_soon(timer.run, name=f"cluster timer {spec.id}")
                     task_status.started(self)
                     await self._claim_loop(work, engine)
         finally:

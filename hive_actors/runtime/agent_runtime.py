@@ -421,7 +421,8 @@ class AgentRuntime:
             self._streams[spec.id] = stream
         for spec in self._specs.values():
             trigger = triggers[spec.id]
-            if trigger is not None:
+            # with a store, timers fire once per slot cluster-wide (cluster/timers.py)
+            if trigger is not None and not (self.config.store and spec.trigger_type == "timer"):
                 await self._start_actor(work, f"trigger:{spec.id}", _run_of(trigger))
                 self._triggers[spec.id] = trigger
 

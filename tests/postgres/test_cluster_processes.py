@@ -6,6 +6,8 @@ whose steps append "<x> <node> <pid>" to a calls file, and submits from this pro
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -36,11 +38,16 @@ class Workers:
 
     def start(self, *, concurrency: int = 8, lease: float = 2.0,
               step_seconds: float = 0.0) -> subprocess.Popen[str]:
+        return self.start_agent(AGENT, concurrency=concurrency, lease=lease,
+                                step_seconds=step_seconds)
+
+    def start_agent(self, agent: Path, *, concurrency: int = 8, lease: float = 2.0,
+                    step_seconds: float = 0.0) -> subprocess.Popen[str]:
         env = {**os.environ, "CLUSTER_CALLS": str(self.calls),
                "CLUSTER_STEP_SECONDS": str(step_seconds)}
         err = open(self.tmp / f"worker{len(self.procs)}.err", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hive_actors.cli", "worker", str(AGENT), "--store", self.url,
+            [sys.executable, "-m", "hive_actors.cli", "worker", str(agent), "--store", self.url,
              "--concurrency", str(concurrency), "--lease-seconds", str(lease)],
             stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         assert proc.stdout is not None
@@ -198,3 +205,41 @@ async def test_sigstop_past_the_lease_then_sigcont_late_writes_refused_and_it_re
     check_outputs(workers.url, more, start=100)
     calls = calls_by_x(workers.calls)
     assert all({p for _, p in calls[x]} == {stopped.pid} for x in range(100, 104))
+
+
+TICKER = Path(__file__).parent / "agents" / "ticker"
+
+
+def _timer_slots(url: str) -> list[tuple[str, str, str | None]]:
+    """(submit key, status, output slot) of every timer session, by key."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT submit_key, status, state FROM hive_sessions "
+                            "WHERE agent_name = 'ticker' ORDER BY submit_key").fetchall()
+    out = []
+    for key, status, state in rows:
+        output = json.loads(bytes(state))["output"].get("slot") if state is not None else None
+        out.append((key, status, output))
+    return out
+
+
+async def test_a_one_second_timer_on_three_workers_fires_once_per_slot_also_through_a_kill(
+        workers: Workers) -> None:
+    procs = []
+    for _ in range(3):
+        procs.append(workers.start_agent(TICKER, concurrency=2, lease=1.0))
+
+    def completed(n: int) -> bool:
+        return sum(1 for _, status, _ in _timer_slots(workers.url) if status == "completed") >= n
+    await wait_for(lambda: completed(3), "three slots")
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait()
+    await wait_for(lambda: completed(8), "five slots more with one worker killed")
+    workers.stop_all()
+    slots = _timer_slots(workers.url)
+    times = [float(key.rsplit(":", 1)[1]) for key, _, _ in slots]
+    # one session per slot (the key is unique) and no slot missing, the kill included
+    assert times == [times[0] + i for i in range(len(times))], times
+    for key, status, output in slots:
+        if status == "completed":
+            slot = dt.datetime.fromtimestamp(float(key.rsplit(":", 1)[1]), dt.timezone.utc)
+            assert output == slot.isoformat()

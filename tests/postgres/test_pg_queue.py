@@ -113,3 +113,22 @@ async def test_a_worker_runs_what_a_client_submits_with_the_right_outputs(
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM hive_workers").fetchone() == (0,)
     reader.close()
+
+
+def test_timer_slots_are_the_same_wall_clock_grid_for_every_worker() -> None:
+    from hive_actors.cluster.timers import next_slot, slot_key
+    from hive_actors.graph.spec import EntryPointSpec
+    from hive_actors.runtime.triggers import TimerTrigger
+
+    async def fire(_ep: str, _data: dict) -> str:
+        return ""
+
+    every5 = TimerTrigger(EntryPointSpec(id="t", entry_node="n", trigger_type="timer",
+                                         trigger_config={"interval_seconds": 5}), fire)
+    # two workers that look at different moments of one slot agree on the next one
+    assert next_slot(every5, 1000.2) == next_slot(every5, 1004.9) == 1005.0
+    assert next_slot(every5, 1005.0) == 1010.0
+    hourly = TimerTrigger(EntryPointSpec(id="h", entry_node="n", trigger_type="timer",
+                                         trigger_config={"cron": "0 * * * *"}), fire)
+    assert next_slot(hourly, 3600 * 5 + 7) == 3600 * 6
+    assert slot_key("a", "t", 1005.0) == "timer:a:t:1005.000"
