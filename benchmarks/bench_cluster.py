@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_cluster.py [--reps 3] [--workers 1,2,4] [--execut
 
 Starts a throwaway PostgreSQL (tests/postgres/pg_server.py: a socket in a temp folder, fsync
 on). Per graph (`seq`: 5 function nodes; `model`: 5 event_loop nodes whose ScriptedLLM takes
-50 ms a call) and worker count: a fresh database, N `Worker` processes (``--concurrency``
+50 ms a call) and worker count: a fresh database, N worker processes (``--concurrency``
 each) started and idle, then all executions queued in one transaction; the clock runs from
 that commit until the last session is completed. The embedded journal runs the same graph in
 this process with the same concurrency. Also measured: trigger-to-start (queued row's commit
@@ -46,27 +46,25 @@ AGENTS = {"seq": "bench_seq", "model": "bench_llm_seq"}
 
 
 def _runtime(graph: str, concurrency: int, storage: Path, store: str | None,
-             delay: float) -> Any:
+             delay: float, lease: float = 2.0) -> Any:
     case = Case("cluster", concurrency=concurrency, executions=concurrency)
+    cluster = ({"store": store, "worker": True, "worker_concurrency": concurrency,
+                "lease_seconds": lease} if store else {})
     if graph == "seq":
         return make_runtime(case, graphs.seq_graph(), graphs.seq_functions(), storage=storage,
-                            **({"store": store} if store else {}))
+                            **cluster)
     return make_runtime(case, graphs.llm_seq_graph(), {}, storage=storage,
-                        llm=ScriptedLLM(autopilot=True, delay=delay),
-                        **({"store": store} if store else {}))
+                        llm=ScriptedLLM(autopilot=True, delay=delay), **cluster)
 
 
 def worker_main(url: str, graph: str, concurrency: int, lease: float, delay: float) -> None:
-    from hive_actors.cluster.worker import Worker
-
     cache = Path(tempfile.mkdtemp(prefix="hive-bench-worker-"))
-    worker = Worker(_runtime(graph, concurrency, cache, url, delay), concurrency=concurrency,
-                    lease_seconds=lease)
+    runtime = _runtime(graph, concurrency, cache, url, delay, lease)
 
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                await nursery.start(worker.run)
+                await nursery.start(runtime.run)
                 print("ready", flush=True)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()

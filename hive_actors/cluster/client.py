@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from hive_actors.errors import InputDataError
+from hive_actors.graph.result import ExecutionResult
 from hive_actors.storage.pg_conn import PgConnection
 from hive_actors.storage.pg_queue import END_CHANNEL, TERMINAL, session_status, submit
 from hive_actors.storage.postgres import PgSessionReader, ensure_schema
@@ -24,7 +25,7 @@ from hive_actors.storage.session_store import SessionRecord, new_session_id
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["StoreClient"]
+__all__ = ["StoreClient", "submit_to_store", "wait_in_store"]
 
 
 class StoreClient:
@@ -89,3 +90,28 @@ class StoreClient:
             return await trio.to_thread.run_sync(reader.read_state, session_id)
         finally:
             reader.close()
+
+
+async def submit_to_store(url: str, agent_name: str, entry_point: str,
+                          input_data: dict[str, Any], key: str | None = None) -> str:
+    """Queue one execution (a short-lived client); its session id once durable."""
+    client = StoreClient(url, agent_name)
+    try:
+        return await client.submit(entry_point, input_data, key=key)
+    finally:
+        with trio.CancelScope(shield=True):
+            await client.aclose()
+
+
+async def wait_in_store(url: str, agent_name: str, session_id: str) -> ExecutionResult:
+    """Wait until the session's status is final (whichever worker runs it); its result."""
+    client = StoreClient(url, agent_name)
+    try:
+        status = (await client.wait([session_id]))[session_id]
+        record = await client.record(session_id, Path("/"))
+    finally:
+        with trio.CancelScope(shield=True):
+            await client.aclose()
+    return ExecutionResult(success=status == "completed", output=dict(record.output),
+                           error=record.error, paused_at=record.paused_at,
+                           session_id=session_id, status=status)

@@ -36,25 +36,29 @@ def run_worker(path: str, store: str, *, concurrency: int, lease_seconds: float,
     """Run a worker until SIGTERM or SIGINT (a clean stop: its sessions are free at once).
     ``cache``: the runtime's local folder (its runtime log; sessions it resumes are read
     into it from the store); default a temp folder removed at exit."""
-    from hive_actors.cluster.worker import Worker
     from hive_actors.runner import AgentRunner
     from hive_actors.runner.runner import cli_llm
     from hive_actors.runtime.config import RuntimeConfig
+    from hive_actors.storage.postgres import PgLog
 
     folder = Path(cache).expanduser() if cache else Path(tempfile.mkdtemp(prefix="hive-worker-"))
     try:
         llm, _note = cli_llm(path, model, scripted)
-        runner = AgentRunner.load(path, llm=llm, storage_path=folder,
-                                  config=RuntimeConfig(store=store),
+        config = RuntimeConfig(store=store, worker=True, worker_concurrency=concurrency,
+                               lease_seconds=lease_seconds)
+        runner = AgentRunner.load(path, llm=llm, storage_path=folder, config=config,
                                   mcp_servers=list(mcp_config))
-        worker = Worker(runner.runtime, concurrency=concurrency, lease_seconds=lease_seconds)
+        runtime = runner.runtime
 
         async def main() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(worker.run)
-                    out.write(f"worker {worker.worker_id} running {runner.runtime.agent_name} "
-                              f"(concurrency {concurrency}, lease {lease_seconds:g} s)\n")
+                    await nursery.start(runtime.run)
+                    engine = runtime.storage_engine
+                    owner = engine.owner_id if isinstance(engine, PgLog) else "?"
+                    out.write(f"worker {owner} running "
+                              f"{runtime.agent_name} (concurrency {concurrency}, "
+                              f"lease {lease_seconds:g} s)\n")
                     out.flush()
                     async for _ in signals:
                         nursery.cancel_scope.cancel()

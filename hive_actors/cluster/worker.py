@@ -1,9 +1,9 @@
 """Worker: one process's share of a PostgreSQL-backed cluster (docs/scale-out.md).
 
-A `Worker` owns an `AgentRuntime` whose storage engine is the store (``RuntimeConfig(store=
-URL)``, a `PgLog`) and, in its nursery:
+A runtime with ``RuntimeConfig(store=URL, worker=True)`` (its storage engine is the store, a
+`PgLog`) runs one `Worker` as an actor, which runs in its nursery:
 
-1. the runtime;
+1. one `ClusterTimer` per timer entry point (cluster/timers.py);
 2. the lease keeper: renews this worker's lease every ``lease_seconds / 3`` (by the database's
    clock) and cancels the local executions of sessions another worker took over meanwhile
    (their writes are already refused by the epoch fence: nothing of a stale owner applies);
@@ -16,8 +16,8 @@ is only a cache the runtime reads at resume, then ``resume`` it: a taken-over se
 continues from its latest checkpoint, so a node completed before never runs again; a queued
 one starts from its input. Every write goes to the store through the fenced log.
 
-Stop (cancellation): the runtime stops (structured: executions end ``cancelled`` and stay
-resumable), then the worker removes its row so the others may take what it still owned at once.
+Stop (cancellation, with the runtime): the worker removes its lease row so the others may take
+at once what it still owned; the runtime's executions end ``cancelled`` (resumable).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import datetime as dt
 import logging
 import shutil
 from pathlib import Path
+from typing import Any, Protocol
 
 import trio
 
 from hive_actors.errors import HiveActorsError, RuntimeStateError, StorageError
+from hive_actors.graph.result import ExecutionResult
+from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.cluster.timers import ClusterTimer
-from hive_actors.runtime.agent_runtime import AgentRuntime
 from hive_actors.storage.checkpoint_store import checkpoint_file_name
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.pg_conn import PgConnection
@@ -53,26 +55,40 @@ __all__ = ["Worker"]
 log = logging.getLogger(__name__)
 
 
+class WorkerRuntime(Protocol):
+    """What a Worker uses of its AgentRuntime (not imported: the runtime starts its Worker)."""
+
+    config: Any
+    storage_path: Path | None
+    agent_name: str
+    storage_engine: Any
+
+    def get_entry_points(self) -> list[EntryPointSpec]: ...
+
+    async def resume_nowait(self, session_id: str) -> str: ...
+
+    async def wait_for_result(self, execution_id: str) -> ExecutionResult: ...
+
+    def cancel_execution(self, execution_id: str) -> bool: ...
+
+
 class Worker:
     """Runs the store's executions with ``runtime`` (which must have ``config.store`` and a
-    ``storage_path``: a local cache folder). ``await nursery.start(worker.run)``."""
+    ``storage_path``: a local cache folder). Started by the runtime itself when its config
+    says ``worker=True``; ``worker_concurrency`` and ``lease_seconds`` come from there."""
 
-    def __init__(self, runtime: AgentRuntime, *, concurrency: int = 8,
-                 lease_seconds: float = 5.0, poll_seconds: float = 0.05) -> None:
-        store = runtime.config.store
-        if store is None or runtime.storage_path is None:
+    def __init__(self, runtime: WorkerRuntime, *, poll_seconds: float = 0.05) -> None:
+        config = runtime.config
+        if config.store is None or runtime.storage_path is None:
             raise RuntimeStateError("a Worker needs a runtime with RuntimeConfig(store=URL) "
                                     "and a storage_path (its local cache folder)")
-        if concurrency < 1 or not lease_seconds > 0 or not poll_seconds > 0:
-            raise ValueError(f"Worker: concurrency must be >= 1 and lease_seconds, poll_seconds "
-                             f"> 0 (got {concurrency}, {lease_seconds}, {poll_seconds})")
         self.runtime = runtime
-        self.url = store
-        self.concurrency = concurrency
-        self.lease_seconds = lease_seconds
+        self.url: str = config.store
+        self.concurrency: int = config.worker_concurrency
+        self.lease_seconds: float = config.lease_seconds
         self.poll_seconds = poll_seconds
-        self._claims = PgConnection(store, application_name="hive-actors claims")
-        self._lease = PgConnection(store, application_name="hive-actors lease")
+        self._claims = PgConnection(self.url, application_name="hive-actors claims")
+        self._lease = PgConnection(self.url, application_name="hive-actors lease")
         self._running: set[str] = set()
         self._slot_freed = trio.Event()
         self.worker_id = ""
@@ -82,25 +98,25 @@ class Worker:
     def running_sessions(self) -> frozenset[str]:
         return frozenset(self._running)
 
-    async def run(self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start the runtime, join the cluster, run claimed sessions until cancelled."""
+    async def serve(self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Join the cluster and run claimed sessions until cancelled, then leave (the runtime
+        runs this as one of its actors when ``RuntimeConfig(store=URL, worker=True)``)."""
         rt = self.runtime
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(rt.run)
-                engine = rt.storage_engine
-                if not isinstance(engine, PgLog):
-                    raise RuntimeStateError("the runtime's storage engine is not the store")
-                self.worker_id = engine.owner_id
-                await self._renew()
-                async with trio.open_nursery() as work:
-                    work.start_soon(self._keep_lease, engine)
-                    for spec in rt.get_entry_points():
-                        if spec.trigger_type == "timer":
-                            timer = ClusterTimer(spec, rt.agent_name, self.url)
-                            work.start_soon(timer.run, name=f"cluster timer {spec.id}")
-                    task_status.started(self)
-                    await self._claim_loop(work, engine)
+            engine = rt.storage_engine
+            if not isinstance(engine, PgLog):
+                raise RuntimeStateError("the runtime's storage engine is not the store")
+            self.worker_id = engine.owner_id
+            await self._renew()
+            async with trio.open_nursery() as work:
+                work.start_soon(self._keep_lease, engine)
+                for spec in rt.get_entry_points():
+                    if spec.trigger_type == "timer":
+                        timer = ClusterTimer(spec, rt.agent_name, self.url)
+                        work.start_soon(timer.run, name=f"cluster timer {spec.id}")
+                task_status.started(self)
+                await self._claim_loop(work, engine)
         finally:
             with trio.CancelScope(shield=True):
                 if self.worker_id:

@@ -35,6 +35,8 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,8 @@ from hive_actors.runtime.outcome_aggregator import OutcomeAggregator
 from hive_actors.runtime.shared_state import SharedBufferManager
 from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
+from hive_actors.cluster.client import submit_to_store, wait_in_store
+from hive_actors.cluster.worker import Worker
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.postgres import PgLog, PgSessionReader, process_owner_id
 from hive_actors.storage.recovery import ResumePoint, choose_checkpoint, damaged_checkpoints
@@ -263,6 +267,10 @@ class AgentRuntime:
                             await self._log("start", agent=self.agent_name,
                                             entry_points=list(self._specs))
                             await self._recover_interrupted(work, svc)
+                            if self.config.store is not None and self.config.worker:
+                                worker = Worker(self)  # runs the store's queue here
+                                await self._start_actor(work, "cluster worker",
+                                                        lambda: worker.serve)
                             task_status.started(self)
                             await trio.sleep_forever()
                 finally:
@@ -541,6 +549,8 @@ class AgentRuntime:
         Raises RuntimeStateError, UnknownEntryPointError, SessionStateError (malformed
         session_state), QueueFullError, StorageError.
         """
+        if self._store_client():
+            return await self._queue(entry_point_id, input_data, idempotency_key)
         ex = await self._submit(entry_point_id, input_data, session_state, idempotency_key)
         return ex.id
 
@@ -553,11 +563,29 @@ class AgentRuntime:
         ``timeout`` (seconds, None = forever) bounds the wait only: on expiry trio.TooSlowError
         is raised and the execution keeps running. Raises what `trigger` raises.
         """
+        if self._store_client():
+            sid = await self._queue(entry_point_id, input_data, idempotency_key)
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                return await wait_in_store(self.config.store or "", self.agent_name, sid)
         ex = await self._submit(entry_point_id, input_data, session_state, idempotency_key)
         if timeout is None:
             return await ex.wait()
         with trio.fail_after(timeout):
             return await ex.wait()
+
+    def _store_client(self) -> bool:
+        """A client of a store: executions go to its queue (RuntimeConfig.worker=False)."""
+        return self.config.store is not None and not self.config.worker
+
+    async def _queue(self, entry_point_id: str, input_data: dict[str, Any] | None,
+                     key: str | None) -> str:
+        """Queue an execution in the store (durable on return); its session id."""
+        self._check_running()
+        stream = self._stream(entry_point_id)
+        data = _input_dict(entry_point_id, input_data)
+        await self._check_input(data, f"entry point {entry_point_id!r}: input_data")
+        return await submit_to_store(self.config.store or "", self.agent_name, stream.id,
+                                     data, key)
 
     async def wait_for_result(self, execution_id: str) -> ExecutionResult:
         """The result of a running, queued or recently finished execution (waits for it).
@@ -772,6 +800,8 @@ def create_agent_runtime(
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
     mcp_servers: Iterable[MCPServerConfig] | None = None,
+    store: str | None = None,
+    worker: bool = False,
 ) -> AgentRuntime:
     """A runtime (not started): the one factory behind AgentRunner, ``run``, ``resume`` and
     ``serve``.
@@ -782,7 +812,9 @@ def create_agent_runtime(
     modules, and bare names from its ``tools.py``). No entry points = one ``default`` on
     ``graph.entry_node``; a runtime with a single entry point answers to ``default`` too.
     ``mcp_servers`` start with it (tools/mcp_config.py); None means the servers a loaded
-    agent's folder declares (none for a bare graph). Raises ValueError for bad entry points,
+    agent's folder declares (none for a bare graph). ``store`` (a postgresql:// URL): a client
+    of that store, or with ``worker=True`` one of its workers (docs/scale-out.md); its local
+    folder defaults to a new temp folder. Raises ValueError for bad entry points,
     ConfigurationError without a goal, MCPConfigError for a bad server declaration.
     """
     if isinstance(graph, AgentDefinition):
@@ -797,6 +829,10 @@ def create_agent_runtime(
     if goal is None:
         raise ConfigurationError("create_agent_runtime: give the goal, or a loaded agent "
                                  "(create_agent_runtime(load_agent(path), ...))")
+    if store is not None:  # a client of the store, or with worker=True one of its workers
+        config = attrs.evolve(config or RuntimeConfig(), store=store, worker=worker)
+    if config is not None and config.store is not None and storage_path is None:
+        storage_path = tempfile.mkdtemp(prefix="hive-store-")  # runtime log, resume cache
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
                            config=_with_folder_functions(config, graph), agent_name=agent_name,

@@ -9,7 +9,6 @@ import pytest
 import trio
 
 from hive_actors.cluster.client import StoreClient
-from hive_actors.cluster.worker import Worker
 from hive_actors.runner import AgentRunner
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.storage.commit import FileOp
@@ -91,13 +90,13 @@ async def test_a_lapsed_lease_hands_the_session_over_and_fences_the_old_owner(
     reader.close()
 
 
-async def test_a_worker_runs_what_a_client_submits_with_the_right_outputs(
+async def test_a_worker_runtime_runs_what_a_client_submits_with_the_right_outputs(
         pg_url: str, tmp_path: Path) -> None:
-    runner = AgentRunner.load(AGENT, storage_path=tmp_path, config=RuntimeConfig(store=pg_url))
-    worker = Worker(runner.runtime, concurrency=4, lease_seconds=30)
+    config = RuntimeConfig(store=pg_url, worker=True, worker_concurrency=4, lease_seconds=30)
+    runner = AgentRunner.load(AGENT, storage_path=tmp_path, config=config)
     client = StoreClient(pg_url, "five_nodes")
     async with trio.open_nursery() as nursery:
-        await nursery.start(worker.run)
+        await nursery.start(runner.runtime.run)
         sids = [await client.submit("default", {"x": i}) for i in range(12)]
         with trio.fail_after(120):  # a hang guard, not a speed check
             statuses = await client.wait(sids)
@@ -132,3 +131,23 @@ def test_timer_slots_are_the_same_wall_clock_grid_for_every_worker() -> None:
                                          trigger_config={"cron": "0 * * * *"}), fire)
     assert next_slot(hourly, 3600 * 5 + 7) == 3600 * 6
     assert slot_key("a", "t", 1005.0) == "timer:a:t:1005.000"
+
+
+async def test_a_client_runner_queues_and_a_worker_runner_runs_it(pg_url: str) -> None:
+    client = AgentRunner.load(AGENT, store=pg_url)
+    worker = AgentRunner.load(AGENT, store=pg_url, worker=True)
+    async with client:
+        # trigger() queues durably and returns: nothing runs it yet
+        queued = await client.trigger(input_data={"x": 5})
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT status FROM hive_sessions WHERE id = %s",
+                                (queued,)).fetchone() == ("queued",)
+        async with worker:
+            with trio.fail_after(120):  # a hang guard
+                result = await client.run({"x": 3})
+                first = await client.runtime.trigger_and_wait("default", {"x": 0})
+        assert result.success and result.output["result"] == 19 * 3 + 50
+        assert first.output["result"] == 50
+    reader = PgSessionReader(pg_url, Path("/"))
+    assert reader.read_state(queued).output["result"] == 19 * 5 + 50  # the worker ran it
+    reader.close()

@@ -133,9 +133,10 @@ async def test_cancelling_a_task_mid_query_cancels_the_query_on_the_server(pg_ur
 async def test_a_runtime_on_the_store_records_a_five_node_execution(pg_url: str,
                                                                      tmp_path: Path) -> None:
     rt = make_runtime(Case("pg", concurrency=1, executions=1), graphs.seq_graph(),
-                      graphs.seq_functions(), storage=tmp_path, store=pg_url)
+                      graphs.seq_functions(), storage=tmp_path, store=pg_url, worker=True)
     async with rt:
-        results = [await rt.trigger_and_wait("ep0", {"k": i}) for i in range(3)]
+        with trio.fail_after(120):  # a hang guard
+            results = [await rt.trigger_and_wait("ep0", {"k": i}) for i in range(3)]
     assert all(r.success for r in results)
     reader = PgSessionReader(pg_url, tmp_path)
     for r in results:
