@@ -335,31 +335,6 @@ def _checkpoint(text: str) -> int:
     return value
 
 
-@command(
-    "resume",
-    "continue a session from its latest checkpoint (completed nodes do not run again)",
-    arg("path", metavar="PATH", type=_agent_path),
-    arg("session_id", metavar="SESSION_ID"),
-    arg("--checkpoint", type=_checkpoint, default=None, metavar="N",
-        help="continue from checkpoint N instead (see `sessions PATH show ID`): a fork into a "
-             "new session, the old one left as it was"),
-    arg("--fallback", action="store_true",
-        help="if the latest checkpoint is damaged, continue from the newest intact one "
-             "(says which nodes run again)"),
-    *_MODEL_ARGS,
-    *_OUTPUT_ARGS,
-    example="hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
-            "--scripted\n"
-            "hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
-            "--scripted --checkpoint 2",
-)
-def _resume(args: argparse.Namespace) -> int:
-    from hive_actors.runner.commands import resume_command
-
-    return resume_command(args.path, args.session_id, checkpoint=args.checkpoint,
-                          fallback=args.fallback, options=_run_options(args))
-
-
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -386,6 +361,47 @@ def _store_missing(command: str, store: str | None) -> bool:
 _STORE_ARG = arg("--store", default=os.environ.get("HIVE_ACTORS_STORE") or None,
                  type=_store_url, metavar="URL", help="a postgresql:// store shared by workers (default "
                  "$HIVE_ACTORS_STORE; see docs/scale-out.md)")
+
+
+@command(
+    "resume",
+    "continue a session from its latest checkpoint (completed nodes do not run again)",
+    arg("path", metavar="PATH", type=_agent_path),
+    arg("session_id", metavar="SESSION_ID"),
+    arg("--checkpoint", type=_checkpoint, default=None, metavar="N",
+        help="continue from checkpoint N instead (see `sessions PATH show ID`): a fork into a "
+             "new session, the old one left as it was"),
+    arg("--fallback", action="store_true",
+        help="if the latest checkpoint is damaged, continue from the newest intact one "
+             "(says which nodes run again)"),
+    _STORE_ARG,
+    *_MODEL_ARGS,
+    *_OUTPUT_ARGS,
+    example="hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--scripted\n"
+            "hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
+            "--scripted --checkpoint 2",
+)
+def _resume(args: argparse.Namespace) -> int:
+    from hive_actors.runner.commands import resume_command
+
+    if args.store:  # a worker of the store continues it
+        from hive_actors.cluster.commands import run_resume
+
+        given = [flag for flag, value in (("--checkpoint", args.checkpoint),
+                                          ("--fallback", args.fallback),
+                                          ("--model", args.model),
+                                          ("--scripted", args.scripted is not None))
+                 if value]
+        if given:
+            print(f"hive-actors resume: error: {', '.join(given)} cannot go with --store "
+                  "(a worker continues the session from its latest checkpoint, with its own "
+                  "model)", file=sys.stderr)
+            return EXIT_USAGE
+
+        return run_resume(args.path, args.store, args.session_id)
+    return resume_command(args.path, args.session_id, checkpoint=args.checkpoint,
+                          fallback=args.fallback, options=_run_options(args))
 
 
 @command(

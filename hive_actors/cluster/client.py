@@ -9,9 +9,9 @@ NOTIFY the log sends with the final state's commit (and re-checking every ``poll
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreClient", "submit_to_store", "wait_in_store"]
 
+T = TypeVar("T")
+
 
 class StoreClient:
     """Submit to and read from the store at ``url`` for agent ``agent_name``."""
@@ -41,6 +43,10 @@ class StoreClient:
     async def aclose(self) -> None:
         await self._conn.aclose()
         await self._listen.aclose()
+
+    async def call(self, fn: Callable[[psycopg.Connection[tuple[object, ...]]], T]) -> T:
+        """``fn(connection)`` on the client's connection (a worker thread)."""
+        return await self._conn.call(fn)
 
     async def submit(self, entry_point: str, input_data: dict[str, Any], *,
                      key: str | None = None) -> str:

@@ -120,6 +120,33 @@ def run_submit(path: str, store: str, input_text: str, *, entry_point: str | Non
         return EXIT_FAILED
 
 
+def run_resume(path: str, store: str, session_id: str, out: TextIO = sys.stdout) -> int:
+    """``resume PATH ID --store URL``: queue the session again; a worker continues it from
+    its latest checkpoint; wait and print its status and output."""
+    from hive_actors.cluster.client import StoreClient
+    from hive_actors.storage.pg_queue import requeue
+
+    try:
+        client = StoreClient(store, _agent_name(path))
+
+        async def main() -> int:
+            try:
+                before = await client.call(lambda conn: requeue(conn, session_id))
+                out.write(f"{session_id} ({before}) queued to resume\n")
+                out.flush()
+                status = (await client.wait([session_id]))[session_id]
+                record = await client.record(session_id, Path("/"))
+            finally:
+                await client.aclose()
+            out.write(f"status: {status}\noutput: {json.dumps(record.output, default=str)}\n")
+            return EXIT_OK if status == "completed" else EXIT_FAILED
+
+        return trio.run(main)
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def list_sessions(path: str, store: str, show: str | None, out: TextIO = sys.stdout) -> int:
     """``sessions PATH --store URL [show ID]``: the store's sessions of this agent."""
     from hive_actors.storage.postgres import PgSessionReader

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["Claim", "SessionLoad", "claim", "heartbeat", "leave", "load_session", "lost",
-           "session_status", "submit", "END_CHANNEL", "TERMINAL"]
+           "requeue", "session_status", "submit", "END_CHANNEL", "TERMINAL"]
 
 END_CHANNEL = "hive_session_end"  # NOTIFY payload: a session id whose state became terminal
 TERMINAL = ("completed", "failed", "cancelled", "paused")
@@ -145,3 +145,25 @@ def session_status(conn: psycopg.Connection[tuple[object, ...]],
         rows = conn.execute("SELECT id, status FROM hive_sessions WHERE id = ANY(%s)",
                             (list(session_ids),)).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+def requeue(conn: psycopg.Connection[tuple[object, ...]], session_id: str) -> str:
+    """Queue a failed, cancelled or paused session again, to be resumed from its latest
+    checkpoint by whichever worker claims it; returns the status it had. Raises
+    UnknownSessionError, SessionStateError (running, queued or completed)."""
+    from hive_actors.errors import SessionStateError
+
+    with conn.transaction():
+        row = conn.execute("SELECT status FROM hive_sessions WHERE id = %s FOR UPDATE",
+                           (session_id,)).fetchone()
+        if row is None:
+            raise UnknownSessionError(f"no session {session_id!r} in the store")
+        status = str(row[0])
+        if status not in ("failed", "cancelled", "paused"):
+            raise SessionStateError(f"session {session_id!r} is {status}: only a failed, "
+                                    "cancelled or paused session can be resumed")
+        conn.execute("UPDATE hive_sessions SET status = 'queued', owner_id = NULL "
+                     "WHERE id = %s", (session_id,))
+        conn.execute("SELECT pg_notify('hive_queue', agent_name) FROM hive_sessions "
+                     "WHERE id = %s", (session_id,))
+    return status

@@ -151,3 +151,41 @@ async def test_a_client_runner_queues_and_a_worker_runner_runs_it(pg_url: str) -
     reader = PgSessionReader(pg_url, Path("/"))
     assert reader.read_state(queued).output["result"] == 19 * 5 + 50  # the worker ran it
     reader.close()
+
+
+async def test_resume_with_a_store_queues_a_failed_session_for_a_worker(pg_url: str) -> None:
+    from hive_actors.errors import SessionStateError, UnknownSessionError
+    from hive_actors.storage.pg_queue import requeue
+
+    client = AgentRunner.load(AGENT, store=pg_url)
+    worker = AgentRunner.load(AGENT, store=pg_url, worker=True)
+    async with client, worker:
+        with trio.fail_after(120):  # a hang guard
+            bad = await client.run({"x": "not a number"})  # n1 fails: str + int
+            good = await client.run({"x": 1})
+    assert bad.status == "failed" and good.status == "completed"
+    with _db(pg_url) as conn:
+        with pytest.raises(SessionStateError, match="is completed"):
+            requeue(conn, good.session_id)
+        with pytest.raises(UnknownSessionError):
+            requeue(conn, "session_nope")
+    rc = await trio.to_thread.run_sync(lambda: _cli("resume", str(AGENT), bad.session_id,
+                                                     "--store", pg_url, "--scripted"))
+    assert rc[0] == 2 and "--scripted cannot go with --store" in rc[2]
+    async with worker:
+        rc = await trio.to_thread.run_sync(lambda: _cli("resume", str(AGENT), bad.session_id,
+                                                         "--store", pg_url))
+    # a worker took it again (and it failed again: the same input)
+    assert rc[0] == 1 and "queued to resume" in rc[1] and "status: failed" in rc[1]
+    with _db(pg_url) as conn:
+        assert conn.execute("SELECT epoch FROM hive_sessions WHERE id = %s",
+                            (bad.session_id,)).fetchone() == (2,)
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "hive_actors.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout, done.stderr
