@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -36,7 +36,7 @@ from hive_actors.graph.spec import EntryPointSpec
 from hive_actors.cluster.timers import ClusterTimer
 from hive_actors.storage.checkpoint_store import checkpoint_file_name
 from hive_actors.storage.commit import FileOp
-from hive_actors.storage.pg_conn import PgConnection
+from hive_actors.storage.pg_conn import PgConnection, pg_error
 from hive_actors.storage.pg_queue import (
     TERMINAL,
     Claim,
@@ -49,6 +49,9 @@ from hive_actors.storage.pg_queue import (
 )
 from hive_actors.storage.postgres import PgLog, StaleOwnerError
 from hive_actors.storage.session_store import SessionRecord, SessionStore
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["Worker"]
 
@@ -111,6 +114,7 @@ class Worker:
             await self._renew()
             async with trio.open_nursery() as work:
                 work.start_soon(self._keep_lease, engine)
+                work.start_soon(self._listen)
                 for spec in rt.get_entry_points():
                     if spec.trigger_type == "timer":
                         timer = ClusterTimer(spec, rt.agent_name, self.url)
@@ -145,6 +149,34 @@ class Worker:
             for sid in gone:
                 self._taken_over(sid, engine)
                 self.runtime.cancel_execution(sid)
+
+    async def _listen(self) -> None:
+        """Wake the claimer when a session is queued for this agent (NOTIFY hive_queue from
+        `submit`), so an idle worker starts it without waiting for its next poll."""
+        agent = self.runtime.agent_name
+        conn = PgConnection(self.url, application_name="hive-actors listen")
+
+        def wait(c: psycopg.Connection[tuple[object, ...]]) -> bool:
+            import psycopg
+
+            try:
+                c.execute("LISTEN hive_queue")
+                c.commit()
+                return any(n.payload == agent for n in c.notifies(timeout=0.25, stop_after=1))
+            except psycopg.Error as exc:
+                raise pg_error("listen", exc) from None
+
+        try:
+            while True:
+                try:
+                    if await conn.call(wait):
+                        self._slot_freed.set()
+                except StorageError as exc:  # polling still finds the work
+                    log.warning("worker %s: listen failed: %s", self.worker_id, exc)
+                    await trio.sleep(self.lease_seconds)
+        finally:
+            with trio.CancelScope(shield=True):
+                await conn.aclose()
 
     def _taken_over(self, sid: str, engine: PgLog) -> None:
         log.warning("worker %s: session %s was taken over; stopping it here",
