@@ -232,6 +232,8 @@ class Worker:
             engine.release(sid)
             self._running.discard(sid)
             self._slot_freed.set()
+            with trio.CancelScope(shield=True):  # the cache of a session that ended here
+                await trio.to_thread.run_sync(self._forget, sid)
 
     def _first_state(self, load: SessionLoad) -> FileOp:
         """The state.json of a queued session that never ran."""
@@ -242,6 +244,11 @@ class Worker:
             session_id=load.session_id, created_at=load.created_at, updated_at=now,
             agent_name=self.runtime.agent_name, entry_point=load.entry_point,
             input_data=load.input))
+
+    def _forget(self, session_id: str) -> None:
+        storage = self.runtime.storage_path
+        assert storage is not None
+        shutil.rmtree(SessionStore(storage).session_dir(session_id), ignore_errors=True)
 
     def _hydrate(self, load: SessionLoad) -> None:
         """Write the session's state.json and latest checkpoint into the local cache folder

@@ -288,6 +288,8 @@ class AgentRuntime:
             await self._log("stop", agent=self.agent_name, reason="stopped")
         finally:
             self._state = "stopped"
+            if isinstance(self._sessions, PgSessionReader):
+                self._sessions.close()  # its connection (no call is in flight: tasks ended)
             self._work_scope = None
             self._svc = None
             self._streams = {}

@@ -108,6 +108,8 @@ async def test_a_worker_runtime_runs_what_a_client_submits_with_the_right_output
         record = reader.read_state(sid)
         assert record.output["result"] == 19 * i + 50
         assert [d["node_id"] for d in reader.read_details(sid)] == ["n1", "n2", "n3", "n4", "n5"]
+    # the local cache of sessions it ran is gone (it would grow with every session)
+    assert not list((tmp_path / "sessions").glob("*"))
     # a clean stop leaves the cluster: nothing of this worker is left as a live owner
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM hive_workers").fetchone() == (0,)
