@@ -260,6 +260,34 @@ _MODEL_ARGS = (
 )
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _store_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(f"--store must be a postgresql:// URL, got {text[:40]!r}")
+    return text
+
+
+def _store_missing(command: str, store: str | None) -> bool:
+    if not store:
+        print(f"hive-actors {command}: error: --store URL (or $HIVE_ACTORS_STORE) is required",
+              file=sys.stderr)
+    return not store
+
+
+_STORE_ARG = arg("--store", default=os.environ.get("HIVE_ACTORS_STORE") or None,
+                 type=_store_url, metavar="URL", help="a postgresql:// store shared by workers (default "
+                 "$HIVE_ACTORS_STORE; see docs/scale-out.md)")
+
+
 @command(
     "serve",
     "run an agent with the websocket event feed and the live dashboard until Ctrl-C",
@@ -271,6 +299,7 @@ _MODEL_ARGS = (
         help="token clients must give (?token= or Authorization: Bearer); "
              "default: $HIVE_ACTORS_FEED_TOKEN"),
     arg("--no-dashboard", action="store_true", help="serve the event feed only (no page)"),
+    _STORE_ARG,
     *_MODEL_ARGS,
     example="hive-actors serve examples/research_assistant --scripted --port 8765",
 )
@@ -333,34 +362,6 @@ def _checkpoint(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"checkpoint numbers start at 1, got {value}")
     return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _store_url(text: str) -> str:
-    if not text.startswith(("postgresql://", "postgres://")):
-        raise argparse.ArgumentTypeError(f"--store must be a postgresql:// URL, got {text[:40]!r}")
-    return text
-
-
-def _store_missing(command: str, store: str | None) -> bool:
-    if not store:
-        print(f"hive-actors {command}: error: --store URL (or $HIVE_ACTORS_STORE) is required",
-              file=sys.stderr)
-    return not store
-
-
-_STORE_ARG = arg("--store", default=os.environ.get("HIVE_ACTORS_STORE") or None,
-                 type=_store_url, metavar="URL", help="a postgresql:// store shared by workers (default "
-                 "$HIVE_ACTORS_STORE; see docs/scale-out.md)")
 
 
 @command(

@@ -25,7 +25,7 @@ from hive_actors.storage.session_store import SessionRecord, new_session_id
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["StoreClient", "submit_to_store", "wait_in_store"]
+__all__ = ["StoreClient", "queue_input_in_store", "submit_to_store", "wait_in_store"]
 
 T = TypeVar("T")
 
@@ -121,3 +121,15 @@ async def wait_in_store(url: str, agent_name: str, session_id: str) -> Execution
     return ExecutionResult(success=status == "completed", output=dict(record.output),
                            error=record.error, paused_at=record.paused_at,
                            session_id=session_id, status=status)
+
+
+async def queue_input_in_store(url: str, session_id: str, node_id: str, content: str) -> None:
+    """Leave client input for the worker running ``session_id`` (durable on return)."""
+    from hive_actors.cluster.relay import queue_input
+
+    conn = PgConnection(url, application_name="hive-actors client input")
+    try:
+        await conn.call(lambda c: queue_input(c, session_id, node_id, content))
+    finally:
+        with trio.CancelScope(shield=True):
+            await conn.aclose()

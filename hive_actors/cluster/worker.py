@@ -33,6 +33,7 @@ import trio
 from hive_actors.errors import HiveActorsError, RuntimeStateError, StorageError
 from hive_actors.graph.result import ExecutionResult
 from hive_actors.graph.spec import EntryPointSpec
+from hive_actors.cluster.relay import EventRelay, take_inputs
 from hive_actors.cluster.timers import ClusterTimer
 from hive_actors.storage.checkpoint_store import checkpoint_file_name
 from hive_actors.storage.commit import FileOp
@@ -74,6 +75,13 @@ class WorkerRuntime(Protocol):
 
     def cancel_execution(self, execution_id: str) -> bool: ...
 
+    def subscribe_to_events(self, event_types: Any, handler: Any) -> str: ...
+
+    def unsubscribe_from_events(self, subscription_id: str) -> bool: ...
+
+    async def inject_input(self, node_id: str, content: str,
+                           execution_id: str | None = None) -> bool: ...
+
 
 class Worker:
     """Runs the store's executions with ``runtime`` (which must have ``config.store`` and a
@@ -106,6 +114,7 @@ class Worker:
         """Join the cluster and run claimed sessions until cancelled, then leave (the runtime
         runs this as one of its actors when ``RuntimeConfig(store=URL, worker=True)``)."""
         rt = self.runtime
+        sub = ""
         try:
             engine = rt.storage_engine
             if not isinstance(engine, PgLog):
@@ -115,6 +124,10 @@ class Worker:
             async with trio.open_nursery() as work:
                 work.start_soon(self._keep_lease, engine)
                 work.start_soon(self._listen)
+                relay = EventRelay(self.url, rt.agent_name)
+                sub = rt.subscribe_to_events(None, relay.handler)
+                work.start_soon(relay.run)
+                work.start_soon(self._deliver_inputs)
                 for spec in rt.get_entry_points():
                     if spec.trigger_type == "timer":
                         timer = ClusterTimer(spec, rt.agent_name, self.url)
@@ -122,6 +135,8 @@ class Worker:
                 task_status.started(self)
                 await self._claim_loop(work, engine)
         finally:
+            if sub:
+                rt.unsubscribe_from_events(sub)
             with trio.CancelScope(shield=True):
                 if self.worker_id:
                     try:
@@ -177,6 +192,25 @@ class Worker:
         finally:
             with trio.CancelScope(shield=True):
                 await conn.aclose()
+
+    async def _deliver_inputs(self) -> None:
+        """Client input left in the store for sessions running here goes to their executions
+        (checked every poll_seconds; a node not waiting takes it when it asks, see
+        AgentRuntime.inject_input)."""
+        while True:
+            await trio.sleep(self.poll_seconds)
+            mine = sorted(self._running)
+            if not mine:
+                continue
+            try:
+                inputs = await self._claims.call(lambda conn: take_inputs(conn, mine))
+            except StorageError as exc:
+                log.warning("worker %s: reading client input failed: %s", self.worker_id, exc)
+                continue
+            for sid, node_id, content in inputs:
+                if not await self.runtime.inject_input(node_id, content, execution_id=sid):
+                    log.warning("worker %s: input for %s at %s found no waiting node",
+                                self.worker_id, sid, node_id)
 
     def _taken_over(self, sid: str, engine: PgLog) -> None:
         log.warning("worker %s: session %s was taken over; stopping it here",

@@ -76,7 +76,8 @@ from hive_actors.runtime.outcome_aggregator import OutcomeAggregator
 from hive_actors.runtime.shared_state import SharedBufferManager
 from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
-from hive_actors.cluster.client import submit_to_store, wait_in_store
+from hive_actors.cluster.client import queue_input_in_store, submit_to_store, wait_in_store
+from hive_actors.cluster.relay import EventFollower
 from hive_actors.cluster.worker import Worker
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.postgres import PgLog, PgSessionReader, process_owner_id
@@ -271,6 +272,11 @@ class AgentRuntime:
                                 worker = Worker(self)  # runs the store's queue here
                                 await self._start_actor(work, "cluster worker",
                                                         lambda: worker.serve)
+                            elif self.config.store is not None:  # a client: remote events
+                                follower = EventFollower(self.config.store, self.agent_name,
+                                                         self._bus.publish)
+                                await self._start_actor(work, "event follower",
+                                                        lambda: follower.run)
                             task_status.started(self)
                             await trio.sleep_forever()
                 finally:
@@ -610,6 +616,10 @@ class AgentRuntime:
             known = ", ".join(n.id for n in self.graph.nodes)
             raise UnknownNodeError(
                 f"inject_input: no node {node_id!r} in graph {self.graph.id!r} (nodes: {known})")
+        if self._store_client() and execution_id is not None:
+            # the worker running it delivers it (cluster/relay.py); True once durable
+            await queue_input_in_store(self.config.store or "", execution_id, node_id, content)
+            return True
         for stream in list(self._streams.values()):
             if await stream.inject_input(node_id, content, execution_id):
                 return True

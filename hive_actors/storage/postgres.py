@@ -104,6 +104,20 @@ CREATE TABLE IF NOT EXISTS hive_workers (
     started_at timestamptz NOT NULL DEFAULT now(),
     lease_until timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hive_events (
+    id bigserial PRIMARY KEY,
+    agent_name text NOT NULL,
+    session_id text NOT NULL,
+    event bytea NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hive_events_agent ON hive_events (agent_name, id);
+CREATE TABLE IF NOT EXISTS hive_inputs (
+    id bigserial PRIMARY KEY,
+    session_id text NOT NULL,
+    node_id text NOT NULL,
+    content text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hive_inputs_session ON hive_inputs (session_id);
 CREATE TABLE IF NOT EXISTS hive_files (
     path text PRIMARY KEY,
     data bytea NOT NULL
