@@ -34,6 +34,10 @@ __all__ = ["EventFollower", "EventRelay", "queue_input", "take_inputs"]
 
 log = logging.getLogger(__name__)
 
+# Every TRIM_EVERY batches a relay deletes all but the newest KEEP_EVENTS rows of hive_events.
+TRIM_EVERY = 100
+KEEP_EVENTS = 100_000
+
 
 def _guarded(fn: Callable[[psycopg.Connection[tuple[object, ...]]], Any], where: str
              ) -> Callable[[psycopg.Connection[tuple[object, ...]]], Any]:
@@ -56,6 +60,7 @@ class EventRelay:
         self._send, self._recv = trio.open_memory_channel[AgentEvent](10_000)
         self._max_batch = max_batch
         self.relayed = 0
+        self.batches = 0
 
     def handler(self, event: AgentEvent) -> None:
         """The bus subscription's handler: queue the event (dropped if the relay is 10,000
@@ -73,16 +78,23 @@ class EventRelay:
                          json.dumps(converter.unstructure(e), default=str).encode())
                         for e in batch]
 
+                trim = self.batches % TRIM_EVERY == 0
+
                 def write(conn: psycopg.Connection[tuple[object, ...]]) -> None:
                     with conn.transaction():
                         with conn.cursor() as cur:
                             cur.executemany("INSERT INTO hive_events (agent_name, session_id, "
                                             "event) VALUES (%s, %s, %s)", rows)
                         conn.execute("SELECT pg_notify('hive_events', %s)", (self.agent_name,))
+                        if trim:  # followers read new rows only: keep the newest KEEP_EVENTS
+                            conn.execute("DELETE FROM hive_events WHERE id < "
+                                         "(SELECT max(id) FROM hive_events) - %s",
+                                         (KEEP_EVENTS,))
 
                 try:
                     await self._conn.call(_guarded(write, "relay events"))
                     self.relayed += len(rows)
+                    self.batches += 1
                 except StorageError as exc:  # events are best effort; state is durable
                     log.warning("relay: %d events not relayed: %s", len(rows), exc)
         finally:
