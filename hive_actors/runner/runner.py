@@ -112,6 +112,9 @@ class AgentRunner:
         return any(n.node_type in _LLM_NODE_TYPES for n in self.graph.nodes)
 
     def _check_model(self) -> None:
+        config = self._config
+        if config is not None and config.store is not None and not config.worker:
+            return  # a client of a store runs nothing here: the workers have the model
         if self.llm is None and self.needs_model():
             llm_nodes = [n.id for n in self.graph.nodes if n.node_type in _LLM_NODE_TYPES]
             raise ConfigurationError(

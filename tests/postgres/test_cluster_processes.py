@@ -243,3 +243,59 @@ async def test_a_one_second_timer_on_three_workers_fires_once_per_slot_also_thro
         if status == "completed":
             slot = dt.datetime.fromtimestamp(float(key.rsplit(":", 1)[1]), dt.timezone.utc)
             assert output == slot.isoformat()
+
+
+RESEARCH = Path(__file__).parents[2] / "examples" / "research_assistant"
+
+
+async def test_a_feed_client_of_one_process_follows_an_execution_on_a_worker_process(
+        workers: Workers) -> None:
+    from trio_websocket import open_websocket_url
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from feed_support import FeedClient
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hive_actors.cli", "worker", str(RESEARCH), "--store",
+         workers.url, "--scripted"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "hive_actors.cli", "serve", str(RESEARCH), "--store",
+         workers.url, "--port", "0", "--no-dashboard"], stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    workers.procs += [worker, serve]
+    assert worker.stdout is not None and serve.stdout is not None
+    assert worker.stdout.readline().startswith("worker ")
+    url = ""
+    while not url:
+        line = serve.stdout.readline()
+        assert line, "serve ended before listening"
+        if line.startswith("event feed: "):
+            url = line.split(": ", 1)[1].strip()
+    with trio.fail_after(120):  # a hang guard
+        async with open_websocket_url(url) as ws:
+            c = FeedClient(ws)
+            await c.call("subscribe")
+            execution_id = (await c.call("trigger", entry_point="default", input={})
+                            )["result"]["execution_id"]
+            asked = await c.next_event("client_input_requested")
+            assert asked["event"]["execution_id"] == execution_id
+            assert "What topic" in asked["event"]["data"]["prompt"]
+            reply = await c.call("inject_input", node_id=asked["event"]["node_id"],
+                                 content="structured concurrency in trio",
+                                 execution_id=execution_id)
+            assert reply["result"] == {"delivered": True}
+            while True:
+                message = await c.next_event()
+                if (message["event"]["execution_id"] == execution_id
+                        and message["event"]["type"].startswith("execution_")
+                        and message["event"]["type"] != "execution_started"):
+                    break
+    assert message["event"]["type"] == "execution_completed", message
+    reader = PgSessionReader(workers.url, Path("/"))
+    try:
+        record = reader.read_state(execution_id)
+        assert record.status == "completed"
+        assert record.output["topic"] == "structured concurrency in trio"
+    finally:
+        reader.close()
