@@ -3,7 +3,9 @@
 A runtime with ``RuntimeConfig(store=URL, worker=True)`` (its storage engine is the store, a
 `PgLog`) runs one `Worker` as an actor, which runs in its nursery:
 
-1. one `ClusterTimer` per timer entry point (cluster/timers.py);
+1. one `ClusterTimer` per timer entry point (cluster/timers.py), the `EventRelay` of its
+   runtime's events and the delivery of client input left in the store (cluster/relay.py),
+   and a listener that wakes the claimer when `submit` queues work (NOTIFY hive_queue);
 2. the lease keeper: renews this worker's lease every ``lease_seconds / 3`` (by the database's
    clock) and cancels the local executions of sessions another worker took over meanwhile
    (their writes are already refused by the epoch fence: nothing of a stale owner applies);
