@@ -3,8 +3,12 @@
 - `EventRelay` (in each worker): takes every event of its runtime's bus (one lossy
   subscription: a slow relay never slows executions) and writes what is waiting as one batch:
   one transaction inserting the batch's rows into ``hive_events`` and one
-  ``NOTIFY hive_events`` for the whole batch (not one per event).
-- `EventFollower` (in a client runtime, e.g. ``serve --store``): listens for that NOTIFY,
+  ``NOTIFY hive_events`` for the whole batch (not one per event), only while some follower
+  of its agent holds a live row in ``hive_followers`` (checked in that transaction; with
+  none, nothing is written). Every 100th batch trims the table to its newest 100,000 rows
+  (followers only read rows newer than when they started).
+- `EventFollower` (in a client runtime, e.g. ``serve --store``): registers in
+  ``hive_followers`` (renewed every 5 s, lapsing after 30 s), listens for that NOTIFY,
   reads the new rows of its agent in order and publishes them on its own bus, so a feed client
   of this process follows executions running on any worker.
 - Client input: a client runtime's ``inject_input`` inserts a ``hive_inputs`` row (and
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,6 +43,11 @@ log = logging.getLogger(__name__)
 # Every TRIM_EVERY batches a relay deletes all but the newest KEEP_EVENTS rows of hive_events.
 TRIM_EVERY = 100
 KEEP_EVENTS = 100_000
+# A follower's row lives this long without renewal (it renews every FOLLOW_RENEW seconds).
+FOLLOW_LEASE = 30.0
+FOLLOW_RENEW = 5.0
+_FOLLOWED = ("SELECT EXISTS (SELECT 1 FROM hive_followers WHERE agent_name = %s "
+             "AND lease_until > now())")
 
 
 def _guarded(fn: Callable[[psycopg.Connection[tuple[object, ...]]], Any], where: str
@@ -82,6 +93,9 @@ class EventRelay:
 
                 def write(conn: psycopg.Connection[tuple[object, ...]]) -> None:
                     with conn.transaction():
+                        row = conn.execute(_FOLLOWED, (self.agent_name,)).fetchone()
+                        if not (row and row[0]):
+                            return  # nobody follows this agent: nothing is written
                         with conn.cursor() as cur:
                             cur.executemany("INSERT INTO hive_events (agent_name, session_id, "
                                             "event) VALUES (%s, %s, %s)", rows)
@@ -111,12 +125,23 @@ class EventFollower:
         self._conn = PgConnection(url, application_name="hive-actors follow")
         self.last_id: int | None = None
         self.followed = 0
+        self.follower_id = f"{agent_name}:{uuid.uuid4().hex}"
+        self._renewed = 0.0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         agent = self.agent_name
 
+        def renew(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            conn.execute("INSERT INTO hive_followers (id, agent_name, lease_until) VALUES "
+                         "(%s, %s, now() + make_interval(secs => %s)) ON CONFLICT (id) DO "
+                         "UPDATE SET lease_until = excluded.lease_until",
+                         (self.follower_id, agent, FOLLOW_LEASE))
+            conn.commit()
+            self._renewed = time.monotonic()
+
         def start(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+            renew(conn)  # from now on relays write this agent's events
             conn.execute("LISTEN hive_events")
             conn.commit()
             row = conn.execute("SELECT coalesce(max(id), 0) FROM hive_events").fetchone()
@@ -124,6 +149,8 @@ class EventFollower:
             return int(cast(int, row[0])) if row else 0
 
         def fetch(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[Any, ...]]:
+            if time.monotonic() - self._renewed > FOLLOW_RENEW:
+                renew(conn)
             rows = conn.execute("SELECT id, event FROM hive_events WHERE id > %s AND "
                                 "agent_name = %s ORDER BY id LIMIT 5000",
                                 (self.last_id, agent)).fetchall()
@@ -154,7 +181,17 @@ class EventFollower:
                     self.followed += 1
         finally:
             with trio.CancelScope(shield=True):
+                try:
+                    await self._conn.call(_guarded(self._leave, "unfollow"),
+                                          cancellable=False)
+                except StorageError as exc:  # its row lapses by itself
+                    log.warning("follow: %s", exc)
                 await self._conn.aclose()
+
+    def _leave(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        conn.rollback()
+        conn.execute("DELETE FROM hive_followers WHERE id = %s", (self.follower_id,))
+        conn.commit()
 
 
 def queue_input(conn: psycopg.Connection[tuple[object, ...]], session_id: str, node_id: str,

@@ -111,6 +111,11 @@ CREATE TABLE IF NOT EXISTS hive_events (
     event bytea NOT NULL
 );
 CREATE INDEX IF NOT EXISTS hive_events_agent ON hive_events (agent_name, id);
+CREATE TABLE IF NOT EXISTS hive_followers (
+    id text PRIMARY KEY,
+    agent_name text NOT NULL,
+    lease_until timestamptz NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hive_inputs (
     id bigserial PRIMARY KEY,
     session_id text NOT NULL,

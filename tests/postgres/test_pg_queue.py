@@ -113,6 +113,8 @@ async def test_a_worker_runtime_runs_what_a_client_submits_with_the_right_output
     # a clean stop leaves the cluster: nothing of this worker is left as a live owner
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM hive_workers").fetchone() == (0,)
+        # no client runtime followed its events: none were written to the store
+        assert conn.execute("SELECT count(*) FROM hive_events").fetchone() == (0,)
     reader.close()
 
 
