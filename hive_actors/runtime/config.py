@@ -8,6 +8,7 @@ import attrs
 
 QUEUE_FULL_POLICIES = ("error", "wait")
 STORAGE_ENGINES = ("journal", "files")
+EVENT_HISTORIES = ("lifecycle", "all", "none")
 
 
 def _store_url(_inst: object, _attr: attrs.Attribute[str | None], value: str | None) -> None:
@@ -60,6 +61,15 @@ class RuntimeConfig:
     # once the records are durable and leaves the files to the next start or `hive-actors
     # sessions`, which replay the journal (False: a fast stop with many executions in flight).
     view_catch_up_on_stop: bool = True
+    # What the event bus keeps for replay (``since=``, ``history()``): "lifecycle" (execution
+    # start/end, client input, actor and tool-server events), "all" (also every node, edge,
+    # model, tool and state event: each is then built even when nobody subscribes) or "none".
+    # The event feed widens it to "all" while it serves. Live subscriptions always get every
+    # event of their filter whatever this says.
+    event_history: str = attrs.field(default="lifecycle",
+                                     validator=attrs.validators.in_(EVENT_HISTORIES))
+    # At most this many events are kept for replay (the oldest go first).
+    event_history_max: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0
     # Input checked at the door (trigger, resume, the feed, the CLI): plain JSON (no NaN or
