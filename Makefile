@@ -37,8 +37,8 @@ postgres:
 	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
-	      || echo "postgresql install failed: the PostgreSQL tests will skip"; \
-	  else echo "no root/apt-get: the PostgreSQL tests will skip"; fi; \
+	      || echo "postgresql install failed: the PostgreSQL tests will skip (fail under CI)"; \
+	  else echo "no root/apt-get: the PostgreSQL tests will skip (fail under CI)"; fi; \
 	fi
 
 # mypy, pinned in the test extra and configured in pyproject.toml ([tool.mypy]); a type error
