@@ -193,3 +193,22 @@ def _cli(*args: str) -> tuple[int, str, str]:
     done = subprocess.run([sys.executable, "-m", "hive_actors.cli", *args],
                           capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout, done.stderr
+
+
+async def test_sessions_with_a_store_lists_and_shows_what_workers_ran(pg_url: str) -> None:
+    client = AgentRunner.load(AGENT, store=pg_url)
+    worker = AgentRunner.load(AGENT, store=pg_url, worker=True)
+    async with client, worker:
+        with trio.fail_after(120):  # a hang guard
+            done = await client.run({"x": 2})
+    listed = await trio.to_thread.run_sync(
+        lambda: _cli("sessions", str(AGENT), "--store", pg_url))
+    assert listed[0] == 0 and done.session_id in listed[1] and "completed" in listed[1]
+    shown = await trio.to_thread.run_sync(
+        lambda: _cli("sessions", str(AGENT), "show", done.session_id, "--store", pg_url))
+    assert shown[0] == 0, shown[2]
+    assert "status: completed" in shown[1] and "path: n1 -> n2 -> n3 -> n4 -> n5" in shown[1]
+    assert '"result": 88' in shown[1]
+    missing = await trio.to_thread.run_sync(
+        lambda: _cli("sessions", str(AGENT), "show", "session_nope", "--store", pg_url))
+    assert missing[0] == 1 and "no session 'session_nope'" in missing[2]
