@@ -441,8 +441,12 @@ class AgentRuntime:
             self._streams[spec.id] = stream
         for spec in self._specs.values():
             trigger = triggers[spec.id]
-            # with a store, timers fire once per slot cluster-wide (cluster/timers.py)
-            if trigger is not None and not (self.config.store and spec.trigger_type == "timer"):
+            # with a store, timers fire once per slot cluster-wide (cluster/timers.py), and
+            # event triggers on the worker whose execution published the event (a client
+            # following the store's events would fire them a second time)
+            store = self.config.store is not None
+            if trigger is not None and not (store and (spec.trigger_type == "timer"
+                                                       or not self.config.worker)):
                 await self._start_actor(work, f"trigger:{spec.id}", _run_of(trigger))
                 self._triggers[spec.id] = trigger
 

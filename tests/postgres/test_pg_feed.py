@@ -47,3 +47,26 @@ async def test_a_feed_on_a_client_follows_a_workers_execution_and_answers_its_qu
     assert reader.read_state(execution_id).output["topic"] == "bees"
     assert reader.owner_of(execution_id) == worker_id
     reader.close()
+
+
+async def test_event_triggers_fire_on_the_worker_only_not_on_a_following_client(
+        pg_url: str) -> None:
+    from hive_actors.events import EventType
+    from hive_actors.graph.spec import EntryPointSpec
+
+    after = EntryPointSpec(id="after", entry_node="intake", trigger_type="event",
+                           trigger_config={"event_types": ["execution_completed"],
+                                           "filter_stream": "default"})
+    eps = [EntryPointSpec(id="default", entry_node="intake"), after]
+    worker = create_agent_runtime(interview_graph(), Goal(id="goal"), llm=interview_llm(),
+                                  entry_points=eps, store=pg_url, worker=True,
+                                  agent_name="interview")
+    client = create_agent_runtime(interview_graph(), Goal(id="goal"), entry_points=eps,
+                                  store=pg_url, agent_name="interview")
+    async with worker, client:
+        # the worker listens for the events of its own executions; the client, whose bus
+        # replays the worker's events, does not fire the entry point a second time
+        assert worker.event_bus.has_subscribers(EventType.EXECUTION_COMPLETED,
+                                                stream_id="default", execution_id="x")
+        assert not client.event_bus.has_subscribers(EventType.EXECUTION_COMPLETED,
+                                                    stream_id="default", execution_id="x")
