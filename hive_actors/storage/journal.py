@@ -162,7 +162,10 @@ def recover_if_idle(storage_path: Path, fs: FileSystem = REAL_FS) -> bool:
 class Journal(SingleFileOps):
     """The journal actor. Start it with ``await nursery.start(journal.run)``; it has the
     caller side of `StorageWriter` (``commit``, ``write``, ``append``, ``running``) plus
-    ``settle()`` (wait until the view shows everything committed so far)."""
+    ``settle()`` (wait until the view shows everything committed so far). Checkpoints
+    come as deltas (``accepts_deltas``); the view writes their whole files."""
+
+    accepts_deltas = True
 
     def __init__(self, storage_path: Path, *, fs: FileSystem = REAL_FS,
                  segment_bytes: int = 64 << 20, max_batch: int = 4096,

@@ -95,7 +95,8 @@ class SessionRecord:
     def new(cls, session_id: str, **fields: Any) -> SessionRecord:
         """A ``running`` record owned by this process, created and updated now."""
         now = utc_now()
-        fields.setdefault("owner", current_owner())
+        if "owner" not in fields:  # not setdefault: current_owner() reads /proc
+            fields["owner"] = current_owner()
         return cls(session_id=session_id, created_at=now, updated_at=now, **fields)
 
     def evolve(self, **changes: Any) -> SessionRecord:

@@ -42,7 +42,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from hive_actors.errors import StorageError
+from hive_actors.errors import CorruptFileError, StorageError
 from hive_actors.storage.atomic import (
     atomic_write_bytes,
     make_dirs,
@@ -52,6 +52,7 @@ from hive_actors.storage.atomic import (
     temp_path_for,
     write_all,
 )
+from hive_actors.storage.checkpoint_delta import Materialiser
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.fs import FileSystem
 from hive_actors.storage.journal_format import list_segments
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 MARK_NAME = "view.mark"
-_CHUNK = 512  # ops per worker-thread call: a fast stop waits for one chunk at most
+_CHUNK = 64  # ops per worker-thread call: a fast stop waits for one chunk at most
 Position = tuple[int, int]  # (segment number, offset just past a record)
 
 
@@ -84,9 +85,10 @@ class ViewStats:
 
 
 def coalesce(ops: Sequence[FileOp]) -> list[FileOp]:
-    """``ops`` without the whole-file writes a later write of the same file replaces."""
+    """``ops`` without the whole-file writes a later write of the same file replaces
+    (a checkpoint delta is never replaced: each has its own file)."""
     last_write = {op.path: i for i, op in enumerate(ops) if op.kind == "write"}
-    return [op for i, op in enumerate(ops) if op.kind == "append" or last_write[op.path] == i]
+    return [op for i, op in enumerate(ops) if op.kind != "write" or last_write[op.path] == i]
 
 
 class ViewApplier:
@@ -97,15 +99,24 @@ class ViewApplier:
         self.tmp_dir = journal_dir / "tmp"
         self.fs = fs
         self.files_written = 0
+        self.materialiser = Materialiser()
 
     def apply(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
-        """Write ``ops`` to their files (last write of a file wins). Raises `StorageError`."""
+        """Write ``ops`` to their files (last write of a file wins; a checkpoint delta is
+        written as its whole file). Raises `StorageError`. A delta whose base cannot be
+        read is logged and its file left out (the session's other files are written)."""
         appends: dict[Path, list[bytes]] = {}
         for op in coalesce(ops):
             if op.kind == "append":
                 appends.setdefault(op.path, []).append(op.data)
-            else:
-                self._write(op.path, op.data)
+                continue
+            if op.kind == "delta":
+                try:
+                    op = self.materialiser.write_of(op)
+                except CorruptFileError as exc:
+                    log.error("checkpoint %s not written: %s", op.path, exc)
+                    continue
+            self._write(op.path, op.data)
         for path, chunks in appends.items():
             self._append(path, chunks, replaying)
 
