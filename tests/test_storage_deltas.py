@@ -4,12 +4,14 @@ a backend that only knows whole-file writes gets the same files from `materialis
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import attrs
 import trio
 
 from hive_actors.graph.result import SessionState
-from hive_actors.storage.checkpoint_delta import materialise_ops
+from hive_actors.storage.checkpoint_delta import Materialiser, materialise_ops, patch_bytes
 from hive_actors.storage.checkpoint_store import CheckpointStore
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.journal import Journal
@@ -99,3 +101,40 @@ async def test_a_whole_file_backend_gets_the_same_files(tmp_path: Path) -> None:
     assert [op.kind for op in writes] == ["write"] * len(handed)
     for w in writes:
         assert w.data == w.path.read_bytes()  # the view's file, byte for byte
+
+
+def test_patches_apply_in_order_and_each_file_is_encoded_once(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"status": "running", "current_node": null, "n": 0}')
+    m = Materialiser()
+    ops = [FileOp.delta(state, patch_bytes({"current_node": "a", "n": 1})),
+           FileOp.delta(state, patch_bytes({"current_node": "b"})),
+           FileOp.append(tmp_path / "log", b"x\n"),
+           FileOp.delta(state, patch_bytes({"status": "completed"}))]
+    out = m.prepare(ops)
+    assert [op.kind for op in out] == ["append", "write"]
+    assert json.loads(out[1].data) == {"status": "completed", "current_node": "b", "n": 1}
+    # a whole write earlier in the same batch is the base of the patch after it
+    other = tmp_path / "other.json"
+    out = Materialiser().prepare([FileOp.write(other, b'{"a": 1}'),
+                                  FileOp.delta(other, patch_bytes({"b": 2}))])
+    assert [json.loads(op.data) for op in out] == [{"a": 1, "b": 2}]
+
+
+async def test_runtime_state_json_is_the_same_through_patches(tmp_path: Path) -> None:
+    from test_runtime_executions import Work, runtime_for
+
+    def record(storage: Path, engine: str) -> dict:
+        return {k: v for k, v in json.loads(
+            next((storage / "sessions").iterdir()).joinpath("state.json").read_bytes()).items()
+            if k not in ("session_id", "created_at", "updated_at", "owner")}
+
+    results = {}
+    for engine in ("journal", "files"):
+        rt = runtime_for(tmp_path / engine, Work())
+        rt.config = attrs.evolve(rt.config, storage_engine=engine)
+        async with rt:
+            await rt.trigger_and_wait("default", {"k": 2})  # even: never blocks
+        results[engine] = record(tmp_path / engine, engine)
+    assert results["journal"] == results["files"]
+    assert results["journal"]["status"] == "completed" and results["journal"]["output"]["e"]

@@ -1,12 +1,13 @@
-"""Checkpoints recorded as deltas: what changed since the session's previous checkpoint.
+"""Checkpoints and state.json recorded as deltas: what changed, not the whole file.
 
 A node boundary's checkpoint goes to the journal as a ``delta`` `FileOp` (its path is the
 checkpoint file's): the base checkpoint's file name and what differs from it (memory values
 written, path steps added, visit counts, conversation messages added, the small fields). The
 view materialises the whole file from the base and the delta (`Materialiser`), so the seed's
 checkpoint files appear exactly as before, while the cost on the event loop no longer grows
-with the state. `materialise_ops` turns deltas into plain ``write`` ops for anyone who
-needs files (replay, or a backend that only knows ``write`` and ``append``).
+with the state. A state.json change is a ``delta`` op too: the fields set (``patch``), the
+file as it stands being the base. `materialise_ops` turns deltas into plain ``write`` ops
+for anyone who needs files (a backend that only knows ``write`` and ``append``).
 
 What counts as changed: a memory value that is a new object, or any container (dict, list,
 set: it may have been changed in place); conversation messages after a prefix that is the
@@ -29,7 +30,8 @@ from hive_actors.graph.result import SessionState
 from hive_actors.serde import converter
 from hive_actors.storage.commit import FileOp
 
-__all__ = ["CHECKPOINT_SCHEMA_VERSION", "Materialiser", "encode_delta", "materialise_ops", "state_delta"]
+__all__ = ["CHECKPOINT_SCHEMA_VERSION", "Materialiser", "encode_delta", "materialise_ops",
+           "patch_bytes", "state_delta"]
 
 _MISSING = object()
 _CONTAINERS = (dict, list, set)
@@ -108,32 +110,118 @@ def _apply(base: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-class Materialiser:
-    """Turns delta ops into whole checkpoint files. Keeps the newest states it produced (up
-    to ``keep`` sessions) so a base is rarely read back; otherwise the base file is read
-    (it is in the view: its record came first). Not thread-safe: one applier uses it."""
+def patch_bytes(patch: dict[str, Any]) -> bytes:
+    """A ``delta`` op's data that sets the top-level fields ``patch`` (already unstructured)
+    in a whole JSON object file (state.json), the file as it stands being the base."""
+    return json.dumps({"patch": patch}, ensure_ascii=False).encode("utf-8")
 
-    def __init__(self, keep: int = 4096) -> None:
-        self._states: OrderedDict[Path, dict[str, Any]] = OrderedDict()
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+class Materialiser:
+    """Turns delta ops into whole files: a checkpoint from its base checkpoint and the
+    delta, a patched file (state.json) from its current contents and the fields set. Keeps
+    the newest contents it produced (up to ``keep`` files of each sort) so a base is rarely
+    read back; otherwise ``read`` reads it (the view's file: its record came first; a
+    backend that keeps rows passes its own). Not thread-safe: one applier uses it."""
+
+    def __init__(self, keep: int = 4096, read: Callable[[Path], bytes] = _read) -> None:
+        self._states: OrderedDict[Path, dict[str, Any]] = OrderedDict()  # checkpoints
+        self._files: OrderedDict[Path, dict[str, Any]] = OrderedDict()  # patched files
         self._keep = keep
+        self._read = read
 
     def write_of(self, op: FileOp) -> FileOp:
         """The whole-file write ``op`` (a delta) stands for. Raises `CorruptFileError`
         naming the base if it cannot be read, or the delta if it does not parse."""
+        d = self._parse(op)
+        if "patch" in d:
+            return FileOp.write(op.path, _dumps(self._patched(op.path, d["patch"], {})))
+        return self._checkpoint(op, d)
+
+    def prepare(self, ops: Sequence[FileOp],
+                on_error: Callable[[CorruptFileError], None] | None = None) -> list[FileOp]:
+        """``ops`` with every delta materialised, in order, without the whole-file writes a
+        later write of the same file replaces (a file patched several times is encoded
+        once). A delta that cannot be materialised raises `CorruptFileError`, or
+        (``on_error``) is reported to it and left out."""
+        out: list[FileOp | tuple[Path, dict[str, Any]] | None] = []
+        last: dict[Path, int] = {}
+        pending: dict[Path, bytes] = {}  # whole writes of this call, not on disk yet
+        for op in ops:
+            if op.kind == "append":
+                out.append(op)
+                continue
+            new: FileOp | tuple[Path, dict[str, Any]]
+            try:
+                if op.kind == "write":
+                    self._files.pop(op.path, None)
+                    pending[op.path] = op.data
+                    new = op
+                else:
+                    d = self._parse(op)
+                    if "patch" in d:
+                        new = (op.path, self._patched(op.path, d["patch"], pending))
+                    else:
+                        new = self._checkpoint(op, d)
+            except CorruptFileError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+                continue
+            at = last.get(op.path)
+            if at is not None:
+                out[at] = None
+            last[op.path] = len(out)
+            out.append(new)
+        return [item if isinstance(item, FileOp) else FileOp.write(item[0], _dumps(item[1]))
+                for item in out if item is not None]
+
+    @staticmethod
+    def _parse(op: FileOp) -> dict[str, Any]:
         try:
             d = json.loads(op.data)
+            if not isinstance(d, dict):
+                raise ValueError("not an object")
+            return d
+        except ValueError as exc:
+            raise CorruptFileError(str(op.path), f"unreadable delta ({exc})") from None
+
+    def _patched(self, path: Path, patch: dict[str, Any],
+                 pending: dict[Path, bytes]) -> dict[str, Any]:
+        base = self._files.get(path)
+        if base is None:
+            raw = pending.get(path)
+            try:
+                base = json.loads(raw if raw is not None else self._read(path))
+            except (OSError, ValueError) as exc:
+                raise CorruptFileError(str(path), f"base of a patch unreadable ({exc})"
+                                       ) from None
+            if not isinstance(base, dict):
+                raise CorruptFileError(str(path), "base of a patch is not an object")
+        new = {**base, **patch}
+        self._remember(self._files, path, new)
+        return new
+
+    def _checkpoint(self, op: FileOp, d: dict[str, Any]) -> FileOp:
+        try:
             if "state" in d:
                 state = d["state"]
             else:
-                base_path = op.path.parent / d["base"]
-                state = _apply(self._base(base_path), d)
+                state = _apply(self._base(op.path.parent / d["base"]), d)
             data = {"schema_version": CHECKPOINT_SCHEMA_VERSION, "seq": d["seq"],
                     "kind": d["kind"], "node_id": d["node_id"],
                     "created_at": d["created_at"], "state": state}
-            raw = json.dumps(data, ensure_ascii=False).encode("utf-8")
+            raw = _dumps(data)
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptFileError(str(op.path), f"unreadable checkpoint delta ({exc!r})") from None
-        self._remember(op.path, state)
+        self._remember(self._states, op.path, state)
         return FileOp.write(op.path, raw)
 
     def _base(self, path: Path) -> dict[str, Any]:
@@ -141,38 +229,25 @@ class Materialiser:
         if state is not None:
             return state
         try:
-            raw = json.loads(path.read_bytes())
+            raw = json.loads(self._read(path))
             base: dict[str, Any] = raw["state"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptFileError(str(path), f"base of a checkpoint delta unreadable ({exc})"
                                    ) from None
         return base
 
-    def _remember(self, path: Path, state: dict[str, Any]) -> None:
-        states = self._states
-        states[path] = state
-        states.move_to_end(path)
-        # a session's older states are bases only of deltas already applied, except in a
-        # fan-out (several saves on one base): keep a few per folder, bounded overall
-        while len(states) > self._keep:
-            states.popitem(last=False)
+    def _remember(self, cache: OrderedDict[Path, dict[str, Any]], path: Path,
+                  value: dict[str, Any]) -> None:
+        cache[path] = value
+        cache.move_to_end(path)
+        while len(cache) > self._keep:  # bounded; an evicted base is read back
+            cache.popitem(last=False)
 
 
-def materialise_ops(ops: Sequence[FileOp], materialiser: Materialiser | None = None,
-                    on_error: Callable[[CorruptFileError], None] | None = None) -> list[FileOp]:
-    """``ops`` with every delta replaced by the whole-file write it stands for, in order.
-    A delta that cannot be materialised raises `CorruptFileError`, or (``on_error``) is
-    reported to it and left out."""
+def materialise_ops(ops: Sequence[FileOp], materialiser: Materialiser | None = None
+                    ) -> list[FileOp]:
+    """``ops`` with every delta replaced by the whole-file write it stands for, in order
+    (what a backend that knows only ``write`` and ``append`` stores). Raises
+    `CorruptFileError` for a delta that cannot be materialised."""
     m = materialiser or Materialiser()
-    out: list[FileOp] = []
-    for op in ops:
-        if op.kind != "delta":
-            out.append(op)
-            continue
-        try:
-            out.append(m.write_of(op))
-        except CorruptFileError as exc:
-            if on_error is None:
-                raise
-            on_error(exc)
-    return out
+    return [op if op.kind != "delta" else m.write_of(op) for op in ops]

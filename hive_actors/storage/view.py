@@ -84,11 +84,8 @@ class ViewStats:
     lags: list[float] = attrs.Factory(list)  # seconds from durable record to file, per batch
 
 
-def coalesce(ops: Sequence[FileOp]) -> list[FileOp]:
-    """``ops`` without the whole-file writes a later write of the same file replaces
-    (a checkpoint delta is never replaced: each has its own file)."""
-    last_write = {op.path: i for i, op in enumerate(ops) if op.kind == "write"}
-    return [op for i, op in enumerate(ops) if op.kind != "write" or last_write[op.path] == i]
+def _not_written(exc: CorruptFileError) -> None:
+    log.error("view file not written: %s", exc)
 
 
 class ViewApplier:
@@ -102,20 +99,23 @@ class ViewApplier:
         self.materialiser = Materialiser()
 
     def apply(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
-        """Write ``ops`` to their files (last write of a file wins; a checkpoint delta is
-        written as its whole file). Raises `StorageError`. A delta whose base cannot be
-        read is logged and its file left out (the session's other files are written)."""
+        """`prepare` ``ops`` and write them. Raises `StorageError`."""
+        self.write_prepared(self.prepare(ops), replaying=replaying)
+
+    def prepare(self, ops: Sequence[FileOp]) -> list[FileOp]:
+        """``ops`` as whole writes and appends: deltas materialised (checkpoints, patched
+        state.json), a whole file written several times kept once. A delta whose base
+        cannot be read is logged and its file left out (the session's other files are
+        written, and it is reported as missing or damaged when read)."""
+        return self.materialiser.prepare(ops, on_error=_not_written)
+
+    def write_prepared(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
+        """Write whole files (by rename) and append lines. Raises `StorageError`."""
         appends: dict[Path, list[bytes]] = {}
-        for op in coalesce(ops):
+        for op in ops:
             if op.kind == "append":
                 appends.setdefault(op.path, []).append(op.data)
                 continue
-            if op.kind == "delta":
-                try:
-                    op = self.materialiser.write_of(op)
-                except CorruptFileError as exc:
-                    log.error("checkpoint %s not written: %s", op.path, exc)
-                    continue
             self._write(op.path, op.data)
         for path, chunks in appends.items():
             self._append(path, chunks, replaying)
@@ -286,15 +286,17 @@ class SessionView:
 
     async def _apply(self, batches: list[ViewBatch]) -> None:
         if self.error is None:
-            ops = coalesce([op for b in batches for op in b.ops])
             end = batches[-1].end
             new_segment = end[0] != self._segment
             try:
                 with trio.CancelScope(shield=True):
+                    ops = await trio.to_thread.run_sync(
+                        self.applier.prepare, [op for b in batches for op in b.ops])
                     for i in range(0, len(ops), _CHUNK):
                         if self._closing and not self.catch_up:
                             return  # left to the journal: replayed at the next start
-                        await trio.to_thread.run_sync(self.applier.apply, ops[i:i + _CHUNK])
+                        await trio.to_thread.run_sync(self.applier.write_prepared,
+                                                      ops[i:i + _CHUNK])
                     if new_segment:
                         await trio.to_thread.run_sync(self._checkpoint, (end[0], 0), True)
             except StorageError as exc:
