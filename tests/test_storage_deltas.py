@@ -138,3 +138,27 @@ async def test_runtime_state_json_is_the_same_through_patches(tmp_path: Path) ->
         results[engine] = record(tmp_path / engine, engine)
     assert results["journal"] == results["files"]
     assert results["journal"]["status"] == "completed" and results["journal"]["output"]["e"]
+
+
+async def _stop_with_final_records(root: Path, sessions: int) -> None:
+    journal = Journal(root, view_catch_up_limit=512)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(journal.run)
+        journal.stopping()  # as at stop(): then the final records of in-flight executions
+        async with trio.open_nursery() as finals:  # all at once, as cancelled executions do
+            for i in range(sessions):
+                finals.start_soon(journal.commit, [
+                    FileOp.write(root / "sessions" / f"s{i}" / f"f{j}.json", b"{}")
+                    for j in range(6)])
+        await journal.aclose()
+
+
+async def test_stop_leaves_a_big_view_backlog_to_the_replay(tmp_path: Path) -> None:
+    from hive_actors.storage.engines import open_reader
+
+    await _stop_with_final_records(tmp_path / "small", 10)  # 60 writes: caught up
+    assert len(list((tmp_path / "small" / "sessions").rglob("*.json"))) == 60
+    await _stop_with_final_records(tmp_path / "big", 100)  # 600 writes: left to the replay
+    assert len(list((tmp_path / "big").rglob("sessions/*/*.json"))) < 600
+    open_reader(tmp_path / "big")
+    assert len(list((tmp_path / "big" / "sessions").rglob("*.json"))) == 600

@@ -46,6 +46,10 @@ class RuntimeConfig:
     # once the records are durable and leaves the files to the next start or `hive-actors
     # sessions`, which replay the journal (False: a fast stop with many executions in flight).
     view_catch_up_on_stop: bool = True
+    # ...but only when at most this many view writes are due at stop (the final records of
+    # many in-flight executions are not waited for: stop() stays fast; readers replay them)
+    view_catch_up_limit: int = attrs.field(default=512, validator=attrs.validators.and_(
+        attrs.validators.instance_of(int), attrs.validators.ge(0)))
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0
     # Input checked at the door (trigger, resume, the feed, the CLI): plain JSON (no NaN or

@@ -85,7 +85,8 @@ def state_delta(seq: int, kind: str, node_id: str | None, created_at: dt.datetim
 def encode_delta(delta: dict[str, Any]) -> bytes:
     """The bytes of a `state_delta`. Raises TypeError/ValueError for values JSON cannot
     hold (as encoding the whole checkpoint would)."""
-    return json.dumps(converter.unstructure(delta), ensure_ascii=False).encode("utf-8")
+    # JSON types go to the C encoder as they are; records and the like through the converter
+    return json.dumps(delta, ensure_ascii=False, default=converter.unstructure).encode("utf-8")
 
 
 def _apply(base: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:

@@ -266,7 +266,8 @@ class SessionStore:
         return FileOp.delta(self.state_path(record.session_id), patch_bytes(patch))
 
     def summary_op(self, session_id: str, summary: dict[str, Any]) -> FileOp:
-        data = json.dumps(converter.unstructure(summary), ensure_ascii=False)
+        # plain data but for the odd record: unstructured only where JSON needs it
+        data = json.dumps(summary, ensure_ascii=False, default=converter.unstructure)
         return FileOp.write(self.logs_dir(session_id) / "summary.json", data.encode())
 
     def details_op(self, session_id: str, record: dict[str, Any]) -> FileOp:

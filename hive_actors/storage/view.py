@@ -24,9 +24,10 @@ appended lines already present in their log are not appended twice.
 Failures: a view that cannot write a file logs it, stops applying and retiring (records stay
 in the journal and are replayed at the next start) and `settle()` raises its `StorageError`.
 Closing: on exit the view applies what is in its inbox, syncs and moves the mark, under a
-shield; with ``catch_up=False`` it leaves the batches still waiting to the journal (they are
-durable there and replayed at the next start or by `hive-actors sessions`), so a stop with
-many executions in flight does not wait for their files.
+shield, unless it was told to leave the rest (`leave_rest`, or `stopping(limit)` with more
+than ``limit`` ops waiting): then the batches still waiting stay in the journal (durable
+there, replayed at the next start or by `open_reader` / `hive-actors sessions`), so a stop
+with many executions in flight does not wait for their files.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 MARK_NAME = "view.mark"
-_CHUNK = 64  # ops per worker-thread call: a fast stop waits for one chunk at most
+_CHUNK = 16  # files per worker-thread call: a fast stop waits for one chunk at most
 Position = tuple[int, int]  # (segment number, offset just past a record)
 
 
@@ -211,10 +212,9 @@ class SessionView:
     """The view actor. The journal starts it with ``await nursery.start(view.run)``."""
 
     def __init__(self, applier: ViewApplier, segment: int, *,
-                 max_backlog: int = 256 << 20, catch_up: bool = True,
+                 max_backlog: int = 256 << 20,
                  interval: float = 0.02) -> None:
         self.applier = applier
-        self.catch_up = catch_up
         self.interval = interval
         self._last_pass = -math.inf
         self._hurry = trio.Event()
@@ -222,6 +222,10 @@ class SessionView:
         self._max_backlog = max_backlog
         self._backlog = 0  # bytes of ops waiting in the inbox
         self._closing = False
+        self._closed = trio.Event()
+        self._leave = False  # apply nothing more: the journal holds the rest
+        self._stop_limit: int | None = None  # set by `stopping`
+        self._pending_ops = 0  # ops submitted, not applied yet
         self._sent = 0
         self._applied = 0
         self._progress = trio.Event()
@@ -233,52 +237,72 @@ class SessionView:
     async def submit(self, batch: ViewBatch) -> None:
         """Hand a durable batch to the view (waits while its backlog is over budget). After
         `leave_rest` the batch is left to the journal."""
-        if self._closing and not self.catch_up:
+        if self._leaving():
             return
         while self._backlog >= self._max_backlog and self.error is None and not self._closing:
             await self._progress.wait()
         self._sent += 1
         self._backlog += batch.size
+        self._pending_ops += len(batch.ops)
         self._send.send_nowait(batch)
 
     async def settle(self) -> None:
-        """Return once every batch submitted so far is in the files. Raises the view's
-        `StorageError` if it has stopped applying."""
+        """Return once every batch submitted so far is in the files (or the view was told
+        to leave them to the journal). Raises the view's `StorageError` if it has stopped
+        applying."""
         target = self._sent
-        while self._applied < target and self.error is None:
+        while self._applied < target and self.error is None and not self._leave:
             self._hurry.set()
             await self._progress.wait()
         if self.error is not None:
             raise self.error
 
     def leave_rest(self) -> None:
-        """With ``catch_up=False``: apply nothing more (finish the chunk being written); the
-        journal holds the rest, replayed at the next start."""
-        self._closing = True
+        """Apply nothing more (finish the chunk being written); the journal holds the
+        rest, replayed at the next start."""
+        self._leave = True
         self._hurry.set()
+
+    def stopping(self, limit: int) -> None:
+        """The owner is stopping: catch up if at most ``limit`` ops wait (the final
+        records included), else leave the rest (see `leave_rest`)."""
+        self._stop_limit = limit
+        self._hurry.set()
+
+    def _leaving(self) -> bool:
+        if not self._leave and self._stop_limit is not None:
+            self._leave = self._pending_ops > self._stop_limit
+        return self._leave
 
     def close(self) -> None:
         self._closing = True
         self._hurry.set()
         self._send.close()
+        self._closed.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        held: list[ViewBatch] = []
         try:
             async for first in self._recv:
                 # gather for up to ``interval`` after the last pass (a state.json rewritten
                 # several times meanwhile is written once), unless someone waits in settle()
                 with trio.move_on_at(self._last_pass + self.interval):
                     await self._hurry.wait()
-                if self._closing and not self.catch_up:
+                if self._leave or self._stop_limit is not None:
+                    # stopping: write nothing while the executions end (no contention with
+                    # them); once the final records are in, catch up or leave them
+                    held.append(first)
                     break
                 self._last_pass = trio.current_time()
                 await self._apply([first, *drain(self._recv, 1 << 30)])
         finally:
-            # without catch_up the rest stays in the journal, replayed at the next start
+            # when leaving, the rest stays in the journal, replayed at the next start
             with trio.CancelScope(shield=True):
-                if self.catch_up:
-                    if rest := drain(self._recv, 1 << 30):
+                if self._stop_limit is not None and not self._leave:
+                    await self._closed.wait()  # the journal's last batch has been submitted
+                if not self._leaving():
+                    if rest := [*held, *drain(self._recv, 1 << 30)]:
                         await self._apply(rest)
                     if self._end is not None and self.error is None:
                         await trio.to_thread.run_sync(self._checkpoint, self._end, False)
@@ -293,7 +317,7 @@ class SessionView:
                     ops = await trio.to_thread.run_sync(
                         self.applier.prepare, [op for b in batches for op in b.ops])
                     for i in range(0, len(ops), _CHUNK):
-                        if self._closing and not self.catch_up:
+                        if self._leaving():
                             return  # left to the journal: replayed at the next start
                         await trio.to_thread.run_sync(self.applier.write_prepared,
                                                       ops[i:i + _CHUNK])
@@ -311,6 +335,7 @@ class SessionView:
         self.stats.files_written = self.applier.files_written
         self._applied += len(batches)
         self._backlog -= sum(b.size for b in batches)
+        self._pending_ops -= sum(len(b.ops) for b in batches)
         self._progress.set()
         self._progress = trio.Event()
         if self._hurry.is_set():
