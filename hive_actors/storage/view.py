@@ -32,12 +32,13 @@ with many executions in flight does not wait for their files.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 MARK_NAME = "view.mark"
-_CHUNK = 16  # files per worker-thread call: a fast stop waits for one chunk at most
 Position = tuple[int, int]  # (segment number, offset just past a record)
 
 
@@ -101,7 +101,7 @@ class ViewApplier:
 
     def apply(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
         """`prepare` ``ops`` and write them. Raises `StorageError`."""
-        self.write_prepared(self.prepare(ops), replaying=replaying)
+        self.write_prepared(self.prepare(ops), replaying=replaying)  # no pause: all written
 
     def prepare(self, ops: Sequence[FileOp]) -> list[FileOp]:
         """``ops`` as whole writes and appends: deltas materialised (checkpoints, patched
@@ -110,16 +110,24 @@ class ViewApplier:
         written, and it is reported as missing or damaged when read)."""
         return self.materialiser.prepare(ops, on_error=_not_written)
 
-    def write_prepared(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
-        """Write whole files (by rename) and append lines. Raises `StorageError`."""
+    def write_prepared(self, ops: Sequence[FileOp], *, replaying: bool = False,
+                       pause: Callable[[], bool] | None = None) -> list[FileOp]:
+        """Write whole files (by rename) and append lines; return the ops not written
+        because ``pause()`` said so (checked before each whole file; then nothing is
+        appended either). Raises `StorageError`."""
         appends: dict[Path, list[bytes]] = {}
-        for op in ops:
+        seen: list[FileOp] = []
+        for i, op in enumerate(ops):
             if op.kind == "append":
                 appends.setdefault(op.path, []).append(op.data)
+                seen.append(op)
                 continue
+            if pause is not None and pause():
+                return [*seen, *ops[i:]]
             self._write(op.path, op.data)
         for path, chunks in appends.items():
             self._append(path, chunks, replaying)
+        return []
 
     def _write(self, path: Path, data: bytes) -> None:
         fs = self.fs
@@ -224,6 +232,9 @@ class SessionView:
         self._closing = False
         self._closed = trio.Event()
         self._leave = False  # apply nothing more: the journal holds the rest
+        self._hold = False  # stopping: the writing thread stops at the next file
+        # a pass the hold interrupted: its batches and the ops still to write
+        self._unwritten: tuple[list[ViewBatch], list[FileOp]] | None = None
         self._stop_limit: int | None = None  # set by `stopping`
         self._pending_ops = 0  # ops submitted, not applied yet
         self._sent = 0
@@ -260,14 +271,19 @@ class SessionView:
     def leave_rest(self) -> None:
         """Apply nothing more (finish the chunk being written); the journal holds the
         rest, replayed at the next start."""
-        self._leave = True
+        self._leave = self._hold = True
         self._hurry.set()
 
     def stopping(self, limit: int) -> None:
-        """The owner is stopping: catch up if at most ``limit`` ops wait (the final
+        """The owner is stopping: write nothing more while the executions end; once the
+        journal's last batch is in, catch up if at most ``limit`` ops wait (the final
         records included), else leave the rest (see `leave_rest`)."""
         self._stop_limit = limit
+        self._hold = True
         self._hurry.set()
+
+    def _held(self) -> bool:  # read by the writing thread between files
+        return self._hold
 
     def _leaving(self) -> bool:
         if not self._leave and self._stop_limit is not None:
@@ -302,25 +318,33 @@ class SessionView:
                 if self._stop_limit is not None and not self._leave:
                     await self._closed.wait()  # the journal's last batch has been submitted
                 if not self._leaving():
+                    if self._unwritten is not None:
+                        (batches, left), self._unwritten = self._unwritten, None
+                        await self._apply(batches, left)
                     if rest := [*held, *drain(self._recv, 1 << 30)]:
                         await self._apply(rest)
                     if self._end is not None and self.error is None:
                         await trio.to_thread.run_sync(self._checkpoint, self._end, False)
                 self._recv.close()
 
-    async def _apply(self, batches: list[ViewBatch]) -> None:
+    async def _apply(self, batches: list[ViewBatch], ops: list[FileOp] | None = None) -> None:
+        """Write ``batches`` (``ops``: what is left of them to write, prepared). Once
+        stopping, the writing thread stops at the next file and the rest is kept in
+        ``_unwritten`` (written at close, or left to the journal)."""
         if self.error is None:
             end = batches[-1].end
             new_segment = end[0] != self._segment
             try:
                 with trio.CancelScope(shield=True):
-                    ops = await trio.to_thread.run_sync(
-                        self.applier.prepare, [op for b in batches for op in b.ops])
-                    for i in range(0, len(ops), _CHUNK):
-                        if self._leaving():
-                            return  # left to the journal: replayed at the next start
-                        await trio.to_thread.run_sync(self.applier.write_prepared,
-                                                      ops[i:i + _CHUNK])
+                    if ops is None:
+                        ops = await trio.to_thread.run_sync(
+                            self.applier.prepare, [op for b in batches for op in b.ops])
+                    pause = None if self._closing else self._held
+                    left = await trio.to_thread.run_sync(functools.partial(
+                        self.applier.write_prepared, ops, pause=pause))
+                    if left:
+                        self._unwritten = (batches, left)
+                        return
                     if new_segment:
                         await trio.to_thread.run_sync(self._checkpoint, (end[0], 0), True)
             except StorageError as exc:
