@@ -66,13 +66,23 @@ class AgentEvent:
 
 
 class EventSink(Protocol):
-    """What the executor emits through: bound to one execution (stream and execution ids)."""
+    """What the executor emits through: bound to one execution (stream and execution ids).
+
+    ``wants(type)`` False means an event of that type would reach nobody now: the caller may
+    skip building its data and calling ``emit`` (which would drop it anyway). No await may
+    come between asking and emitting.
+    """
+
+    def wants(self, type: EventType) -> bool: ...
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None: ...
 
 
 class NullSink:
     """Emits nothing: the executor's default when no bus is attached."""
+
+    def wants(self, type: EventType) -> bool:
+        return False
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         return None
@@ -85,6 +95,9 @@ class ListSink:
         self.stream_id = stream_id
         self.execution_id = execution_id
         self.events: list[AgentEvent] = []
+
+    def wants(self, type: EventType) -> bool:
+        return True
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         self.events.append(

@@ -46,7 +46,7 @@ class FakeExecutor:
 
     def __init__(self, llm: Any = None, tools: Any = None, tool_executor: Any = None,
                  storage_path: Any = None, events: Any = None, checkpoint_store: Any = None,
-                 scope: Any = None, config: Any = None) -> None:
+                 scope: Any = None, config: Any = None, *, resolved: Any = None) -> None:
         self.events = events
         self.store = checkpoint_store
         self.config = config

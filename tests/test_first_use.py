@@ -14,6 +14,7 @@ from trio_websocket import open_websocket_url
 
 from feed_support import FeedClient
 from hive_actors.cli import main
+from hive_actors.errors import CorruptFileError
 from hive_actors.feed import FeedConfig
 from hive_actors.feed.config import SAME_PORT
 from hive_actors.feed.serve import serve_agent
@@ -305,6 +306,17 @@ def test_runtime_log_rotates_by_size(tmp_path):
     files = sorted(p.name for p in (tmp_path / "runtime_logs").iterdir())
     assert files == ["runtime.1.jsonl", "runtime.2.jsonl", "runtime.jsonl"]
     assert log.read()[-1]["i"] == 19
+
+
+def test_a_damaged_runtime_log_line_is_named_not_a_raw_decode_error(tmp_path):
+    log = RuntimeLog(tmp_path)
+    log.write("start")
+    with log.path.open("ab") as f:
+        f.write(b'{"time": "x", "ev\n')
+    log.write("stop")
+    with pytest.raises(CorruptFileError) as info:
+        log.read()
+    assert str(log.path) in str(info.value) and "line 2" in str(info.value)
 
 
 def test_make_demo_command_leaves_start_and_stop_lines(tmp_path):

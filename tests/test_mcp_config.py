@@ -61,6 +61,28 @@ def test_registry_includes_and_agent_json_servers_resolve_against_hive_home(tmp_
         servers_for_agent(agent, environ={"HIVE_HOME": str(home)})
 
 
+def test_a_server_declared_twice_alike_counts_once_and_differently_is_an_error(tmp_path):
+    home = tmp_path / "home"
+    write(home / "mcp_registry" / "installed.json", {
+        "web": {"transport": "http", "url": "http://127.0.0.1:2/mcp"}})
+    agent = tmp_path / "agent"
+    write(agent / "agent.json", {"mcp_servers": [{"name": "web"}]})
+    write(agent / "mcp_registry.json", {"include": ["web"]})
+    env = {"HIVE_HOME": str(home)}
+    assert [s.name for s in servers_for_agent(agent, environ=env)] == ["web"]
+    # the folder's own file declares "web" elsewhere: before, the first silently won
+    write(agent / "mcp_servers.json", {"web": {"transport": "http", "url": "http://127.0.0.1:3/mcp"}})
+    with pytest.raises(MCPConfigError) as info:
+        servers_for_agent(agent, environ=env)
+    text = str(info.value)
+    assert "'web' is declared twice" in text and "127.0.0.1:3" in text and "127.0.0.1:2" in text
+    assert str(agent / "mcp_servers.json") in text
+    extra = write(tmp_path / "extra.json", {"web": {"transport": "http", "url": "http://127.0.0.1:4/mcp"}})
+    (agent / "mcp_servers.json").unlink()
+    with pytest.raises(MCPConfigError, match=str(extra)):
+        servers_for_agent(agent, extra=extra, environ=env)
+
+
 def test_bad_declarations_are_errors_naming_file_and_server(tmp_path):
     f = write(tmp_path / "mcp_servers.json", {"x": {"transport": "unix"}})
     with pytest.raises(MCPConfigError, match="server 'x': transport 'unix' is not supported"):

@@ -93,9 +93,8 @@ async def test_cancelled_call_leaves_the_session_usable(server, tmp_path):
     assert second == "2"
 
 
-async def test_server_killed_mid_call_is_a_tool_error_then_restarted(server, tmp_path):
-    if server.transport == "http":
-        pytest.skip("an HTTP server is not the runtime's child: see the next test")
+async def test_server_killed_mid_call_is_a_tool_error_then_restarted(tmp_path):
+    server = stdio_config()  # over HTTP the server is not the runtime's child: see the next test
     llm = ScriptedLLM({"n": [Reply("", [call("pid")]), Reply("", [call("die")]),
                              Reply("", [call("pid")]), done()]})
     events = []

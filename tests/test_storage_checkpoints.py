@@ -36,7 +36,7 @@ async def test_numbering_continues_after_reopening(tmp_path: Path) -> None:
     first = CheckpointStore(tmp_path)
     for i in range(3):
         await first.save("node_start", "a", state(i))
-    cs._next_seq.clear()  # forget the in-process counter, as a fresh process would
+    cs._counters.clear()  # forget the in-process counter, as a fresh process would
     reopened = CheckpointStore(tmp_path)
     cp = await reopened.save("pause", "b", state(9))
     assert cp.seq == 4 and reopened.latest() == cp
@@ -56,10 +56,23 @@ async def test_two_stores_of_one_folder_never_share_a_number(tmp_path: Path) -> 
     assert len(a.load_all()) == 10
 
 
+async def test_the_process_forgets_a_folder_counter_once_no_store_of_it_is_left(
+        tmp_path: Path) -> None:
+    # before: one entry per session folder ever opened, for the life of the process
+    kept = len(cs._counters)
+    for i in range(50):
+        store = CheckpointStore(tmp_path / f"s{i}", new_session=True)
+        await store.save("node_complete", "a", state(i))
+    del store
+    assert len(cs._counters) == kept
+    reopened = CheckpointStore(tmp_path / "s7")  # a new store scans the folder again
+    assert (await reopened.save("pause", "b", state(1))).seq == 2
+
+
 async def test_order_is_numeric_past_six_digits(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
     await store.save("node_start", "a", state(1))
-    cs._next_seq[store._key] = 1_000_000
+    cs._counters[store._key].next = 1_000_000
     big = await store.save("node_start", "a", state(2))
     assert (tmp_path / "checkpoints" / "cp_1000000_node_start.json").exists()
     assert store.latest() == big

@@ -38,10 +38,27 @@ def ratios(results: Sequence[CaseResult]) -> tuple[Ratio, ...]:
 def check_targets(results: Sequence[CaseResult]) -> tuple[TargetCheck, ...]:
     """The issue's targets, each with its measured figure (None when its case did not run)."""
     checks: list[TargetCheck] = []
-    seq, floor = _find(results, "seq"), _find(results, "seq", "floor")
+    floor = _find(results, "seq", "floor")
+    seq = _find(results, "seq", concurrency=floor.case.concurrency if floor else None)
     lg = _find(results, "seq", "langgraph")
     at = f" at {seq.case.concurrency} concurrent" if seq else ""
     checks.append(_ratio_check("seq vs bare-trio floor", 0.35, seq, floor, at))
+    checks.append(_ratio_check("seq vs floor, one at a time", 0.35, _find(results, "seq",
+                               concurrency=1), _find(results, "seq", "floor", 1), " at 1"))
+    par, par_floor = _find(results, "par"), _find(results, "par", "floor")
+    checks.append(_ratio_check("par vs bare-trio floor", 0.5, par, par_floor,
+                               f" at {par.case.concurrency} concurrent" if par else ""))
+    checks.append(_ratio_check("10 subscribers vs none", 0.6,
+                               _find(results, "events", subscribers=10, slow=False),
+                               _find(results, "events", subscribers=0, slow=False),
+                               " (events, 1000 concurrent)"))
+    model = _find(results, "model-latency", model="scripted")
+    eff = model.median("efficiency") if model else None
+    checks.append(TargetCheck("model-latency vs ideal", ">= 85%",
+                              None if eff is None else eff * 100, "%",
+                              None if eff is None else eff >= 0.85,
+                              f"scripted 50 ms model, {model.case.concurrency} concurrent"
+                              if model else ""))
     checks.append(_ratio_check("seq vs LangGraph", 20.0, seq, lg, at))
     durable = _find(results, "durable")
     if durable:
@@ -67,6 +84,10 @@ def check_targets(results: Sequence[CaseResult]) -> tuple[TargetCheck, ...]:
             None if ms is None else (ms < 100 and all_resumable),
             f"{stop.case.concurrency} executions; all cancelled and resumable: {all_resumable}"))
     paused = _find(results, "paused")
+    stop_ms = paused.median("stop_ms") if paused else None
+    checks.append(TargetCheck("stop() of paused sessions, no storage", "< 500 ms", stop_ms, "ms",
+                              None if stop_ms is None else stop_ms < 500,
+                              f"{paused.case.concurrency} sessions" if paused else ""))
     mb = paused.median("rss_mb") if paused else None
     checks.append(TargetCheck("paused sessions RSS", "< 1024 MiB", mb, "MiB",
                               None if mb is None else mb < 1024,

@@ -17,6 +17,8 @@ def _seq_cases() -> tuple[Case, ...]:
     cases = [Case("seq", concurrency=1, executions=1000)]
     cases += [Case("seq", concurrency=c, entry_points=ep, executions=max(2000, c))
               for c in CONCURRENCY for ep in ENTRY_POINTS]
+    # the top of the scaling table (benchmarks/README.md): c = 1, 10, 100, 1,000, 10,000
+    cases.append(Case("seq", concurrency=10_000, executions=10_000))
     cases += [Case("seq", "floor", concurrency=c, executions=5000) for c in (1, 1000)]
     cases += [Case("seq", "langgraph", concurrency=1, executions=300, warmup=20),
               Case("seq", "langgraph", concurrency=1000, executions=1000, warmup=20)]
@@ -40,11 +42,13 @@ STANDARD: tuple[Workload, ...] = (
         Case("durable", "langgraph", concurrency=1, executions=30, warmup=5),
         Case("durable", "langgraph", concurrency=1000, executions=1000, warmup=20),
     )),
-    Workload("events", "seq at 1000 concurrent with 1/10/100 counting subscribers, "
-                       "with and without one subscriber that never reads", tuple(
+    Workload("events", "seq at 1000 concurrent with 0/1/10/100 counting subscribers, "
+                       "with and without one subscriber that never reads", (
         Case("events", concurrency=1000, executions=2000,
-             options={"subscribers": s, "slow": slow})
-        for s in (1, 10, 100) for slow in (False, True)
+             options={"subscribers": 0, "slow": False}),
+        *(Case("events", concurrency=1000, executions=2000,
+               options={"subscribers": s, "slow": slow})
+          for s in (1, 10, 100) for slow in (False, True)),
     )),
     Workload("stop", "stop() with executions blocked inside a node; all cancelled, resumable",
              (Case("stop", concurrency=1000, options={"resume_sample": 20}),)),

@@ -125,6 +125,7 @@ class Connection:
                 f"subscribe: at most {self.config.max_subscriptions} subscriptions per connection",
             )
         bus = self.runtime.event_bus
+        bus.retain_history(None)  # a runtime restarted under the feed has a new bus
         sub_id = f"s{next(self._ids)}"
         replied = trio.Event()
         assert self._nursery is not None

@@ -113,6 +113,8 @@ class FeedServer:
         self.config = config
         self.connections = 0
         self._origins = frozenset(config.allowed_origins)
+        # clients replay from the bus history (``since``): it must keep every event type
+        runtime.event_bus.retain_history(None)
 
     def allow_origin(self, origin: str) -> None:
         self._origins = self._origins | {origin}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,11 @@ log = logging.getLogger(__name__)
 
 class GraphExecutor:
     """Runs graphs. One execution at a time per instance (``inject_input`` and
-    ``current_node_id`` refer to the execution in progress); instances are cheap."""
+    ``current_node_id`` refer to the execution in progress); instances are cheap.
+
+    ``resolved``: a dict in which executors with the same tools and config share the function
+    references they resolved (the runtime gives one per stream).
+    """
 
     def __init__(
         self,
@@ -58,6 +63,8 @@ class GraphExecutor:
         checkpoint_store: CheckpointStore | None = None,
         scope: SharedScope | None = None,
         config: ExecutorConfig | None = None,
+        *,
+        resolved: dict[str, tuple[Callable[..., Any], bool]] | None = None,
     ) -> None:
         self.config = config or ExecutorConfig()
         self.storage_path = Path(storage_path) if storage_path is not None else None
@@ -70,6 +77,8 @@ class GraphExecutor:
             events=events if events is not None else NullSink(),
             inputs=InputHub(),
         )
+        if resolved is not None:  # function references resolved by earlier executors
+            self._services.share_resolved(resolved)
         self._run: _Execution | None = None
 
     @property
@@ -309,10 +318,11 @@ class _Execution:
             targets = decision.targets
             for edge_id, problem in decision.errors:  # the edge did not hold; say why
                 log.warning("edge %r from %r: condition failed: %s", edge_id, source, problem)
-            for e in decision.edges:
-                await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
-                           target_node=e.target, edge_id=e.id,
-                           edge_condition=_CONDITION_NAMES[e.condition])
+            if decision.edges and self.events.wants(EventType.EDGE_TRAVERSED):
+                for e in decision.edges:
+                    await emit(EventType.EDGE_TRAVERSED, source, source_node=source,
+                               target_node=e.target, edge_id=e.id,
+                               edge_condition=_CONDITION_NAMES[e.condition])
         if not targets and not succeeded:
             lane.position = source  # a resume of this state retries the failed node
         elif not targets or (len(targets) == 1 and targets[0] == stop_at):

@@ -95,7 +95,8 @@ class NodeRunner:
 
     async def _visit(self, node: NodeSpec, lane: Lane) -> NodeOutcome | None:
         state, graph, services = self.state, self.graph, self.services
-        emit = services.events.emit
+        events = services.events
+        emit, wants = events.emit, events.wants
         if state.steps >= graph.max_steps:
             raise StopRun(
                 f"max_steps ({graph.max_steps}) reached before node {node.id!r} could run: "
@@ -129,8 +130,9 @@ class NodeRunner:
         attempt = 0
         try:
             while True:
-                await emit(EventType.NODE_STARTED, node.id, node_type=node.node_type,
-                           attempt=attempt, visit=count)
+                if wants(EventType.NODE_STARTED):
+                    await emit(EventType.NODE_STARTED, node.id, node_type=node.node_type,
+                               attempt=attempt, visit=count)
                 started = _clock()
                 ctx = NodeContext(node, graph, self.goal, inputs, state.memory, services,
                                   attempt, count, conversation, lane.previous, resuming,
@@ -157,9 +159,10 @@ class NodeRunner:
                                 await self.scope.write(k, v)
                         del state.inflight[lane]
                         state.path.append(node.id)
-                        await emit(EventType.NODE_COMPLETED, node.id, success=True,
-                                   latency_ms=(_clock() - started) * 1000.0,
-                                   output_keys=list(output), tokens=outcome.tokens)
+                        if wants(EventType.NODE_COMPLETED):
+                            await emit(EventType.NODE_COMPLETED, node.id, success=True,
+                                       latency_ms=(_clock() - started) * 1000.0,
+                                       output_keys=list(output), tokens=outcome.tokens)
                         return outcome
                     outcome = NodeOutcome.fail(error, tokens=outcome.tokens)
                 state.failures += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import cattrs
@@ -40,8 +40,24 @@ class SessionState:
     version: int = SESSION_STATE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        # cattrs' unstructure is typed Any; an attrs record unstructures to a dict
-        return cast("dict[str, Any]", converter.unstructure(self))
+        """What the one converter makes of it (tests/test_runtime_hot_path.py checks that they
+        agree), built directly: every result carries one, so it stays off cattrs' generic
+        path. Containers are copied, values (JSON already) are not."""
+        return {
+            "session_id": self.session_id,
+            "memory": dict(self.memory),
+            "execution_path": list(self.execution_path),
+            "node_visit_counts": dict(self.node_visit_counts),
+            "next_nodes": list(self.next_nodes),
+            "paused_at": self.paused_at,
+            "resume_after": self.resume_after,
+            "waiting_input": self.waiting_input,
+            "conversations": {k: [dict(m) for m in v] for k, v in self.conversations.items()},
+            "steps_executed": self.steps_executed,
+            "total_tokens": self.total_tokens,
+            "total_retries": self.total_retries,
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> SessionState:

@@ -43,6 +43,11 @@ class Services:
             self._tool_limiter = trio.CapacityLimiter(max(1, self.config.max_concurrent_tools))
         return self._tool_limiter
 
+    def share_resolved(self, resolved: dict[str, tuple[Callable[..., Any], bool]]) -> None:
+        """Cache resolutions in ``resolved`` (shared by executors with the same tools and
+        config) instead of a dict of this Services' own."""
+        self._functions = resolved
+
     def resolve_function(self, ref: str, node_id: str) -> tuple[Callable[..., Any], bool]:
         """The callable a function node names and whether it is async (cached).
 

@@ -44,6 +44,7 @@ import trio
 
 from hive_actors.errors import (
     ConfigurationError,
+    CorruptFileError,
     HiveActorsError,
     InputDataError,
     RuntimeStateError,
@@ -62,7 +63,7 @@ from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
 from hive_actors.jsonsafe import InputCheck
 from hive_actors.llm.provider import LLMProvider
 from hive_actors.runtime.config import RuntimeConfig
-from hive_actors.runtime.event_bus import EventBus, Handler, TypeSpec
+from hive_actors.runtime.event_bus import LIFECYCLE_EVENTS, EventBus, Handler, TypeSpec
 from hive_actors.runtime.execution_stream import (
     ContextValues,
     Execution,
@@ -359,7 +360,9 @@ class AgentRuntime:
 
     def _new_bus(self) -> tuple[EventBus, SharedBufferManager, OutcomeAggregator]:
         """A new event bus, and the shared state and outcome aggregator publishing on it."""
-        bus = EventBus()
+        history, size = self.config.event_history, self.config.event_history_max
+        bus = EventBus(max_history=0 if history == "none" else size,
+                       history_types=LIFECYCLE_EVENTS if history == "lifecycle" else None)
         return bus, SharedBufferManager(bus), OutcomeAggregator(self.goal, bus)
 
     async def _start_infrastructure(self, nursery: trio.Nursery, infra: list[trio.CancelScope],
@@ -372,6 +375,7 @@ class AgentRuntime:
         writer: Journal | StorageWriter | None = None
         sessions = None
         if self.storage_path is not None:
+            _check_sessions_folder(self.storage_path / "sessions")
             writer = await self._storage_engine(self.storage_path)
             await self._start_actor(nursery, "storage_writer", lambda: writer.run, infra,
                                     restarts=0)
@@ -757,6 +761,13 @@ class AgentRuntime:
             await self._resume_session(session_id, None)
         except (HiveActorsError, UnknownSessionError) as exc:
             log.error("could not resume interrupted session %s: %s", session_id, exc)
+
+
+def _check_sessions_folder(folder: Path) -> None:
+    """Raise CorruptFileError when ``folder`` exists but is not a folder: no session could be
+    stored (new executions do not list their folders, so nothing else would notice first)."""
+    if folder.exists() and not folder.is_dir():
+        raise CorruptFileError(str(folder), "not a folder: no session can be stored under it")
 
 
 def create_agent_runtime(

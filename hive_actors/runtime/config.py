@@ -8,6 +8,7 @@ import attrs
 
 QUEUE_FULL_POLICIES = ("error", "wait")
 STORAGE_ENGINES = ("journal", "files")
+EVENT_HISTORIES = ("lifecycle", "all", "none")
 
 
 @attrs.frozen
@@ -50,6 +51,15 @@ class RuntimeConfig:
     # many in-flight executions are not waited for: stop() stays fast; readers replay them)
     view_catch_up_limit: int = attrs.field(default=512, validator=attrs.validators.and_(
         attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    # What the event bus keeps for replay (``since=``, ``history()``): "lifecycle" (execution
+    # start/end, client input, actor and tool-server events), "all" (also every node, edge,
+    # model, tool and state event: each is then built even when nobody subscribes) or "none".
+    # The event feed widens it to "all" while it serves. Live subscriptions always get every
+    # event of their filter whatever this says.
+    event_history: str = attrs.field(default="lifecycle",
+                                     validator=attrs.validators.in_(EVENT_HISTORIES))
+    # At most this many events are kept for replay (the oldest go first).
+    event_history_max: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     # Upper bound (seconds) on delivering the final event of a cancelled execution at stop().
     shutdown_event_grace_seconds: float = 5.0
     # Input checked at the door (trigger, resume, the feed, the CLI): plain JSON (no NaN or

@@ -1,8 +1,8 @@
 """EventBus: the actor that fans events out to subscribers without letting them slow publishers.
 
-Every published event gets a bus-wide offset (1, 2, 3, ...) and goes into a bounded history
-(``deque(maxlen=...)``: O(1) trimming; offsets are contiguous, so they are not stored, and the
-oldest retained event has offset ``next_offset - len(history)``). Each subscription owns a
+Every published event gets a bus-wide offset (1, 2, 3, ...); an event of a type the history
+keeps (``history_types``; None = all) goes into a bounded history of ``(offset, event)`` pairs
+(``deque(maxlen=...)``: O(1) trimming). Each subscription owns a
 bounded buffer (a `DropOldest`). A lossy subscription drops its oldest buffered events when full
 and later receives one ``EVENTS_DROPPED`` marker (``data={"count": n, "subscription_id": id}``)
 before its next real event; a lossless one makes :meth:`EventBus.publish` wait for room instead.
@@ -19,6 +19,13 @@ Each execution publishes through its `BusEmitter` (``EventBus.emitter(...)``), w
 events (``seq`` 1, 2, 3, ...) and calls `EventBus.wait_for_room` (only while a lossless
 subscription exists) and `EventBus.publish_nowait` directly: one call per event.
 
+Laziness: an emitter builds an event only when :meth:`EventBus.wants` says someone will see it:
+a subscription whose type and stream filters could match (its execution filter is checked too),
+or the history keeping that type. The answer is cached per ``(type, stream_id)`` and the cache
+is dropped whenever a subscription comes or goes or the history widens, so a subscriber never
+misses an event of its filter published after ``subscribe`` returned. ``seq`` numbers the
+events built for an execution (publishers may ask `BusEmitter.wants` first and skip one).
+
 Events made by the bus itself (``EVENTS_DROPPED`` markers, ``HANDLER_FAILED``) have ``seq == 0``:
 they are not part of an execution's numbered sequence. Only the bus and a subscription's one
 consumer touch a `Subscription`.
@@ -26,6 +33,7 @@ consumer touch a `Subscription`.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime
 import inspect
@@ -53,6 +61,7 @@ __all__ = [
     "EventType",
     "EventWaitTimeout",
     "Handler",
+    "LIFECYCLE_EVENTS",
     "Subscription",
     "SubscriptionStats",
     "TypeSpec",
@@ -72,9 +81,26 @@ _CACHE_EXECUTIONS = 1024
 _CACHE_KEYS = 4096
 # (type, stream_id, node_id) of an event: what the match caches are keyed by
 _CacheKey = tuple[EventType, str, str | None]
+# who wants events of one (type, stream): None = any execution, else these execution ids
+_Wanted = frozenset[str] | None
+_UNCACHED: frozenset[str] = frozenset()  # a distinct object: "not looked up yet"
+
+# What a runtime's bus keeps for replay by default: the rare events that tell what happened to
+# executions and actors, not the per-node ones (see RuntimeConfig.event_history).
+LIFECYCLE_EVENTS = frozenset({
+    EventType.EXECUTION_STARTED, EventType.EXECUTION_COMPLETED, EventType.EXECUTION_FAILED,
+    EventType.EXECUTION_PAUSED, EventType.EXECUTION_RESUMED, EventType.EXECUTION_CANCELLED,
+    EventType.CLIENT_INPUT_REQUESTED, EventType.CLIENT_INPUT_RECEIVED, EventType.GOAL_PROGRESS,
+    EventType.CONSTRAINT_VIOLATION, EventType.WEBHOOK_RECEIVED, EventType.ACTOR_CRASHED,
+    EventType.HANDLER_FAILED, EventType.TOOL_SERVER_WARNING, EventType.TOOLS_CHANGED,
+})
 
 _now = datetime.datetime.now
 _UTC = datetime.timezone.utc
+
+def _offset_of(item: tuple[int, AgentEvent]) -> int:
+    return item[0]
+
 
 class UnknownEventTypeError(HiveActorsError, ValueError):
     """A subscription or query names an event type that does not exist."""
@@ -129,10 +155,13 @@ class Subscription:
         self.capacity = capacity
         self.lossless = lossless
         self.first_only = first_only  # wait_for: keep the first match, ignore the rest
+        # full: drop the oldest (the publisher does that inline, see EventBus.publish_nowait)
+        self.drops_oldest = not lossless and not first_only
         self.handler = handler
         self.buffer: DropOldest[tuple[int, AgentEvent]] = DropOldest(capacity)
         self.waiting = False  # the consumer is parked on its lot
         self.closed = False
+        self.discarded = False  # closed with its buffer thrown away: deliver nothing more
         self.pending_dropped = 0  # drops not yet reported by an EVENTS_DROPPED marker
         self.dropped = 0
         self.overfilled = 0
@@ -161,11 +190,15 @@ class Subscription:
             self.overfilled += 1
             self.buffer.append(item)
             return
-        self.buffer.push(item)
+        buffer = self.buffer  # full: drop its oldest (push() without the call)
+        buffer.popleft()
+        buffer.append(item)
         self.pending_dropped += 1
         self.dropped += 1
 
     def wake(self) -> None:
+        # once woken it is no longer waiting: later publishes before it runs skip this call
+        self.waiting = False
         self._lot.unpark()
 
     async def wait_for_room(self) -> None:
@@ -177,6 +210,7 @@ class Subscription:
         Cancels a running handler delivery task when discarding."""
         self.closed = True
         if discard:
+            self.discarded = True
             self.buffer.clear()
             self.pending_dropped = 0
             self.cancel_scope.cancel()
@@ -215,6 +249,19 @@ class Subscription:
         if self.lossless and len(self.buffer) < self.capacity:
             self._space_lot.unpark_all()
         return event
+
+    def take_all(self) -> list[AgentEvent]:
+        """Every buffered event (an EVENTS_DROPPED marker first if events were dropped),
+        removed from the buffer: one call per wake-up of a handler's delivery task."""
+        events = [self._marker()] if self.pending_dropped else []
+        buffer = self.buffer
+        if buffer:
+            self.last_offset = buffer[-1][0]
+            events.extend([event for _, event in buffer])
+            buffer.clear()
+            if self.lossless:
+                self._space_lot.unpark_all()
+        return events
 
     async def receive(self) -> AgentEvent:
         """The next event; raises trio.EndOfChannel once closed and drained."""
@@ -275,16 +322,22 @@ class EventWaitTimeout(HiveActorsError, trio.TooSlowError):
 class EventBus:
     """Fans events out to subscriptions; run it with ``await nursery.start(bus.run)``.
 
-    ``max_history`` bounds the replayable history; ``default_buffer_size`` is each
-    subscription's buffer unless it asks for another.
+    ``max_history`` bounds the replayable history and ``history_types`` says which event types
+    it keeps (None = every type; :meth:`retain_history` widens it later);
+    ``default_buffer_size`` is each subscription's buffer unless it asks for another.
     """
 
-    def __init__(self, max_history: int = 10_000, default_buffer_size: int = 1_000) -> None:
+    def __init__(self, max_history: int = 10_000, default_buffer_size: int = 1_000, *,
+                 history_types: TypeSpec = None) -> None:
         if max_history < 0 or default_buffer_size < 1:
             raise ValueError("EventBus: max_history must be >= 0 and default_buffer_size >= 1")
         self.default_buffer_size = default_buffer_size
-        # Events only: offsets are contiguous, so the newest has offset next_offset - 1.
-        self._history: collections.deque[AgentEvent] = collections.deque(maxlen=max_history)
+        self._history: collections.deque[tuple[int, AgentEvent]] = collections.deque(
+            maxlen=max_history)
+        self._history_types = (normalize_event_types(history_types) if max_history
+                               else frozenset[EventType]())
+        # (type, stream_id) -> who may see such events; dropped when subscriptions change
+        self._wanted: dict[tuple[EventType, str], _Wanted] = {}
         self._next_offset = 1
         self._published = 0
         self._dropped_gone = 0  # drops counted by subscriptions already removed
@@ -367,7 +420,10 @@ class EventBus:
         offset = self._next_offset
         self._next_offset = offset + 1
         self._published += 1
-        self._history.append(event)
+        item = (offset, event)
+        kept = self._history_types
+        if kept is None or event.type in kept:
+            self._history.append(item)
         if self._closed:
             return offset
         subs = matched
@@ -375,13 +431,17 @@ class EventBus:
             subs = self._match(event.type, event.stream_id, event.execution_id, event.node_id)
         if not subs:
             return offset
-        item = (offset, event)
         for sub in subs:
             if sub is exclude:
                 continue
             buf = sub.buffer
             if len(buf) < sub.capacity:
                 buf.append(item)
+            elif sub.drops_oldest:  # overflow()'s lossy case, without the call per drop
+                buf.popleft()
+                buf.append(item)
+                sub.pending_dropped += 1
+                sub.dropped += 1
             else:
                 sub.overflow(item)
             if sub.waiting:
@@ -414,6 +474,49 @@ class EventBus:
             if full is None or trio.lowlevel.current_task() in self._delivery_tasks:
                 return subs
             await full.wait_for_room()
+
+    def wants(self, type: EventType, stream_id: str, execution_id: str) -> bool:
+        """Whether an event of ``type`` from this execution could be seen by anyone: a live
+        subscription (its node filter is not checked: that is for publish) or the history.
+        Cached per ``(type, stream_id)``; every subscribe/unsubscribe drops the cache."""
+        who = self._wanted.get((type, stream_id), _UNCACHED)
+        if who is _UNCACHED:
+            who = self._who_wants(type, stream_id)
+        return who is None or execution_id in who
+
+    def _who_wants(self, type: EventType, stream_id: str) -> _Wanted:
+        kept = self._history_types
+        who: _Wanted
+        if kept is None or type in kept:
+            who = None
+        elif any(s.types is None or type in s.types for s in self._by_exec[None]
+                 if s.stream_id is None or s.stream_id == stream_id):
+            who = None
+        else:
+            who = frozenset(
+                execution_id for execution_id, subs in self._by_exec.items()
+                if execution_id is not None and any(
+                    (s.types is None or type in s.types)
+                    and (s.stream_id is None or s.stream_id == stream_id) for s in subs)
+            )
+        if len(self._wanted) >= _CACHE_KEYS:
+            self._wanted.clear()
+        self._wanted[(type, stream_id)] = who
+        return who
+
+    def retain_history(self, event_types: TypeSpec) -> None:
+        """Keep events of these types in the history too, from now on (None = every type).
+        Raises UnknownEventTypeError for an unknown type name."""
+        types = normalize_event_types(event_types)
+        if self._history_types is None or self._history.maxlen == 0:
+            return
+        self._history_types = None if types is None else self._history_types | types
+        self._wanted.clear()
+
+    @property
+    def history_types(self) -> frozenset[EventType] | None:
+        """The event types the history keeps (None = every type)."""
+        return self._history_types
 
     # ---- subscriptions ----------------------------------------------------------------------
 
@@ -554,6 +657,7 @@ class EventBus:
         sub.close(discard=discard)
 
     def _invalidate(self, execution_id: str | None) -> None:
+        self._wanted.clear()
         if execution_id is None:
             self._any_cache.clear()
             self._cache.clear()
@@ -569,9 +673,8 @@ class EventBus:
 
     def _history_items(self, since: int) -> Iterable[tuple[int, AgentEvent]]:
         history = self._history
-        first = self._next_offset - len(history)
-        skip = max(0, since - first)
-        return zip(itertools.count(first + skip), itertools.islice(history, skip, None))
+        skip = bisect.bisect_left(history, since, key=_offset_of)
+        return itertools.islice(history, skip, None)
 
     def history(self, since: int = 0, *, event_types: TypeSpec = None, stream_id: str | None = None,
                 execution_id: str | None = None, node_id: str | None = None,
@@ -627,13 +730,12 @@ class EventBus:
                         return  # closed and drained
                     # Deliver everything buffered at wake-up in one go (not one event per
                     # scheduler pass); what handlers publish meanwhile waits for the next round.
-                    for _ in range(len(buffer)):
-                        if not buffer:
-                            break
-                        event = sub.take()
+                    for event in sub.take_all():
+                        if sub.discarded:  # unsubscribed meanwhile (by a sync handler too)
+                            return
                         try:
                             result = handler(event)
-                            if inspect.isawaitable(result):
+                            if result is not None and inspect.isawaitable(result):
                                 await result
                         except Exception as exc:  # isolate the handler; the bus keeps running
                             self._report_failure(sub, event, exc)
@@ -679,14 +781,22 @@ class BusEmitter:
         self.execution_id = execution_id
         self._seq = 0
 
+    def wants(self, type: EventType) -> bool:
+        """Whether an event of ``type`` from this execution would be built (someone could see
+        it: :meth:`EventBus.wants`)."""
+        return self.bus.wants(type, self.stream_id, self.execution_id)
+
     def may_wait(self) -> bool:
         """Whether :meth:`emit` could wait now (only for a lossless subscription); when False
         it publishes without yielding."""
         return bool(self.bus.lossless_subscriptions) and not self.bus.closed
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
-        """Build the event and publish it (waits only for full lossless subscribers)."""
+        """Build the event and publish it (waits only for full lossless subscribers); when
+        nobody could see it (:meth:`EventBus.wants`), drop it unbuilt."""
         bus = self.bus
+        if not bus.wants(type, self.stream_id, self.execution_id):
+            return
         subs = None
         if bus.lossless_subscriptions:  # only lossless subscriptions make a publisher wait
             subs = await bus.wait_for_room(type, self.stream_id, self.execution_id, node_id)
@@ -697,7 +807,10 @@ class BusEmitter:
                                       _now(_UTC), seq), subs)
 
     def emit_nowait(self, type: EventType, node_id: str | None = None, **data: Any) -> int:
-        """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`)."""
+        """Like :meth:`emit`, never blocking (see :meth:`EventBus.publish_nowait`). Returns
+        the event's offset, or 0 when nobody could see it (not built)."""
+        if not self.bus.wants(type, self.stream_id, self.execution_id):
+            return 0
         seq = self._seq = self._seq + 1
         return self.bus.publish_nowait(
             AgentEvent(type, self.stream_id, self.execution_id, node_id, data, _now(_UTC), seq)

@@ -36,6 +36,7 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionStore, new_session_id
 from hive_actors.storage.seam import DurableLog
+from hive_actors.tools.context import current_tool_context
 from hive_actors.tools.registry import ToolRegistry
 from hive_actors.tracing import Tracing
 
@@ -152,12 +153,16 @@ class RuntimeServices:
     # the one registry of every execution when the runtime has no tools (per-registry
     # caches such as tool schemas then hold across executions)
     _no_tools: ToolRegistry = attrs.field(factory=ToolRegistry, init=False)
+    # function references resolved by the executors, shared: same tools and config for all
+    _resolved: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict,
+                                                                         init=False)
+    # entry point id -> the ExecutorConfig of all its executions (made once)
+    _configs: dict[str, ExecutorConfig] = attrs.field(factory=dict, init=False)
 
     def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: EventSink) -> GraphExecutor:
         """A GraphExecutor for one execution, wired to its session folder, events and scope."""
         executor_class = self.executor_class or GraphExecutor
         session_dir = ex.recorder.session_dir
-        base = self.config.executor_config or ExecutorConfig()
         tools = self.tools
         if tools is None and self.tool_executor is None:
             tools = self._no_tools
@@ -169,8 +174,8 @@ class RuntimeServices:
             events=sink,
             checkpoint_store=ex.recorder.checkpoint_store,
             scope=self._scope(ex, spec),
-            config=attrs.evolve(base, input_timeout=self._input_policy(ex, spec),
-                                tracing=self.tracing or base.tracing),
+            config=self._config_for(spec),
+            resolved=self._resolved,
         )
 
     def _scope(self, ex: Execution, spec: EntryPointSpec) -> BufferScope:
@@ -181,14 +186,26 @@ class RuntimeServices:
         """Forget what the runtime kept for a finished execution."""
         self.state_manager.cleanup_execution(ex.id)
 
-    def _input_policy(self, ex: Execution, spec: EntryPointSpec) -> Callable[[], float | None]:
-        """SEMANTICS §2: wait for a live client that listens for this execution, else pause."""
+    def _config_for(self, spec: EntryPointSpec) -> ExecutorConfig:
+        """The ExecutorConfig of every execution of ``spec``: the runtime's base with the
+        client input policy and tracing (made once per entry point, not per execution)."""
+        config = self._configs.get(spec.id)
+        if config is None:
+            base = self.config.executor_config or ExecutorConfig()
+            config = self._configs[spec.id] = attrs.evolve(
+                base, input_timeout=self._input_policy(spec),
+                tracing=self.tracing or base.tracing)
+        return config
+
+    def _input_policy(self, spec: EntryPointSpec) -> Callable[[], float | None]:
+        """SEMANTICS §2: wait for a live client that listens for the asking execution, else
+        pause. The asking execution is the one whose tool context is current: its executor
+        sets it (session_id = execution id) around the whole execution."""
         bus, wait = self.bus, self.config.client_input_timeout
 
         def input_timeout() -> float | None:
-            live = bus.has_subscribers(
-                EventType.CLIENT_INPUT_REQUESTED, stream_id=spec.id, execution_id=ex.id
-            )
+            live = bus.has_subscribers(EventType.CLIENT_INPUT_REQUESTED, stream_id=spec.id,
+                                       execution_id=current_tool_context().session_id)
             return wait if live else 0.0
 
         return input_timeout
@@ -372,7 +389,7 @@ class ExecutionStream:
 
     def _make_recorder(self, ex: Execution) -> SessionRecorder | NullRecorder:
         svc = self._svc
-        emitter = svc.bus.emitter(self.id, ex.id)
+        emitter = BusEmitter(svc.bus, self.id, ex.id)  # one per execution, via its recorder
         if svc.sessions is None:
             return NullRecorder(emitter)
         return SessionRecorder(ex, self.spec, svc, svc.sessions, emitter)
@@ -404,23 +421,28 @@ class ExecutionStream:
                 try:
                     result = await self._execute(ex)
                 except trio.Cancelled:
-                    # stop() (re-raised on) or this execution's own cancel/pause request
-                    # (absorbed by its scope: result stays None)
-                    with trio.CancelScope(shield=True):
-                        await self._finish(ex, self._interrupted_result(ex))
-                    raise
+                    # stop() or this execution's own cancel/pause request: it ends here,
+                    # recorded. The task then returns instead of re-raising: nothing of it
+                    # runs on, and a Cancelled out of each of thousands of tasks would cost
+                    # trio a repr of the task and the error each at stop()
+                    await self._finish_shielded(ex, self._interrupted_result(ex))
+                    return
             if result is not None:
-                if self._finishes_at_once(ex):  # no await inside: nothing to shield
-                    await self._finish(ex, result)
-                else:
-                    with trio.CancelScope(shield=True):
-                        await self._finish(ex, result)
+                await self._finish_shielded(ex, result)
         finally:
             del self._running[ex.id]
             self._live.discard(ex.id)
             ex.executor = None
             self._svc.release(ex)
             self._start_next()
+
+    async def _finish_shielded(self, ex: Execution, result: ExecutionResult) -> None:
+        """`_finish`, never cut short by cancellation."""
+        if self._finishes_at_once(ex):  # no await inside: nothing to shield
+            await self._finish(ex, result)
+        else:
+            with trio.CancelScope(shield=True):
+                await self._finish(ex, result)
 
     @staticmethod
     def _finishes_at_once(ex: Execution) -> bool:

@@ -121,8 +121,10 @@ class SessionRecorder:
         self._pending_details: list[FileOp] = []
         # seq -> the record written together with that checkpoint
         self._with_cp: dict[int, SessionRecord] = {}
+        # a new execution's folder cannot hold checkpoints yet: its id was new (not scanned)
         self.checkpoint_store = CheckpointStore(self.session_dir, svc.writer,
-                                                companions=self._checkpoint_companions)
+                                                companions=self._checkpoint_companions,
+                                                new_session=not ex.resumed)
         self.current_node: str | None = None
         if ex.resumed:
             try:
@@ -310,6 +312,9 @@ class RecordingSink:
     def may_wait(self) -> bool:
         """Always: recording an event may wait for the disk."""
         return True
+
+    def wants(self, type: EventType) -> bool:
+        return type in _RECORDED or self._inner.wants(type)
 
     async def emit(self, type: EventType, node_id: str | None = None, **data: Any) -> None:
         await self._inner.emit(type, node_id, **data)

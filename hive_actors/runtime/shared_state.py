@@ -143,6 +143,9 @@ class BufferScope:
         """Write ``key``. ``scope=None``: execution scope, plus the stream scope unless
         isolated. ``"stream"``/``"global"`` write only there and need a shared or synchronized
         level (StateScopeError otherwise). Emits one STATE_CHANGED per scope written."""
+        if scope is None and self.level == "isolated":  # the common case, one call deep
+            await self._set("execution", key, value)
+            return
         if scope is not None and scope not in SCOPES:
             raise StateScopeError(f"unknown scope {scope!r} for key {key!r}; expected {SCOPES}")
         if self.level == "isolated" and scope not in (None, "execution"):
@@ -191,6 +194,7 @@ class BufferScope:
         old = layer.get(key)
         layer[key] = value
         m.version += 1
-        if self.events is not None:
-            await self.events.emit(EventType.STATE_CHANGED, None, key=key, old_value=old,
-                                   new_value=value, scope=scope)
+        events = self.events
+        if events is not None and events.wants(EventType.STATE_CHANGED):
+            await events.emit(EventType.STATE_CHANGED, None, key=key, old_value=old,
+                              new_value=value, scope=scope)

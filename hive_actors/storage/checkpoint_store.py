@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,8 +109,18 @@ def decode_checkpoint(path: Path, raw: bytes) -> Checkpoint:
     return cp
 
 
-# resolved checkpoints dir -> next sequence number, shared by all stores in this process
-_next_seq: dict[str, int] = {}
+class _SeqCounter:
+    """The next sequence number of one checkpoints folder, shared by its live stores."""
+
+    __slots__ = ("next", "__weakref__")
+
+    def __init__(self) -> None:
+        self.next = 1
+
+
+# resolved checkpoints dir -> its counter, while some store of that folder is alive (then a
+# new store scans the folder again): one entry per live store, not per session ever seen
+_counters: weakref.WeakValueDictionary[str, _SeqCounter] = weakref.WeakValueDictionary()
 _seq_lock = threading.Lock()
 
 
@@ -145,12 +156,16 @@ class CheckpointStore:
         self._key = str(self.dir.resolve())
         scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
         with _seq_lock:
-            _next_seq[self._key] = max(_next_seq.get(self._key, 1), scanned)
+            counter = _counters.get(self._key)
+            if counter is None:
+                counter = _counters[self._key] = _SeqCounter()
+            counter.next = max(counter.next, scanned)
+        self._seq = counter
 
     def _allocate_seq(self) -> int:
         with _seq_lock:
-            seq = _next_seq[self._key]
-            _next_seq[self._key] = seq + 1
+            seq = self._seq.next
+            self._seq.next = seq + 1
             return seq
 
     def _entries(self) -> list[tuple[int, Path]]:

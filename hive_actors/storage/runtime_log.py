@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hive_actors.errors import StorageError
+from hive_actors.errors import CorruptFileError, StorageError
 from hive_actors.storage.atomic import append_bytes, ensure_dir
 from hive_actors.storage.session_store import utc_now
 
@@ -44,12 +44,21 @@ class RuntimeLog:
             log.warning("runtime log %s: %s", self.path, exc)
 
     def read(self) -> list[dict[str, Any]]:
-        """The lines of the current file (not the rotated ones), oldest first."""
+        """The lines of the current file (not the rotated ones), oldest first. Raises
+        `CorruptFileError` naming the file and line if one is not JSON."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        out = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except (ValueError, RecursionError) as exc:
+                raise CorruptFileError(str(self.path), f"line {n} is not JSON ({exc})") from None
+        return out
 
     def _rotate_if_full(self) -> None:
         try:

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -96,7 +97,7 @@ class SessionRecord:
     def new(cls, session_id: str, **fields: Any) -> SessionRecord:
         """A ``running`` record owned by this process, created and updated now."""
         now = utc_now()
-        if "owner" not in fields:  # not setdefault: current_owner() reads /proc
+        if "owner" not in fields:  # (setdefault would read /proc for every record)
             fields["owner"] = current_owner()
         return cls(session_id=session_id, created_at=now, updated_at=now, **fields)
 
@@ -114,6 +115,18 @@ _RECORD_FIELDS = tuple(a.name for a in attrs.fields(SessionRecord))
 _issued: dict[str, set[str]] = {}
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def _stamp_now() -> str:
+    """The UTC time as ``YYYYMMDD_HHMMSS``, formatted once per second."""
+    global _last_stamp
+    second = int(time.time())
+    if second != _last_stamp[0]:
+        _last_stamp = (second, time.strftime("%Y%m%d_%H%M%S", time.gmtime(second)))
+    return _last_stamp[1]
+
+
 def new_session_id(now: dt.datetime | None = None, *,
                    taken: Callable[[str], bool] | None = None) -> str:
     """``session_YYYYMMDD_HHMMSS_{8 hex}`` from the UTC time (``now`` must be tz-aware).
@@ -121,7 +134,7 @@ def new_session_id(now: dt.datetime | None = None, *,
     Never the same id twice in one process; ``taken(id) -> bool`` (e.g. "its folder exists")
     rejects ids that are in use elsewhere.
     """
-    stamp = f"{(now or utc_now()).astimezone(dt.timezone.utc):%Y%m%d_%H%M%S}"
+    stamp = _stamp_now() if now is None else f"{now.astimezone(dt.timezone.utc):%Y%m%d_%H%M%S}"
     issued = _issued.get(stamp)
     if issued is None:
         _issued.clear()

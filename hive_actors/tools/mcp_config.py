@@ -171,9 +171,16 @@ def _from_registry(names: Iterable[tuple[str, str]],
 
 
 def _dedupe(servers: list[MCPServerConfig]) -> list[MCPServerConfig]:
+    """One server per name: a name declared twice alike (e.g. the registry's include and
+    agent.json's list) counts once; declared twice differently is an error naming both."""
     seen: dict[str, MCPServerConfig] = {}
     for s in servers:
-        seen.setdefault(s.name, s)
+        first = seen.setdefault(s.name, s)
+        if first is not s and attrs.evolve(first, source=s.source) != s:
+            raise MCPConfigError(
+                f"MCP server {s.name!r} is declared twice, differently: in {first.source} "
+                f"({first.target or first.transport}) and in {s.source} "
+                f"({s.target or s.transport}); rename one or remove one")
     return list(seen.values())
 
 
