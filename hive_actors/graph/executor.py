@@ -38,7 +38,7 @@ from hive_actors.tools.registry import ToolExecutor
 if TYPE_CHECKING:
     from hive_actors.storage.checkpoint_store import CheckpointStore
 
-__all__ = ["ExecutorConfig", "GraphExecutor"]
+__all__ = ["ExecutorConfig", "GraphExecutor", "GraphRun"]
 
 _CONDITION_NAMES = {c: c.value for c in EdgeCondition}
 
@@ -46,11 +46,15 @@ log = logging.getLogger(__name__)
 
 
 class GraphExecutor:
-    """Runs graphs. One execution at a time per instance (``inject_input`` and
-    ``current_node_id`` refer to the execution in progress); instances are cheap.
+    """Runs graphs. Its model, tools, config and resolved functions are made once and shared
+    by every run it starts; ``start()`` wires one execution (events, session folder,
+    checkpoint store, shared scope) into a `GraphRun`, and many runs may go at once.
+
+    ``execute``/``restore`` start a run with this executor's own wiring; ``inject_input``
+    and ``current_node_id`` then refer to the one of those in progress.
 
     ``resolved``: a dict in which executors with the same tools and config share the function
-    references they resolved (the runtime gives one per stream).
+    references they resolved (the runtime gives one per runtime).
     """
 
     def __init__(
@@ -70,34 +74,121 @@ class GraphExecutor:
         self.storage_path = Path(storage_path) if storage_path is not None else None
         self.scope = scope
         self._checkpoint_store = checkpoint_store
-        self._services = Services(
-            llm=llm,
-            tools=as_registry(tools, tool_executor),
-            config=self.config,
-            events=events if events is not None else NullSink(),
-            inputs=InputHub(),
-        )
-        if resolved is not None:  # function references resolved by earlier executors
-            self._services.share_resolved(resolved)
-        self._run: _Execution | None = None
+        self._events = events if events is not None else NullSink()
+        self._llm = llm
+        self._tools = as_registry(tools, tool_executor)
+        self._resolved = resolved if resolved is not None else {}
+        self._run: GraphRun | None = None
+
+    def start(
+        self,
+        *,
+        events: EventSink | None = None,
+        storage_path: str | Path | None = None,
+        checkpoint_store: CheckpointStore | None = None,
+        scope: SharedScope | None = None,
+    ) -> GraphRun:
+        """One execution, not started yet: ``await run.execute(...)`` runs it. What is not
+        given is this executor's own (its events, storage_path, checkpoint store, scope)."""
+        if storage_path is None and checkpoint_store is None:
+            storage_path, checkpoint_store = self.storage_path, self._own_store()
+        services = Services(self._llm, self._tools, self.config,
+                            events if events is not None else self._events, InputHub(),
+                            self._resolved)
+        return GraphRun(services, Path(storage_path) if storage_path is not None else None,
+                        checkpoint_store, scope if scope is not None else self.scope)
+
+    def _own_store(self) -> CheckpointStore | None:
+        if self._checkpoint_store is None and self.storage_path is not None:
+            from hive_actors.storage.checkpoint_store import CheckpointStore
+
+            self._checkpoint_store = CheckpointStore(self.storage_path)
+        return self._checkpoint_store
+
+    @property
+    def current_node_id(self) -> str | None:
+        """The node running now in this executor's own ``execute`` (see GraphRun)."""
+        return self._run.current_node_id if self._run is not None else None
+
+    async def inject_input(self, node_id: str, content: Any) -> bool:
+        """Give client input to ``node_id`` of this executor's own ``execute`` (see GraphRun)."""
+        return self._run is not None and await self._run.inject_input(node_id, content)
+
+    def decline_input(self, node_id: str) -> bool:
+        """Tell ``node_id`` of this executor's own ``execute`` that no input will come."""
+        return self._run is not None and self._run.decline_input(node_id)
+
+    async def execute(
+        self,
+        graph: GraphSpec,
+        goal: Goal,
+        input_data: dict[str, Any] | None = None,
+        session_state: dict[str, Any] | SessionState | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+        *,
+        session_id: str | None = None,
+        entry_node: str | None = None,
+    ) -> ExecutionResult:
+        """`GraphRun.execute` on a run of this executor's own wiring."""
+        run = self._run = self.start()
+        try:
+            return await run.execute(graph, goal, input_data, session_state, checkpoint_config,
+                                     session_id=session_id, entry_node=entry_node)
+        finally:
+            if self._run is run:
+                self._run = None
+
+    async def restore(
+        self,
+        graph: GraphSpec,
+        goal: Goal,
+        input_data: dict[str, Any] | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> ExecutionResult:
+        """Continue the execution whose checkpoints are in this executor's checkpoint store
+        (``storage_path`` or ``checkpoint_store``) from its latest intact checkpoint; run from
+        the start when there is none. Same as ``execute(..., session_state=latest.state)``."""
+        store = _store_for(self._own_store(), checkpoint_config or CheckpointConfig())
+        latest = store[0].latest(skip_damaged=True) if store is not None else None
+        state = latest.state if latest is not None else None
+        return await self.execute(graph, goal, input_data, state, checkpoint_config,
+                                  session_id=session_id)
+
+
+class GraphRun:
+    """One execution: what it was wired to (services with its events and client-input
+    mailbox, session folder, checkpoint store, shared scope) and, while running, its walk.
+    Made by `GraphExecutor.start`; runs once."""
+
+    __slots__ = ("services", "storage_path", "checkpoint_store", "scope", "_walk")
+
+    def __init__(self, services: Services, storage_path: Path | None,
+                 checkpoint_store: CheckpointStore | None, scope: SharedScope | None) -> None:
+        self.services = services
+        self.storage_path = storage_path
+        self.checkpoint_store = checkpoint_store
+        self.scope = scope
+        self._walk: _Execution | None = None
 
     @property
     def current_node_id(self) -> str | None:
         """The node running now (the first one, when branches run in parallel)."""
-        run = self._run
-        if run is None or not run.state.inflight:
+        walk = self._walk
+        if walk is None or not walk.state.inflight:
             return None
-        return next(iter(run.state.inflight.values()))
+        return next(iter(walk.state.inflight.values()))
 
     async def inject_input(self, node_id: str, content: Any) -> bool:
         """Give client input to ``node_id``. True when that node is waiting for it or running
         (then it reads it at its next turn); False when no such node is running."""
-        return self._services.inputs.deliver(node_id, content)
+        return self.services.inputs.deliver(node_id, content)
 
     def decline_input(self, node_id: str) -> bool:
         """Tell ``node_id``, waiting for client input, that none will come: the execution pauses
         there as on an input timeout (its reply comes with the resume). False if not waiting."""
-        return self._services.inputs.decline(node_id)
+        return self.services.inputs.decline(node_id)
 
     async def execute(
         self,
@@ -118,67 +209,42 @@ class GraphExecutor:
         resuming a node that waited for client input it is that node's reply instead (its
         ``input`` value when present, else the whole dict as JSON).
         """
+        if self._walk is not None:
+            raise RuntimeError("a GraphRun runs once: start another from its GraphExecutor")
         previous = SessionState.from_dict(session_state) if session_state is not None else None
-        store = self._store_for(checkpoint_config)
+        store = _store_for(self.checkpoint_store, checkpoint_config)
         sid = session_id or (previous.session_id if previous else "") or (
             self.storage_path.name if self.storage_path is not None else ""
         )
         started = time.perf_counter()
         state = RunState(sid, previous)
         compiled = compile_graph(graph)
-        error = preflight_error(graph, compiled, self._services.tools, entry_node)
+        services = self.services
+        error = preflight_error(graph, compiled, services.tools, entry_node)
         if error is not None or compiled.routing is None:
             return _result(state, ExecutionStatus.FAILED, error, started)
-        runner = NodeRunner(graph, compiled, goal, state, self._services, dict(input_data or {}),
+        runner = NodeRunner(graph, compiled, goal, state, services, dict(input_data or {}),
                             self.scope, store)
-        run = _Execution(runner, compiled.routing, previous)
-        self._run = run
-        try:
-            with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
-                                              session_dir=self.storage_path)):
-                tracing = self.config.tracing
-                if tracing is None:
-                    return await run.run(entry_node, started)
-                with tracing.execution(graph.id, sid, entry_node) as span:
-                    result = await run.run(entry_node, started)
-                    span.set_attribute("hive.execution.status", result.status.value)
-                    if result.status is ExecutionStatus.FAILED:
-                        tracing.fail(span, "execution_failed", result.error or "failed")
-                    return result
-        finally:
-            if self._run is run:
-                self._run = None
+        walk = self._walk = _Execution(runner, compiled.routing, previous)
+        with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
+                                          session_dir=self.storage_path)):
+            tracing = services.config.tracing
+            if tracing is None:
+                return await walk.run(entry_node, started)
+            with tracing.execution(graph.id, sid, entry_node) as span:
+                result = await walk.run(entry_node, started)
+                span.set_attribute("hive.execution.status", result.status.value)
+                if result.status is ExecutionStatus.FAILED:
+                    tracing.fail(span, "execution_failed", result.error or "failed")
+                return result
 
-    async def restore(
-        self,
-        graph: GraphSpec,
-        goal: Goal,
-        input_data: dict[str, Any] | None = None,
-        checkpoint_config: CheckpointConfig | None = None,
-        *,
-        session_id: str | None = None,
-    ) -> ExecutionResult:
-        """Continue the execution whose checkpoints are in this executor's checkpoint store
-        (``storage_path`` or ``checkpoint_store``) from its latest intact checkpoint; run from
-        the start when there is none. Same as ``execute(..., session_state=latest.state)``."""
-        store = self._store_for(checkpoint_config or CheckpointConfig())
-        latest = store[0].latest(skip_damaged=True) if store is not None else None
-        state = latest.state if latest is not None else None
-        return await self.execute(graph, goal, input_data, state, checkpoint_config,
-                                  session_id=session_id)
 
-    def _store_for(
-        self, cp: CheckpointConfig | None
-    ) -> tuple[CheckpointStore, CheckpointConfig] | None:
-        if cp is not None and not cp.enabled:
-            return None
-        if self._checkpoint_store is None and self.storage_path is not None:
-            from hive_actors.storage.checkpoint_store import CheckpointStore
-
-            self._checkpoint_store = CheckpointStore(self.storage_path)
-        if self._checkpoint_store is None:
-            return None
-        return (self._checkpoint_store, cp or CheckpointConfig())
+def _store_for(
+    store: CheckpointStore | None, cp: CheckpointConfig | None
+) -> tuple[CheckpointStore, CheckpointConfig] | None:
+    if store is None or (cp is not None and not cp.enabled):
+        return None
+    return (store, cp or CheckpointConfig())
 
 
 class _Execution:
