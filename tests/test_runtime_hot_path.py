@@ -307,3 +307,30 @@ async def test_concurrent_runs_of_one_executor_keep_their_state_and_input_apart(
         assert result.status is ExecutionStatus.PAUSED and result.session_id == name
         assert result.session_state["memory"]["k"] == name
 
+
+async def test_a_result_builds_its_session_state_only_when_read(monkeypatch):
+    # issue 16: every result built its session_state dict (13 keys, copies of the buffer,
+    # path and conversations) though most results are never resumed
+    from hive_actors.graph.result import ExecutionResult, SessionState
+    from hive_actors.serde import converter, to_data
+
+    built: list[SessionState] = []
+    to_dict = SessionState.to_dict
+
+    def counted(self: SessionState) -> dict[str, Any]:
+        built.append(self)
+        return to_dict(self)
+
+    monkeypatch.setattr(SessionState, "to_dict", counted)
+    async with runtime(graphs.seq_graph(), graphs.seq_functions()) as rt:
+        results = [await rt.trigger_and_wait("ep", {"k": i}) for i in range(5)]
+    assert all(r.success for r in results) and built == []
+    state = results[0].session_state
+    assert state is not None and state["memory"] == results[0].output
+    assert state["execution_path"] == list(results[0].path)
+    assert results[0].session_state is state and len(built) == 1  # built once, then kept
+    data = to_data(results[1])
+    assert data["session_state"] == results[1].session_state
+    assert converter.structure(data, ExecutionResult) == results[1]
+    results[2].output["extra"] = 1  # the output is the caller's; the state is not changed
+    assert "extra" not in (results[2].session_state or {})["memory"]

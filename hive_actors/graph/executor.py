@@ -451,15 +451,15 @@ def _result(state: RunState, status: ExecutionStatus, error: str | None,
         quality = "degraded" if state.failures else "clean"
     return ExecutionResult(
         success=status is not ExecutionStatus.FAILED,
-        output=snap.memory,
+        output=dict(snap.memory),  # the snapshot stays the session_state's alone
         error=error,
         paused_at=state.paused_at,
-        session_state=snap.to_dict(),
+        session_state=snap,
         path=snap.execution_path,
         steps_executed=snap.steps_executed,
         total_tokens=state.tokens,
         total_latency_ms=(time.perf_counter() - started) * 1000.0,
-        node_visit_counts=snap.node_visit_counts,
+        node_visit_counts=dict(snap.node_visit_counts),
         total_retries=state.retries,
         execution_quality=quality,
         session_id=state.session_id,
