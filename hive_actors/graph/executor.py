@@ -444,22 +444,27 @@ class _Execution:
 
 def _result(state: RunState, status: ExecutionStatus, error: str | None,
             started: float) -> ExecutionResult:
-    snap = state.snapshot()
     if status is ExecutionStatus.FAILED:
         quality = "failed"
     else:
         quality = "degraded" if state.failures else "clean"
+    if state.inflight:  # nodes in flight do not count: the snapshot leaves them out
+        snap = state.snapshot()
+        lazy: SessionState | RunState = snap
+        path, steps, visits = snap.execution_path, snap.steps_executed, snap.node_visit_counts
+    else:  # the execution is over and nothing changes state now: snapshot it when read
+        lazy, path, steps, visits = state, tuple(state.path), state.steps, state.visits
     return ExecutionResult(
         success=status is not ExecutionStatus.FAILED,
-        output=dict(snap.memory),  # the snapshot stays the session_state's alone
+        output=dict(state.memory),  # the result's own: the session_state's stays as it was
         error=error,
         paused_at=state.paused_at,
-        session_state=snap,
-        path=snap.execution_path,
-        steps_executed=snap.steps_executed,
+        session_state=lazy,
+        path=path,
+        steps_executed=steps,
         total_tokens=state.tokens,
         total_latency_ms=(time.perf_counter() - started) * 1000.0,
-        node_visit_counts=dict(snap.node_visit_counts),
+        node_visit_counts=dict(visits),
         total_retries=state.retries,
         execution_quality=quality,
         session_id=state.session_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import cattrs
@@ -91,8 +91,21 @@ class SessionState:
             raise SessionStateError(f"malformed session_state: {msgs}") from None
 
 
-def _state_dict(value: dict[str, Any] | SessionState | None) -> dict[str, Any] | None:
-    return value.to_dict() if isinstance(value, SessionState) else value
+class StateSource(Protocol):
+    """What a finished execution's state can be read from later (graph/run_state.RunState)."""
+
+    def snapshot(self) -> SessionState: ...
+
+
+LazyState = dict[str, Any] | SessionState | StateSource | None
+
+
+def _state_dict(value: LazyState) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, SessionState):
+        return value.to_dict()
+    return value.snapshot().to_dict()
 
 
 @attrs.frozen
@@ -101,9 +114,10 @@ class ExecutionResult:
     output: dict[str, Any] = attrs.field(factory=dict)
     error: str | None = None
     paused_at: str | None = None
-    # given as ``session_state=``: a dict, or the SessionState an executor ends with, made a
-    # dict only when someone reads ``session_state`` (most results are never resumed)
-    _session_state: dict[str, Any] | SessionState | None = attrs.field(
+    # given as ``session_state=``: a dict, or the SessionState (or the finished state it is
+    # read from) an executor ends with, made a dict only when someone reads ``session_state``
+    # (most results are never resumed)
+    _session_state: LazyState = attrs.field(
         default=None, alias="session_state",
         eq=attrs.cmp_using(eq=lambda a, b: _state_dict(a) == _state_dict(b)),
         repr=lambda v: repr(_state_dict(v)))
@@ -123,10 +137,11 @@ class ExecutionResult:
     def session_state(self) -> dict[str, Any] | None:
         """What resumes this execution (``SessionState.to_dict()``), built on first read."""
         value = self._session_state
-        if isinstance(value, SessionState):
-            value = value.to_dict()
-            object.__setattr__(self, "_session_state", value)  # frozen: a cache, same value
-        return value
+        if value is None or isinstance(value, dict):
+            return value
+        made = _state_dict(value)
+        object.__setattr__(self, "_session_state", made)  # frozen: a cache, same value
+        return made
 
 
 def _structure_state(value: object, _: object) -> dict[str, Any] | None:
