@@ -302,6 +302,10 @@ async def test_concurrent_runs_of_one_executor_keep_their_state_and_input_apart(
         assert "a" in results and "b" not in results and b.current_node_id == "ask"
         assert not await a.inject_input("ask", "late")  # a has ended
         assert b.decline_input("ask")
+    from hive_actors.errors import RuntimeStateError
+
+    with pytest.raises(RuntimeStateError, match="has run already"):
+        await a.execute(graphs.waiting_graph(), graphs.GOAL, {"k": "again"})
     for name in "ab":
         result = results[name]
         assert result.status is ExecutionStatus.PAUSED and result.session_id == name

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hive_actors.errors import RuntimeStateError
 from hive_actors.tools.context import ToolContext, use_tool_context
 from hive_actors.events import EventSink, EventType, NullSink
 from hive_actors.graph.checkpoint_config import CheckpointConfig
@@ -162,7 +163,7 @@ class GraphRun:
     mailbox, session folder, checkpoint store, shared scope) and, while running, its walk.
     Made by `GraphExecutor.start`; runs once."""
 
-    __slots__ = ("services", "storage_path", "checkpoint_store", "scope", "_walk")
+    __slots__ = ("services", "storage_path", "checkpoint_store", "scope", "_walk", "_used")
 
     def __init__(self, services: Services, storage_path: Path | None,
                  checkpoint_store: CheckpointStore | None, scope: SharedScope | None) -> None:
@@ -171,6 +172,7 @@ class GraphRun:
         self.checkpoint_store = checkpoint_store
         self.scope = scope
         self._walk: _Execution | None = None
+        self._used = False
 
     @property
     def current_node_id(self) -> str | None:
@@ -209,8 +211,10 @@ class GraphRun:
         resuming a node that waited for client input it is that node's reply instead (its
         ``input`` value when present, else the whole dict as JSON).
         """
-        if self._walk is not None:
-            raise RuntimeError("a GraphRun runs once: start another from its GraphExecutor")
+        if self._used:
+            raise RuntimeStateError(f"this GraphRun of {graph.id!r} has run already: a GraphRun "
+                                    "runs once; start another from its GraphExecutor")
+        self._used = True
         previous = SessionState.from_dict(session_state) if session_state is not None else None
         store = _store_for(self.checkpoint_store, checkpoint_config)
         sid = session_id or (previous.session_id if previous else "") or (
