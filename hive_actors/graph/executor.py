@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,28 +159,40 @@ class GraphExecutor:
 
 
 class GraphRun:
-    """One execution: what it was wired to (services with its events and client-input
-    mailbox, session folder, checkpoint store, shared scope) and, while running, its walk.
-    Made by `GraphExecutor.start`; runs once."""
+    """One execution, in one record: what it was wired to (services with its events and
+    client-input mailbox, session folder, checkpoint store, shared scope) and, once its checks
+    passed, its walk of the graph. Node visits go through ``runner``, which owns nothing that
+    refers back here. Made by `GraphExecutor.start`; runs once."""
 
-    __slots__ = ("services", "storage_path", "checkpoint_store", "scope", "_walk", "_used")
+    __slots__ = ("services", "events", "storage_path", "checkpoint_store", "scope", "_used",
+                 "_walking", "graph", "nodes", "table", "goal", "previous", "runner", "state",
+                 "input_data")
+    # set by execute() once its checks passed (then _walking is True)
+    graph: GraphSpec
+    nodes: Mapping[str, NodeSpec]
+    table: RoutingTable
+    goal: Goal
+    previous: SessionState | None
+    runner: NodeRunner
+    state: RunState
+    input_data: Mapping[str, Any]
 
     def __init__(self, services: Services, storage_path: Path | None,
                  checkpoint_store: CheckpointStore | None, scope: SharedScope | None) -> None:
         self.services = services
+        self.events = services.events
         self.storage_path = storage_path
         self.checkpoint_store = checkpoint_store
         self.scope = scope
-        self._walk: _Execution | None = None
         self._used = False
+        self._walking = False
 
     @property
     def current_node_id(self) -> str | None:
         """The node running now (the first one, when branches run in parallel)."""
-        walk = self._walk
-        if walk is None or not walk.state.inflight:
+        if not self._walking or not self.state.inflight:
             return None
-        return next(iter(walk.state.inflight.values()))
+        return next(iter(self.state.inflight.values()))
 
     async def inject_input(self, node_id: str, content: Any) -> bool:
         """Give client input to ``node_id``. True when that node is waiting for it or running
@@ -229,46 +241,23 @@ class GraphRun:
             return _result(state, ExecutionStatus.FAILED, error, started)
         runner = NodeRunner(graph, compiled, goal, state, services, dict(input_data or {}),
                             self.scope, store)
-        walk = self._walk = _Execution(runner, compiled.routing, previous)
+        self.graph, self.nodes, self.table = graph, compiled.index.nodes, compiled.routing
+        self.goal, self.previous, self.runner = goal, previous, runner
+        self.state, self.input_data = state, runner.input_data
+        self._walking = True
         with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
                                           session_dir=self.storage_path)):
             tracing = services.config.tracing
             if tracing is None:
-                return await walk.run(entry_node, started)
+                return await self._walk_from(entry_node, started)
             with tracing.execution(graph.id, sid, entry_node) as span:
-                result = await walk.run(entry_node, started)
+                result = await self._walk_from(entry_node, started)
                 span.set_attribute("hive.execution.status", result.status.value)
                 if result.status is ExecutionStatus.FAILED:
                     tracing.fail(span, "execution_failed", result.error or "failed")
                 return result
 
-
-def _store_for(
-    store: CheckpointStore | None, cp: CheckpointConfig | None
-) -> tuple[CheckpointStore, CheckpointConfig] | None:
-    if store is None or (cp is not None and not cp.enabled):
-        return None
-    return (store, cp or CheckpointConfig())
-
-
-class _Execution:
-    """One call of ``execute``, after its checks passed: walks the graph and builds the
-    result. Node visits go through ``runner``, which owns nothing that refers back here."""
-
-    def __init__(self, runner: NodeRunner, table: RoutingTable,
-                 previous: SessionState | None) -> None:
-        self.graph = runner.graph
-        self.nodes = runner.compiled.index.nodes
-        self.table = table
-        self.goal = runner.goal
-        self.previous = previous
-        self.runner = runner
-        self.state = runner.state
-        self.services = runner.services
-        self.input_data = runner.input_data
-        self.events = runner.services.events
-
-    async def run(self, entry_node: str | None, started: float) -> ExecutionResult:
+    async def _walk_from(self, entry_node: str | None, started: float) -> ExecutionResult:
         state = self.state
         try:
             await self._start(entry_node)
@@ -294,24 +283,24 @@ class _Execution:
             state.memory.update(self.input_data)
         if entry_node is not None:
             start = graph.entry_points.get(entry_node, entry_node)
-            return await self.walk(root, start, None)
+            return await self._walk(root, start, None)
         if prev is not None and prev.resume_after:
             root.previous = prev.resume_after
-            return await self.walk(root, None, None, after=prev.resume_after)
+            return await self._walk(root, None, None, after=prev.resume_after)
         if prev is not None and prev.execution_path and not prev.next_nodes:
             return  # a checkpoint taken after the last node: the execution had finished
         if prev is not None and prev.next_nodes:
             nodes = tuple(prev.next_nodes)
             if len(nodes) == 1:
-                return await self.walk(root, nodes[0], None)
+                return await self._walk(root, nodes[0], None)
             join = self.table.join_of(nodes)
             await self._fan_out(root, nodes, join)
             if join is not None:
-                await self.walk(root, join, None)
+                await self._walk(root, join, None)
             return
-        await self.walk(root, graph.entry_node, None)
+        await self._walk(root, graph.entry_node, None)
 
-    async def walk(self, lane: Lane, current: str | None, stop_at: str | None,
+    async def _walk(self, lane: Lane, current: str | None, stop_at: str | None,
                    after: str | None = None) -> None:
         """Run nodes along ``lane`` from ``current`` (or route on from ``after``, a pause node
         already completed) until nothing follows or the lane reaches ``stop_at``. Raises
@@ -421,9 +410,9 @@ class _Execution:
             try:
                 if timeout:
                     with trio.fail_after(timeout):
-                        await self.walk(child, child.position, join)
+                        await self._walk(child, child.position, join)
                 else:  # no cancel scope per branch when branches are not timed
-                    await self.walk(child, child.position, join)
+                    await self._walk(child, child.position, join)
             except Paused as p:
                 paused.append(p)
             except Exception as exc:  # StopRun, trio.TooSlowError or a bug
@@ -444,6 +433,14 @@ class _Execution:
         if paused:
             lane.position = None
             raise paused[0]
+
+
+def _store_for(
+    store: CheckpointStore | None, cp: CheckpointConfig | None
+) -> tuple[CheckpointStore, CheckpointConfig] | None:
+    if store is None or (cp is not None and not cp.enabled):
+        return None
+    return (store, cp or CheckpointConfig())
 
 
 def _result(state: RunState, status: ExecutionStatus, error: str | None,
