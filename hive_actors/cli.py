@@ -15,6 +15,7 @@ Exit codes: 0 success, 1 failure (invalid agent, failed run), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -259,6 +260,34 @@ _MODEL_ARGS = (
 )
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _store_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(f"--store must be a postgresql:// URL, got {text[:40]!r}")
+    return text
+
+
+def _store_missing(command: str, store: str | None) -> bool:
+    if not store:
+        print(f"hive-actors {command}: error: --store URL (or $HIVE_ACTORS_STORE) is required",
+              file=sys.stderr)
+    return not store
+
+
+_STORE_ARG = arg("--store", default=os.environ.get("HIVE_ACTORS_STORE") or None,
+                 type=_store_url, metavar="URL", help="a postgresql:// store shared by workers (default "
+                 "$HIVE_ACTORS_STORE; see docs/scale-out.md)")
+
+
 @command(
     "serve",
     "run an agent with the websocket event feed and the live dashboard until Ctrl-C",
@@ -270,6 +299,7 @@ _MODEL_ARGS = (
         help="token clients must give (?token= or Authorization: Bearer); "
              "default: $HIVE_ACTORS_FEED_TOKEN"),
     arg("--no-dashboard", action="store_true", help="serve the event feed only (no page)"),
+    _STORE_ARG,
     *_MODEL_ARGS,
     example="hive-actors serve examples/research_assistant --scripted --port 8765",
 )
@@ -345,6 +375,7 @@ def _checkpoint(text: str) -> int:
     arg("--fallback", action="store_true",
         help="if the latest checkpoint is damaged, continue from the newest intact one "
              "(says which nodes run again)"),
+    _STORE_ARG,
     *_MODEL_ARGS,
     *_OUTPUT_ARGS,
     example="hive-actors resume examples/research_assistant session_20260101_120000_ab12cd34 "
@@ -355,8 +386,69 @@ def _checkpoint(text: str) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import resume_command
 
+    if args.store:  # a worker of the store continues it
+        from hive_actors.cluster.commands import run_resume
+
+        given = [flag for flag, value in (("--checkpoint", args.checkpoint),
+                                          ("--fallback", args.fallback),
+                                          ("--model", args.model),
+                                          ("--scripted", args.scripted is not None))
+                 if value]
+        if given:
+            print(f"hive-actors resume: error: {', '.join(given)} cannot go with --store "
+                  "(a worker continues the session from its latest checkpoint, with its own "
+                  "model)", file=sys.stderr)
+            return EXIT_USAGE
+
+        return run_resume(args.path, args.store, args.session_id)
     return resume_command(args.path, args.session_id, checkpoint=args.checkpoint,
                           fallback=args.fallback, options=_run_options(args))
+
+
+@command(
+    "worker",
+    "run executions of the store's queue (and take over a dead worker's sessions)",
+    arg("path", metavar="PATH", type=_agent_path),
+    _STORE_ARG,
+    arg("--concurrency", type=int, default=8, help="executions at once here (default 8)"),
+    arg("--lease-seconds", type=_positive, default=5.0,
+        help="lease length: a worker silent this long is taken over (default 5)"),
+    *_MODEL_ARGS,
+    example="hive-actors worker examples/research_assistant --store postgresql:///hive "
+            "--concurrency 16",
+)
+def _worker(args: argparse.Namespace) -> int:
+    from hive_actors.cluster.commands import run_worker
+
+    if _store_missing("worker", args.store):
+        return EXIT_USAGE
+    if args.concurrency < 1:
+        print("hive-actors worker: error: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    return run_worker(args.path, args.store, concurrency=args.concurrency,
+                      lease_seconds=args.lease_seconds, model=args.model, scripted=args.scripted,
+                      cache=args.storage, mcp_config=args.mcp_config)
+
+
+@command(
+    "submit",
+    "queue an execution in the store durably and print its session id",
+    arg("path", metavar="PATH", type=_agent_path),
+    _STORE_ARG,
+    arg("--input", default="{}", help="the input as a JSON object"),
+    arg("--entry-point", default=None, metavar="ID", help="entry point (default the first)"),
+    arg("--key", default=None, help="idempotency key: the same key queues one session only"),
+    arg("--wait", action="store_true", help="wait for it and print its status and output"),
+    example="hive-actors submit examples/research_assistant --store postgresql:///hive "
+            "--input '{\"topic\": \"trio\"}' --wait",
+)
+def _submit(args: argparse.Namespace) -> int:
+    from hive_actors.cluster.commands import run_submit
+
+    if _store_missing("submit", args.store):
+        return EXIT_USAGE
+    return run_submit(args.path, args.store, args.input, entry_point=args.entry_point,
+                      key=args.key, wait=args.wait)
 
 
 @command(
@@ -366,12 +458,22 @@ def _resume(args: argparse.Namespace) -> int:
     arg("show", nargs="*", metavar="show SESSION_ID",
         help="show one session: its state, folder, checkpoints and files"),
     arg("--storage", default=None, help="storage folder (default ~/.hive/agents/FOLDER)"),
+    _STORE_ARG,
     example="hive-actors sessions examples/research_assistant\n"
             "hive-actors sessions examples/research_assistant show session_20260101_120000_ab12cd34",
 )
 def _sessions(args: argparse.Namespace) -> int:
     from hive_actors.runner.commands import session_show_command, sessions_command
 
+    if args.store:
+        from hive_actors.cluster.commands import list_sessions
+
+        show = args.show[1] if len(args.show) == 2 and args.show[0] == "show" else None
+        if args.show and show is None:
+            print("hive-actors sessions: error: expected `show SESSION_ID` after PATH",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return list_sessions(args.path, args.store, show)
     if not args.show:
         return sessions_command(args.path, storage=args.storage)
     if len(args.show) != 2 or args.show[0] != "show":

@@ -52,6 +52,21 @@ class FeedClient:
                 return message
 
 
+async def ask_and_answer(c: FeedClient, content: str) -> tuple[str, dict[str, Any],
+                                                             dict[str, Any]]:
+    """Subscribe, trigger ``default``, wait for intake's question (interview_graph) and
+    answer it with ``content``: (execution id, the question event, the inject_input reply)."""
+    await c.call("subscribe")
+    execution_id = (await c.call("trigger", entry_point="default",
+                                 input={"who": "me"}))["result"]["execution_id"]
+    asked = await c.next_event("client_input_requested")
+    assert asked["event"]["node_id"] == "intake"
+    assert asked["event"]["data"]["prompt"] == "Which topic shall I research?"
+    reply = await c.call("inject_input", node_id="intake", content=content,
+                         execution_id=execution_id)
+    return execution_id, asked, reply
+
+
 class FakeRuntime:
     """Follows AgentRuntime's surface the feed uses; ``trigger`` emits a few events at once."""
 

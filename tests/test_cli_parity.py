@@ -40,6 +40,9 @@ WRONG = {
     "sessions": [str(EXAMPLE), "bogus", "words"],
     "list": ["no/such/root"],
     "bench": ["--workloads", "nope"],
+    "worker": [str(EXAMPLE), "--store", "postgresql:///x", "--lease-seconds", "0"],
+    "submit": [str(EXAMPLE), "--store", "postgresql:///x", "--input", "{nope"],
+    "submit-store": [str(EXAMPLE), "--store", "mysql://x"],
 }
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import trio
 from trio_websocket import open_websocket_url
 
-from feed_support import FeedClient, chatty_graph, chatty_llm, interview_graph, interview_llm
+from feed_support import (FeedClient, ask_and_answer, chatty_graph, chatty_llm, interview_graph,
+                          interview_llm)
 from hive_actors.feed import FeedConfig, FeedInfo, open_event_feed
 from hive_actors.graph.spec import Goal
 from hive_actors.runtime.agent_runtime import AgentRuntime, open_agent_runtime
@@ -42,14 +43,7 @@ async def test_client_triggers_answers_input_and_sees_completion_in_order() -> N
     async with served(interview_graph(), interview_llm()) as (_, info):
         async with open_websocket_url(info.url) as ws:
             c = FeedClient(ws)
-            await c.call("subscribe")
-            execution_id = (await c.call("trigger", entry_point="default",
-                                         input={"who": "me"}))["result"]["execution_id"]
-            asked = await c.next_event("client_input_requested")
-            assert asked["event"]["node_id"] == "intake"
-            assert asked["event"]["data"]["prompt"] == "Which topic shall I research?"
-            reply = await c.call("inject_input", node_id="intake", content="bees",
-                                 execution_id=execution_id)
+            execution_id, asked, reply = await ask_and_answer(c, "bees")
             assert reply["result"] == {"delivered": True}
             rest = await _until_terminal(c, execution_id)
         events = [asked, *rest]

@@ -30,12 +30,13 @@ def describe(info: FeedInfo, token: str | None) -> str:
 
 async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
                       storage: str | Path | None = None, out: TextIO = sys.stdout,
-                      mcp_config: Sequence[str] = (),
+                      mcp_config: Sequence[str] = (), store: str | None = None,
                       task_status: trio.TaskStatus[FeedInfo] = trio.TASK_STATUS_IGNORED) -> None:
     """Load the agent at ``path`` (as `AgentRunner.load` does: the same runtime as ``run``),
     run it with the feed until SIGINT/SIGTERM or cancellation, then stop everything.
     ``llm``: a provider, "scripted", or None for a function-only agent. ``task_status.started``
-    gets the FeedInfo.
+    gets the FeedInfo. ``store``: a client of that store (docs/scale-out.md): its feed follows
+    executions on any worker.
 
     Raises AgentDefinitionError for an invalid agent, ConfigurationError for an unsafe binding
     or an agent with LLM nodes and no model.
@@ -43,7 +44,8 @@ async def serve_agent(path: str | Path, *, llm: Any, config: FeedConfig,
     from hive_actors.runner.runner import AgentRunner
 
     config = resolve_config(config)
-    runner = AgentRunner.load(path, llm=llm, storage_path=storage, mcp_servers=list(mcp_config))
+    runner = AgentRunner.load(path, llm=llm, storage_path=storage, mcp_servers=list(mcp_config),
+                              store=store)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with runner, open_event_feed(runner.runtime, config=config) as info:
             print(f"serving {runner.definition.name} (sessions in {runner.storage_path})", file=out)
@@ -71,7 +73,8 @@ def run_from_args(args: Any) -> int:
         if note:
             print(note, file=sys.stderr)
         trio.run(lambda: serve_agent(args.path, llm=llm, config=config, storage=args.storage,
-                                     mcp_config=getattr(args, "mcp_config", ())))
+                                     mcp_config=getattr(args, "mcp_config", ()),
+                                     store=getattr(args, "store", None)))
     except BaseException as exc:  # noqa: BLE001 - report the one real error, not a group
         real = _single(exc)
         if isinstance(real, AgentDefinitionError):

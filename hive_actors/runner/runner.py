@@ -17,10 +17,12 @@ its ``session_state`` resumes it (headless mode, `run_headless`, answers from st
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import trio
 
 from hive_actors.errors import ConfigurationError
@@ -57,6 +59,8 @@ class AgentRunner:
         self.graph = definition.graph
         self.goal = definition.goal
         self.llm = llm
+        if storage_path is None and config is not None and config.store is not None:
+            storage_path = tempfile.mkdtemp(prefix="hive-store-")  # runtime log, resume cache
         self.storage_path = (Path(storage_path).expanduser() if storage_path is not None
                              else default_storage_path(definition))
         self._config = config
@@ -66,8 +70,13 @@ class AgentRunner:
     @classmethod
     def load(cls, agent_path: str | Path, model: str | None = None, llm: Any = None,
              storage_path: str | Path | None = None, tools: Any = None,
-             config: RuntimeConfig | None = None, mcp_servers: Any = None) -> AgentRunner:
+             config: RuntimeConfig | None = None, mcp_servers: Any = None,
+             store: str | None = None, worker: bool = False) -> AgentRunner:
         """Load and validate the agent at ``agent_path`` (nothing runs, no file is written).
+
+        ``store`` (a postgresql:// URL): a client of that store (``trigger()`` queues durably,
+        ``run()`` waits for whichever worker runs it), or with ``worker=True`` one of its
+        workers (docs/scale-out.md); its local folder is then a new temp folder by default.
 
         ``tools``: extra tools (callables or Tools) added to the agent's own.
         ``mcp_servers``: MCP tool servers besides those the agent folder declares (a
@@ -78,6 +87,8 @@ class AgentRunner:
         from hive_actors.graph.loader import load_agent
 
         definition = load_agent(agent_path)
+        if store is not None:
+            config = attrs.evolve(config or RuntimeConfig(), store=store, worker=worker)
         for t in _as_list(tools):
             definition.tools.register(t)
         return cls(definition, llm=_resolve_llm(model, llm, definition.path),
@@ -101,6 +112,9 @@ class AgentRunner:
         return any(n.node_type in _LLM_NODE_TYPES for n in self.graph.nodes)
 
     def _check_model(self) -> None:
+        config = self._config
+        if config is not None and config.store is not None and not config.worker:
+            return  # a client of a store runs nothing here: the workers have the model
         if self.llm is None and self.needs_model():
             llm_nodes = [n.id for n in self.graph.nodes if n.node_type in _LLM_NODE_TYPES]
             raise ConfigurationError(

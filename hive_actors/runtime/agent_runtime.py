@@ -35,6 +35,8 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,11 @@ from hive_actors.runtime.outcome_aggregator import OutcomeAggregator
 from hive_actors.runtime.shared_state import SharedBufferManager
 from hive_actors.runtime.supervisor import single_errors, start_in_system_task, supervise
 from hive_actors.runtime.triggers import EventTrigger, TimerTrigger, make_trigger
+from hive_actors.cluster.client import queue_input_in_store, submit_to_store, wait_in_store
+from hive_actors.cluster.relay import EventFollower
+from hive_actors.cluster.worker import Worker
 from hive_actors.status import ExecutionStatus
+from hive_actors.storage.postgres import PgLog, PgSessionReader, process_owner_id
 from hive_actors.storage.recovery import ResumePoint, choose_checkpoint, damaged_checkpoints
 from hive_actors.storage.owner import current_owner
 from hive_actors.storage.journal import Journal, recover_if_idle  # seams: tests patch them
@@ -152,7 +158,7 @@ class AgentRuntime:
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self.interrupted_sessions: list[str] = []
         # the storage engine of the current (or last) run, for stats; None without storage
-        self.storage_engine: Journal | StorageWriter | None = None
+        self.storage_engine: Journal | StorageWriter | PgLog | None = None
         self._runtime_log = RuntimeLog(self.storage_path) if self.storage_path is not None else None
         self._tracing_sink: Tracing | None = None
 
@@ -263,6 +269,15 @@ class AgentRuntime:
                             await self._log("start", agent=self.agent_name,
                                             entry_points=list(self._specs))
                             await self._recover_interrupted(work, svc)
+                            if self.config.store is not None and self.config.worker:
+                                worker = Worker(self)  # runs the store's queue here
+                                await self._start_actor(work, "cluster worker",
+                                                        lambda: worker.serve)
+                            elif self.config.store is not None:  # a client: remote events
+                                follower = EventFollower(self.config.store, self.agent_name,
+                                                         self._bus.publish)
+                                await self._start_actor(work, "event follower",
+                                                        lambda: follower.run)
                             task_status.started(self)
                             await trio.sleep_forever()
                 finally:
@@ -280,6 +295,8 @@ class AgentRuntime:
             await self._log("stop", agent=self.agent_name, reason="stopped")
         finally:
             self._state = "stopped"
+            if isinstance(self._sessions, PgSessionReader):
+                self._sessions.close()  # its connection (no call is in flight: tasks ended)
             self._work_scope = None
             self._svc = None
             self._streams = {}
@@ -368,7 +385,7 @@ class AgentRuntime:
         Raises what a failed start raised."""
         bus = self._bus
         await self._start_actor(nursery, "event_bus", lambda: bus.run, infra, restarts=0)
-        writer: Journal | StorageWriter | None = None
+        writer: Journal | StorageWriter | PgLog | None = None
         sessions = None
         if self.storage_path is not None:
             _check_sessions_folder(self.storage_path / "sessions")
@@ -377,6 +394,8 @@ class AgentRuntime:
                                     restarts=0)
             sessions = SessionStore(self.storage_path, writer)
         self._sessions = sessions
+        if self.config.store is not None and self.storage_path is not None:
+            self._sessions = PgSessionReader(self.config.store, self.storage_path)
         return RuntimeServices(
             graph=self.graph, goal=self.goal, llm=self.llm, tools=self.tools,
             tool_executor=self.tool_executor, checkpoint_config=self.checkpoint_config,
@@ -387,11 +406,13 @@ class AgentRuntime:
             tracing=self._tracing(),
         )
 
-    async def _storage_engine(self, storage_path: Path) -> Journal | StorageWriter:
+    async def _storage_engine(self, storage_path: Path) -> Journal | StorageWriter | PgLog:
         """The configured engine; the journal recovers when it starts, and the files engine
         first replays a journal an earlier runtime left."""
-        engine: Journal | StorageWriter
-        if self.config.storage_engine == "journal":
+        engine: Journal | StorageWriter | PgLog
+        if self.config.store is not None:
+            engine = PgLog(self.config.store, storage_path, owner_id=process_owner_id())
+        elif self.config.storage_engine == "journal":
             engine = Journal(storage_path,
                              view_catch_up_on_stop=self.config.view_catch_up_on_stop)
         else:
@@ -420,7 +441,12 @@ class AgentRuntime:
             self._streams[spec.id] = stream
         for spec in self._specs.values():
             trigger = triggers[spec.id]
-            if trigger is not None:
+            # with a store, timers fire once per slot cluster-wide (cluster/timers.py), and
+            # event triggers on the worker whose execution published the event (a client
+            # following the store's events would fire them a second time)
+            store = self.config.store is not None
+            if trigger is not None and not (store and (spec.trigger_type == "timer"
+                                                       or not self.config.worker)):
                 await self._start_actor(work, f"trigger:{spec.id}", _run_of(trigger))
                 self._triggers[spec.id] = trigger
 
@@ -539,6 +565,8 @@ class AgentRuntime:
         Raises RuntimeStateError, UnknownEntryPointError, SessionStateError (malformed
         session_state), QueueFullError, StorageError.
         """
+        if self._store_client():
+            return await self._queue(entry_point_id, input_data, idempotency_key)
         ex = await self._submit(entry_point_id, input_data, session_state, idempotency_key)
         return ex.id
 
@@ -551,11 +579,29 @@ class AgentRuntime:
         ``timeout`` (seconds, None = forever) bounds the wait only: on expiry trio.TooSlowError
         is raised and the execution keeps running. Raises what `trigger` raises.
         """
+        if self._store_client():
+            sid = await self._queue(entry_point_id, input_data, idempotency_key)
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                return await wait_in_store(self.config.store or "", self.agent_name, sid)
         ex = await self._submit(entry_point_id, input_data, session_state, idempotency_key)
         if timeout is None:
             return await ex.wait()
         with trio.fail_after(timeout):
             return await ex.wait()
+
+    def _store_client(self) -> bool:
+        """A client of a store: executions go to its queue (RuntimeConfig.worker=False)."""
+        return self.config.store is not None and not self.config.worker
+
+    async def _queue(self, entry_point_id: str, input_data: dict[str, Any] | None,
+                     key: str | None) -> str:
+        """Queue an execution in the store (durable on return); its session id."""
+        self._check_running()
+        stream = self._stream(entry_point_id)
+        data = _input_dict(entry_point_id, input_data)
+        await self._check_input(data, f"entry point {entry_point_id!r}: input_data")
+        return await submit_to_store(self.config.store or "", self.agent_name, stream.id,
+                                     data, key)
 
     async def wait_for_result(self, execution_id: str) -> ExecutionResult:
         """The result of a running, queued or recently finished execution (waits for it).
@@ -578,6 +624,10 @@ class AgentRuntime:
             known = ", ".join(n.id for n in self.graph.nodes)
             raise UnknownNodeError(
                 f"inject_input: no node {node_id!r} in graph {self.graph.id!r} (nodes: {known})")
+        if self._store_client() and execution_id is not None:
+            # the worker running it delivers it (cluster/relay.py); True once durable
+            await queue_input_in_store(self.config.store or "", execution_id, node_id, content)
+            return True
         for stream in list(self._streams.values()):
             if await stream.inject_input(node_id, content, execution_id):
                 return True
@@ -777,6 +827,8 @@ def create_agent_runtime(
     config: RuntimeConfig | None = None,
     agent_name: str | None = None,
     mcp_servers: Iterable[MCPServerConfig] | None = None,
+    store: str | None = None,
+    worker: bool = False,
 ) -> AgentRuntime:
     """A runtime (not started): the one factory behind AgentRunner, ``run``, ``resume`` and
     ``serve``.
@@ -787,7 +839,9 @@ def create_agent_runtime(
     modules, and bare names from its ``tools.py``). No entry points = one ``default`` on
     ``graph.entry_node``; a runtime with a single entry point answers to ``default`` too.
     ``mcp_servers`` start with it (tools/mcp_config.py); None means the servers a loaded
-    agent's folder declares (none for a bare graph). Raises ValueError for bad entry points,
+    agent's folder declares (none for a bare graph). ``store`` (a postgresql:// URL): a client
+    of that store, or with ``worker=True`` one of its workers (docs/scale-out.md); its local
+    folder defaults to a new temp folder. Raises ValueError for bad entry points,
     ConfigurationError without a goal, MCPConfigError for a bad server declaration.
     """
     if isinstance(graph, AgentDefinition):
@@ -802,6 +856,10 @@ def create_agent_runtime(
     if goal is None:
         raise ConfigurationError("create_agent_runtime: give the goal, or a loaded agent "
                                  "(create_agent_runtime(load_agent(path), ...))")
+    if store is not None:  # a client of the store, or with worker=True one of its workers
+        config = attrs.evolve(config or RuntimeConfig(), store=store, worker=worker)
+    if config is not None and config.store is not None and storage_path is None:
+        storage_path = tempfile.mkdtemp(prefix="hive-store-")  # runtime log, resume cache
     runtime = AgentRuntime(graph, goal, storage_path, llm=llm, tools=tools,
                            tool_executor=tool_executor, checkpoint_config=checkpoint_config,
                            config=_with_folder_functions(config, graph), agent_name=agent_name,

@@ -11,6 +11,11 @@ STORAGE_ENGINES = ("journal", "files")
 EVENT_HISTORIES = ("lifecycle", "all", "none")
 
 
+def _store_url(_inst: object, _attr: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"RuntimeConfig.store must be a postgresql:// URL, got {value[:40]!r}")
+
+
 @attrs.frozen
 class RuntimeConfig:
     """How an `AgentRuntime` behaves. All fields have defaults; pass only what you change.
@@ -43,6 +48,15 @@ class RuntimeConfig:
     # view, see docs/storage.md) or "files" (each session file written and synced in place).
     storage_engine: str = attrs.field(default="journal",
                                       validator=attrs.validators.in_(STORAGE_ENGINES))
+    # A postgresql:// URL: the storage engine is that database (storage/postgres.py,
+    # docs/scale-out.md) instead of ``storage_engine``; paths under storage_path become rows.
+    store: str | None = attrs.field(default=None, validator=_store_url)
+    # With a store: False = a client (trigger() queues the execution durably, trigger_and_wait()
+    # waits for whichever worker runs it); True = a worker, running the store's queue with
+    # ``worker_concurrency`` executions at once and a lease of ``lease_seconds``.
+    worker: bool = False
+    worker_concurrency: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    lease_seconds: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     # Journal: stop() waits until the session files show every final record (True), or returns
     # once the records are durable and leaves the files to the next start or `hive-actors
     # sessions`, which replay the journal (False: a fast stop with many executions in flight).

@@ -1,0 +1,1 @@
+"""Scale-out on PostgreSQL: workers sharing sessions, queue and triggers (docs/scale-out.md)."""

@@ -1,0 +1,2 @@
+def tick(event):
+    return {"slot": event["slot"]}
