@@ -39,6 +39,9 @@ async def test_a_large_input_is_never_encoded_on_the_event_loop(
 
     monkeypatch.setattr(checkpoint_store, "encode_checkpoint",
                         recording("checkpoint", checkpoint_store.encode_checkpoint))
+    # the journal takes checkpoints as deltas (the first one whole, the list in each)
+    monkeypatch.setattr(checkpoint_store, "encode_delta",
+                        recording("checkpoint", checkpoint_store.encode_delta))
     monkeypatch.setattr(session_store, "encode_record",
                         recording("state.json", session_store.encode_record))
 

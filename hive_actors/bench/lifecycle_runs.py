@@ -24,7 +24,10 @@ from hive_actors.bench.measure import rss_bytes
 from hive_actors.bench.model import Case
 from hive_actors.llm.scripted import Reply, ScriptedLLM
 from hive_actors.events import AgentEvent, EventType
+from hive_actors.errors import HiveActorsError
 from hive_actors.status import ExecutionStatus
+from hive_actors.storage.engines import open_reader
+from hive_actors.storage.seam import SessionReader
 
 
 def run_stop(case: Case, storage_root: str | None = None) -> dict[str, float]:
@@ -61,7 +64,8 @@ async def _stop_main(case: Case, base: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     await rt.stop()
     stop_ms = (time.perf_counter() - t0) * 1000
-    statuses = [_status(base, sid) for sid in ids]
+    reader = open_reader(base)  # replays what the view left to the journal at stop
+    statuses = [_status(reader, sid) for sid in ids]
     cancelled = sum(s is ExecutionStatus.CANCELLED for s in statuses)
     sample = ids[: int(case.options.get("resume_sample", 20))]
     resumed = await _resume_sample(case, base, sample)
@@ -69,11 +73,11 @@ async def _stop_main(case: Case, base: Path) -> dict[str, float]:
             "resumed_fraction": resumed / max(len(sample), 1)}
 
 
-def _status(base: Path, session_id: str) -> ExecutionStatus | None:
-    """The status the session's state.json records; None when it is missing or unreadable."""
+def _status(reader: SessionReader, session_id: str) -> ExecutionStatus | None:
+    """The status the session's record holds; None when it is missing or unreadable."""
     try:
-        return ExecutionStatus(json.loads((base / "sessions" / session_id / "state.json").read_text())["status"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return reader.read_state(session_id).status
+    except HiveActorsError:
         return None
 
 

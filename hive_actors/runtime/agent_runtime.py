@@ -327,7 +327,11 @@ class AgentRuntime:
 
     async def stop(self) -> None:
         """Structured cancellation: returns once every execution has ended ``cancelled`` (or
-        finished), every task of the runtime has ended and every file is durable.
+        finished), every task of the runtime has ended and every record is durable (the
+        final records of all in-flight executions in one group commit). With the journal,
+        the session files show them too unless more than ``view_catch_up_limit`` view
+        writes were due: those are left to the next start, `storage.engines.open_reader`
+        or ``hive-actors sessions``, which replay the journal first.
 
         Idempotent. Re-raises the error that made the runtime fail, if one did.
         """
@@ -415,7 +419,8 @@ class AgentRuntime:
             engine = PgLog(self.config.store, storage_path, owner_id=process_owner_id())
         elif self.config.storage_engine == "journal":
             engine = Journal(storage_path,
-                             view_catch_up_on_stop=self.config.view_catch_up_on_stop)
+                             view_catch_up_on_stop=self.config.view_catch_up_on_stop,
+                             view_catch_up_limit=self.config.view_catch_up_limit)
         else:
             await trio.to_thread.run_sync(recover_if_idle, storage_path)
             # temp files in one folder: far cheaper to create than one per session folder

@@ -61,6 +61,10 @@ class RuntimeConfig:
     # once the records are durable and leaves the files to the next start or `hive-actors
     # sessions`, which replay the journal (False: a fast stop with many executions in flight).
     view_catch_up_on_stop: bool = True
+    # ...but only when at most this many view writes are due at stop (the final records of
+    # many in-flight executions are not waited for: stop() stays fast; readers replay them)
+    view_catch_up_limit: int = attrs.field(default=512, validator=attrs.validators.and_(
+        attrs.validators.instance_of(int), attrs.validators.ge(0)))
     # What the event bus keeps for replay (``since=``, ``history()``): "lifecycle" (execution
     # start/end, client input, actor and tool-server events), "all" (also every node, edge,
     # model, tool and state event: each is then built even when nobody subscribes) or "none".

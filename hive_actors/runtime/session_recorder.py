@@ -111,6 +111,9 @@ class SessionRecorder:
         self.cost_usd: float | None = None
         self.tool_calls = 0
         self.record: SessionRecord | None = None
+        # state.json as its committed groups leave it (None: unknown, write it whole); an
+        # engine that accepts deltas then gets only the fields that changed since
+        self._on_disk: SessionRecord | None = None
         cp = svc.checkpoint_config
         self.checkpoints = cp is None or cp.enabled
         # a completed node's details line waits for the checkpoint that follows it
@@ -142,16 +145,30 @@ class SessionRecorder:
     async def _write(self, *extra: FileOp, **changes: Any) -> None:
         """state.json with ``changes``, then ``extra``, in one group commit."""
         assert self.record is not None
-        self.record = self.record.evolve(**changes)
-        await self.store.commit(self.ex.id, [await self._state_op(self.record), *extra])
+        self.record = record = self.record.evolve(**changes)
+        try:
+            await self.store.commit(self.ex.id, [await self._state_op(record), *extra])
+        except BaseException:
+            self._on_disk = None  # not known what the file holds: the next write is whole
+            raise
+        self._on_disk = record
 
     async def _state_op(self, record: SessionRecord) -> FileOp:
-        """The state.json write of ``record``, encoded in a worker thread when its input or
-        output is large (a bounded walk decides), so the event loop never stalls on it."""
-        if is_large((record.input_data, record.output), max_items=ENCODE_IN_THREAD_ITEMS,
-                    max_bytes=ENCODE_IN_THREAD_BYTES):
-            return await trio.to_thread.run_sync(self.store.state_op, record)
-        return self.store.state_op(record)
+        """The state.json write of ``record`` (a patch of what changed, when the engine
+        takes one), encoded in a worker thread when its input or output is large (a
+        bounded walk decides), so the event loop never stalls on it."""
+        on_disk = self._on_disk
+        big: list[object] = [record.input_data, record.output]
+        if on_disk is not None and self.store.accepts_deltas:
+            encode = functools.partial(self.store.state_patch_op, on_disk, record)
+            big = [new for new, old in zip(big, (on_disk.input_data, on_disk.output))
+                   if new is not old]  # only what the patch encodes
+        else:
+            encode = functools.partial(self.store.state_op, record)
+        if big and is_large(big, max_items=ENCODE_IN_THREAD_ITEMS,
+                            max_bytes=ENCODE_IN_THREAD_BYTES):
+            return await trio.to_thread.run_sync(encode)
+        return encode()
 
     async def accepted(self) -> None:
         """state.json says ``running`` (owned by this process) once this returns. Raises
@@ -166,6 +183,7 @@ class SessionRecorder:
                 f"entry point {self.spec.id!r}: input_data cannot be stored as JSON: {exc}"
             ) from None
         await self.store.commit(self.ex.id, [op])
+        self._on_disk = self.record
 
     async def node_boundary(self, node_id: str | None, data: dict[str, Any], ok: bool) -> None:
         details = self.store.details_op(
@@ -195,7 +213,11 @@ class SessionRecorder:
             assert self.record is not None
             record = self.record.evolve(current_node=cp.node_id, checkpoint_seq=cp.seq)
             self._with_cp[cp.seq] = record
-            ops.append(functools.partial(self.store.state_op, record))
+            on_disk = self._on_disk
+            if on_disk is not None and self.store.accepts_deltas:
+                ops.append(self.store.state_patch_op(on_disk, record))
+            else:
+                ops.append(functools.partial(self.store.state_op, record))
         return ops
 
     async def checkpoint_saved(self, node_id: str | None, data: dict[str, Any]) -> None:
@@ -209,6 +231,7 @@ class SessionRecorder:
         if written is not None:  # already on disk, saved with the checkpoint
             changes["updated_at"] = written.updated_at
             self.record = attrs.evolve(self.record, **changes)
+            self._on_disk = written
         elif self.svc.config.state_on_node_boundaries:
             await self._write(**changes)
         else:

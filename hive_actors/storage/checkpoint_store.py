@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -36,6 +36,8 @@ from hive_actors.jsonsafe import is_large
 from hive_actors.serde import converter
 from hive_actors.storage.atomic import is_temp_name
 from hive_actors.storage.jsonfile import check_inside, load_json_object
+from hive_actors.storage.checkpoint_delta import CHECKPOINT_SCHEMA_VERSION, encode_delta, state_delta
+from hive_actors.storage.durable_log import SingleFileOps
 from hive_actors.storage.writer import FileOp, commit_files
 
 if TYPE_CHECKING:
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
 # the state is large), so a companion that encodes a large value does not stall the loop
 Companions = Callable[["Checkpoint"], Sequence["FileOp | Callable[[], FileOp]"]]
 
-CHECKPOINT_SCHEMA_VERSION = 1
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 _FILE = re.compile(r"^cp_(\d{6,})_([a-z][a-z0-9_]*)\.json$")
 
@@ -148,6 +149,9 @@ class CheckpointStore:
         self._writer = writer
         self._companions = companions
         self._large = False  # once a checkpoint was large, the next ones encode in a thread
+        # an engine that takes deltas gets each checkpoint as a change to the last one saved
+        self._deltas = isinstance(writer, SingleFileOps) and writer.accepts_deltas
+        self._last: tuple[int, str, SessionState] | None = None  # seq, file name, state
         check_inside(self.session_dir, self.dir)  # a planted symlink is refused, not followed
         self._key = str(self.dir.resolve())
         scanned = 1 if new_session else max((seq for seq, _ in self._entries()), default=0) + 1
@@ -196,22 +200,33 @@ class CheckpointStore:
             created_at=dt.datetime.now(dt.timezone.utc),
             state=state,
         )
-        path = self.dir / checkpoint_file_name(cp.seq, kind)
+        name = checkpoint_file_name(cp.seq, kind)
+        path = self.dir / name
         extra = self._companions(cp) if self._companions is not None else ()
+        delta: dict[str, Any] | None = None
+        if self._deltas:
+            # a pause (what a resume usually continues from) is recorded whole
+            base = self._last[1:] if self._last is not None and kind != "pause" else None
+            delta = state_delta(cp.seq, kind, node_id, cp.created_at, state, base)
 
         def encode() -> list[FileOp]:
-            data = encode_checkpoint(cp)
-            self._large = self._large or len(data) > ENCODE_IN_THREAD_BYTES
-            return [FileOp.write(path, data), *(op if isinstance(op, FileOp) else op()
-                                                  for op in extra)]
+            if delta is not None:
+                op = FileOp.delta(path, encode_delta(delta))
+            else:
+                op = FileOp.write(path, encode_checkpoint(cp))
+            self._large = self._large or len(op.data) > ENCODE_IN_THREAD_BYTES
+            return [op, *(op if isinstance(op, FileOp) else op() for op in extra)]
 
-        if self._large or is_large(state, max_items=ENCODE_IN_THREAD_ITEMS,
+        if self._large or is_large(state if delta is None else delta,
+                                   max_items=ENCODE_IN_THREAD_ITEMS,
                                    max_bytes=ENCODE_IN_THREAD_BYTES):
             # a state this big would stall every execution while encoded
             ops = await trio.to_thread.run_sync(encode)
         else:
             ops = encode()
         await commit_files(ops, self._writer)
+        if self._deltas and (self._last is None or self._last[0] < cp.seq):
+            self._last = (cp.seq, name, state)  # durable: a base for the next delta
         return cp
 
     def _read(self, path: Path, seq: int) -> Checkpoint:

@@ -44,9 +44,11 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 @attrs.frozen
 class FileOp:
     """One file change: replace a whole file (``write``) or append to a log (``append``;
-    ``durable=False`` appends reach the disk with the next barrier or the kernel's flush)."""
+    ``durable=False`` appends reach the disk with the next barrier or the kernel's flush).
+    ``delta``: a checkpoint file given as a change to an earlier one (checkpoint_delta.py),
+    handed only to engines that accept deltas; `materialise_ops` turns it into a write."""
 
-    kind: Literal["write", "append"]
+    kind: Literal["write", "append", "delta"]
     path: Path
     data: bytes
     durable: bool = True
@@ -56,6 +58,10 @@ class FileOp:
         # the hot path hands a Path and bytes: no re-parse, no copy
         return cls("write", path if type(path) is _PATH else Path(path),
                    data if type(data) is bytes else bytes(data))
+
+    @classmethod
+    def delta(cls, path: Path, data: bytes) -> FileOp:
+        return cls("delta", path, data)
 
     @classmethod
     def append(cls, path: Path, data: bytes, *, durable: bool = True) -> FileOp:

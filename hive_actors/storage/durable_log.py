@@ -44,7 +44,10 @@ class DurableLog(Protocol):
 
 class SingleFileOps:
     """``write`` and ``append`` of one file, as a group of one op, for engines that have
-    ``commit``."""
+    ``commit``. ``accepts_deltas``: the engine takes ``delta`` ops (checkpoint_delta.py);
+    callers give any other engine whole-file writes."""
+
+    accepts_deltas = False
 
     async def commit(self, ops: Sequence[FileOp]) -> None:
         raise NotImplementedError

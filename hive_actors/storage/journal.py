@@ -28,8 +28,9 @@ runtime died call `recover_if_idle` first (the CLI does).
 Cancellation: a group in the inbox is finished; its caller waits under a shield. When the
 actor is cancelled it commits every group still in its inbox as one batch (so `stop()` writes
 the final records of all in-flight executions in one group commit), then the view applies
-them and syncs (``view_catch_up_on_stop=False``: the view stops at once and the next start
-replays them). Groups asked of a journal that is not running are written directly as files.
+them and syncs if at most ``view_catch_up_limit`` ops are due (512: a stop with a few
+executions leaves complete files); with more (or ``view_catch_up_on_stop=False``) the view
+stops at once and the next start, `open_reader` or `hive-actors sessions` replays them. Groups asked of a journal that is not running are written directly as files.
 """
 
 from __future__ import annotations
@@ -162,12 +163,15 @@ def recover_if_idle(storage_path: Path, fs: FileSystem = REAL_FS) -> bool:
 class Journal(SingleFileOps):
     """The journal actor. Start it with ``await nursery.start(journal.run)``; it has the
     caller side of `StorageWriter` (``commit``, ``write``, ``append``, ``running``) plus
-    ``settle()`` (wait until the view shows everything committed so far)."""
+    ``settle()`` (wait until the view shows everything committed so far). Checkpoints
+    come as deltas (``accepts_deltas``); the view writes their whole files."""
+
+    accepts_deltas = True
 
     def __init__(self, storage_path: Path, *, fs: FileSystem = REAL_FS,
                  segment_bytes: int = 64 << 20, max_batch: int = 4096,
                  inbox_size: int = 8192, view_backlog: int = 256 << 20,
-                 view_catch_up_on_stop: bool = True) -> None:
+                 view_catch_up_on_stop: bool = True, view_catch_up_limit: int = 512) -> None:
         self.storage_path = Path(storage_path)
         self.dir = journal_dir(self.storage_path)
         self._fs = fs
@@ -175,6 +179,7 @@ class Journal(SingleFileOps):
         self._max_batch = max_batch
         self._view_backlog = view_backlog
         self._view_catch_up = view_catch_up_on_stop
+        self._view_catch_up_limit = view_catch_up_limit
         self._send, self._recv = trio.open_memory_channel[_Group](inbox_size)
         self._running = False
         self._started = False
@@ -234,8 +239,7 @@ class Journal(SingleFileOps):
             with trio.CancelScope(shield=True):
                 lock_fd = await trio.to_thread.run_sync(self._open)
             view = self.view = SessionView(ViewApplier(self.dir, self._fs), self._seg,
-                                           max_backlog=self._view_backlog,
-                                           catch_up=self._view_catch_up)
+                                           max_backlog=self._view_backlog)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run_view, view)
                 self._running = True
@@ -260,10 +264,12 @@ class Journal(SingleFileOps):
             await view.run()
 
     def stopping(self) -> None:
-        """Its owner is stopping: with ``view_catch_up_on_stop=False`` the view stops writing
-        files now (the journal still takes and commits every group)."""
-        if self.view is not None and not self._view_catch_up:
-            self.view.leave_rest()
+        """Its owner is stopping: the view writes the files still due only if they are at
+        most ``view_catch_up_limit`` ops (never with ``view_catch_up_on_stop=False``);
+        otherwise they are left to the next start's replay (the journal still takes and
+        commits every group)."""
+        if self.view is not None:
+            self.view.stopping(self._view_catch_up_limit if self._view_catch_up else -1)
 
     async def aclose(self) -> None:
         """Stop taking groups, finish the queued ones, and wait for the actor to end."""

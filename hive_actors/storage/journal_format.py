@@ -6,7 +6,7 @@
 
 A record is a frame: ``length`` (u32 LE) and ``crc32(payload)`` (u32 LE), then ``payload``.
 The payload is one commit group: a list of file ops, each ``kind`` (u8: 0 write, 1 durable
-append, 2 append that may lose its tail), path length (u16), data length (u32), the path
+append, 2 append that may lose its tail, 3 checkpoint delta), path length (u16), data length (u32), the path
 (UTF-8, relative to the storage folder unless absolute), the data.
 
 Reading a segment (`scan_segment`) stops at the first frame that does not check out. If no
@@ -31,7 +31,8 @@ from hive_actors.storage.commit import FileOp
 HEADER = struct.Struct("<II")
 _OP = struct.Struct("<BHI")
 MAX_RECORD = 1 << 30
-_KINDS = {0: ("write", True), 1: ("append", True), 2: ("append", False)}
+_KINDS = {0: ("write", True), 1: ("append", True), 2: ("append", False), 3: ("delta", True)}
+_CODES = {"write": 0, "delta": 3}
 SEGMENT_NAME = re.compile(r"^seg_(\d{12})\.log$")
 
 
@@ -66,7 +67,7 @@ def encode_ops(ops: Sequence[FileOp], root: Path) -> bytes:
         if p.startswith(root_s):
             p = p[len(root_s):]
         pb = p.encode()
-        kind = 0 if op.kind == "write" else (1 if op.durable else 2)
+        kind = _CODES.get(op.kind, 1 if op.durable else 2)
         parts.append(_OP.pack(kind, len(pb), len(op.data)))
         parts.append(pb)
         parts.append(op.data)

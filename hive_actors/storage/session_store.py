@@ -32,10 +32,11 @@ from hive_actors.errors import CorruptFileError, StorageError, UnknownSessionErr
 from hive_actors.serde import converter
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.atomic import append_bytes, sweep_temp_files
+from hive_actors.storage.checkpoint_delta import patch_bytes
 from hive_actors.storage.checkpoint_store import Checkpoint, CheckpointStore
 from hive_actors.storage.jsonfile import check_inside, load_json_object
 from hive_actors.storage.owner import OwnerInfo, current_owner, owner_is_alive
-from hive_actors.storage.durable_log import DurableLog
+from hive_actors.storage.durable_log import DurableLog, SingleFileOps
 from hive_actors.storage.writer import FileOp, commit_files
 
 SESSION_SCHEMA_VERSION = 1
@@ -104,6 +105,9 @@ class SessionRecord:
         """A copy with ``changes`` and ``updated_at`` set to now."""
         changes.setdefault("updated_at", utc_now())
         return attrs.evolve(self, **changes)
+
+
+_RECORD_FIELDS = tuple(a.name for a in attrs.fields(SessionRecord))
 
 
 # Suffixes handed out during the current second, so this process never repeats an id
@@ -259,8 +263,24 @@ class SessionStore:
         """The write of ``record`` as the session's state.json."""
         return FileOp.write(self.state_path(record.session_id), encode_record(record))
 
+    @property
+    def accepts_deltas(self) -> bool:
+        """Whether the engine takes state.json as a patch (`state_patch_op`)."""
+        writer = self._writer
+        return isinstance(writer, SingleFileOps) and writer.accepts_deltas
+
+    def state_patch_op(self, on_disk: SessionRecord, record: SessionRecord) -> FileOp:
+        """state.json going from ``on_disk`` (what its committed groups hold) to ``record``,
+        as a patch of the fields that differ (for an engine that `accepts_deltas`)."""
+        u = converter.unstructure
+        patch = {name: u(new) for name in _RECORD_FIELDS
+                 if (new := getattr(record, name)) is not (old := getattr(on_disk, name))
+                 and new != old}
+        return FileOp.delta(self.state_path(record.session_id), patch_bytes(patch))
+
     def summary_op(self, session_id: str, summary: dict[str, Any]) -> FileOp:
-        data = json.dumps(converter.unstructure(summary), ensure_ascii=False)
+        # plain data but for the odd record: unstructured only where JSON needs it
+        data = json.dumps(summary, ensure_ascii=False, default=converter.unstructure)
         return FileOp.write(self.logs_dir(session_id) / "summary.json", data.encode())
 
     def details_op(self, session_id: str, record: dict[str, Any]) -> FileOp:

@@ -24,25 +24,27 @@ appended lines already present in their log are not appended twice.
 Failures: a view that cannot write a file logs it, stops applying and retiring (records stay
 in the journal and are replayed at the next start) and `settle()` raises its `StorageError`.
 Closing: on exit the view applies what is in its inbox, syncs and moves the mark, under a
-shield; with ``catch_up=False`` it leaves the batches still waiting to the journal (they are
-durable there and replayed at the next start or by `hive-actors sessions`), so a stop with
-many executions in flight does not wait for their files.
+shield, unless it was told to leave the rest (`leave_rest`, or `stopping(limit)` with more
+than ``limit`` ops waiting): then the batches still waiting stay in the journal (durable
+there, replayed at the next start or by `open_reader` / `hive-actors sessions`), so a stop
+with many executions in flight does not wait for their files.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
 import trio
 
-from hive_actors.errors import StorageError
+from hive_actors.errors import CorruptFileError, StorageError
 from hive_actors.storage.atomic import (
     atomic_write_bytes,
     make_dirs,
@@ -52,6 +54,7 @@ from hive_actors.storage.atomic import (
     temp_path_for,
     write_all,
 )
+from hive_actors.storage.checkpoint_delta import Materialiser
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.fs import FileSystem
 from hive_actors.storage.journal_format import list_segments
@@ -61,7 +64,6 @@ log = logging.getLogger(__name__)
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 MARK_NAME = "view.mark"
-_CHUNK = 512  # ops per worker-thread call: a fast stop waits for one chunk at most
 Position = tuple[int, int]  # (segment number, offset just past a record)
 
 
@@ -83,10 +85,8 @@ class ViewStats:
     lags: list[float] = attrs.Factory(list)  # seconds from durable record to file, per batch
 
 
-def coalesce(ops: Sequence[FileOp]) -> list[FileOp]:
-    """``ops`` without the whole-file writes a later write of the same file replaces."""
-    last_write = {op.path: i for i, op in enumerate(ops) if op.kind == "write"}
-    return [op for i, op in enumerate(ops) if op.kind == "append" or last_write[op.path] == i]
+def _not_written(exc: CorruptFileError) -> None:
+    log.error("view file not written: %s", exc)
 
 
 class ViewApplier:
@@ -97,17 +97,37 @@ class ViewApplier:
         self.tmp_dir = journal_dir / "tmp"
         self.fs = fs
         self.files_written = 0
+        self.materialiser = Materialiser()
 
     def apply(self, ops: Sequence[FileOp], *, replaying: bool = False) -> None:
-        """Write ``ops`` to their files (last write of a file wins). Raises `StorageError`."""
+        """`prepare` ``ops`` and write them. Raises `StorageError`."""
+        self.write_prepared(self.prepare(ops), replaying=replaying)  # no pause: all written
+
+    def prepare(self, ops: Sequence[FileOp]) -> list[FileOp]:
+        """``ops`` as whole writes and appends: deltas materialised (checkpoints, patched
+        state.json), a whole file written several times kept once. A delta whose base
+        cannot be read is logged and its file left out (the session's other files are
+        written, and it is reported as missing or damaged when read)."""
+        return self.materialiser.prepare(ops, on_error=_not_written)
+
+    def write_prepared(self, ops: Sequence[FileOp], *, replaying: bool = False,
+                       pause: Callable[[], bool] | None = None) -> list[FileOp]:
+        """Write whole files (by rename) and append lines; return the ops not written
+        because ``pause()`` said so (checked before each whole file; then nothing is
+        appended either). Raises `StorageError`."""
         appends: dict[Path, list[bytes]] = {}
-        for op in coalesce(ops):
+        seen: list[FileOp] = []
+        for i, op in enumerate(ops):
             if op.kind == "append":
                 appends.setdefault(op.path, []).append(op.data)
-            else:
-                self._write(op.path, op.data)
+                seen.append(op)
+                continue
+            if pause is not None and pause():
+                return [*seen, *ops[i:]]
+            self._write(op.path, op.data)
         for path, chunks in appends.items():
             self._append(path, chunks, replaying)
+        return []
 
     def _write(self, path: Path, data: bytes) -> None:
         fs = self.fs
@@ -200,10 +220,9 @@ class SessionView:
     """The view actor. The journal starts it with ``await nursery.start(view.run)``."""
 
     def __init__(self, applier: ViewApplier, segment: int, *,
-                 max_backlog: int = 256 << 20, catch_up: bool = True,
+                 max_backlog: int = 256 << 20,
                  interval: float = 0.02) -> None:
         self.applier = applier
-        self.catch_up = catch_up
         self.interval = interval
         self._last_pass = -math.inf
         self._hurry = trio.Event()
@@ -211,6 +230,13 @@ class SessionView:
         self._max_backlog = max_backlog
         self._backlog = 0  # bytes of ops waiting in the inbox
         self._closing = False
+        self._closed = trio.Event()
+        self._leave = False  # apply nothing more: the journal holds the rest
+        self._hold = False  # stopping: the writing thread stops at the next file
+        # a pass the hold interrupted: its batches and the ops still to write
+        self._unwritten: tuple[list[ViewBatch], list[FileOp]] | None = None
+        self._stop_limit: int | None = None  # set by `stopping`
+        self._pending_ops = 0  # ops submitted, not applied yet
         self._sent = 0
         self._applied = 0
         self._progress = trio.Event()
@@ -222,68 +248,103 @@ class SessionView:
     async def submit(self, batch: ViewBatch) -> None:
         """Hand a durable batch to the view (waits while its backlog is over budget). After
         `leave_rest` the batch is left to the journal."""
-        if self._closing and not self.catch_up:
+        if self._leaving():
             return
         while self._backlog >= self._max_backlog and self.error is None and not self._closing:
             await self._progress.wait()
         self._sent += 1
         self._backlog += batch.size
+        self._pending_ops += len(batch.ops)
         self._send.send_nowait(batch)
 
     async def settle(self) -> None:
-        """Return once every batch submitted so far is in the files. Raises the view's
-        `StorageError` if it has stopped applying."""
+        """Return once every batch submitted so far is in the files (or the view was told
+        to leave them to the journal). Raises the view's `StorageError` if it has stopped
+        applying."""
         target = self._sent
-        while self._applied < target and self.error is None:
+        while self._applied < target and self.error is None and not self._leave:
             self._hurry.set()
             await self._progress.wait()
         if self.error is not None:
             raise self.error
 
     def leave_rest(self) -> None:
-        """With ``catch_up=False``: apply nothing more (finish the chunk being written); the
-        journal holds the rest, replayed at the next start."""
-        self._closing = True
+        """Apply nothing more (finish the chunk being written); the journal holds the
+        rest, replayed at the next start."""
+        self._leave = self._hold = True
         self._hurry.set()
+
+    def stopping(self, limit: int) -> None:
+        """The owner is stopping: write nothing more while the executions end; once the
+        journal's last batch is in, catch up if at most ``limit`` ops wait (the final
+        records included), else leave the rest (see `leave_rest`)."""
+        self._stop_limit = limit
+        self._hold = True
+        self._hurry.set()
+
+    def _held(self) -> bool:  # read by the writing thread between files
+        return self._hold
+
+    def _leaving(self) -> bool:
+        if not self._leave and self._stop_limit is not None:
+            self._leave = self._pending_ops > self._stop_limit
+        return self._leave
 
     def close(self) -> None:
         self._closing = True
         self._hurry.set()
         self._send.close()
+        self._closed.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        held: list[ViewBatch] = []
         try:
             async for first in self._recv:
                 # gather for up to ``interval`` after the last pass (a state.json rewritten
                 # several times meanwhile is written once), unless someone waits in settle()
                 with trio.move_on_at(self._last_pass + self.interval):
                     await self._hurry.wait()
-                if self._closing and not self.catch_up:
+                if self._leave or self._stop_limit is not None:
+                    # stopping: write nothing while the executions end (no contention with
+                    # them); once the final records are in, catch up or leave them
+                    held.append(first)
                     break
                 self._last_pass = trio.current_time()
                 await self._apply([first, *drain(self._recv, 1 << 30)])
         finally:
-            # without catch_up the rest stays in the journal, replayed at the next start
+            # when leaving, the rest stays in the journal, replayed at the next start
             with trio.CancelScope(shield=True):
-                if self.catch_up:
-                    if rest := drain(self._recv, 1 << 30):
+                if self._stop_limit is not None and not self._leave:
+                    await self._closed.wait()  # the journal's last batch has been submitted
+                if not self._leaving():
+                    if self._unwritten is not None:
+                        (batches, left), self._unwritten = self._unwritten, None
+                        await self._apply(batches, left)
+                    if rest := [*held, *drain(self._recv, 1 << 30)]:
                         await self._apply(rest)
                     if self._end is not None and self.error is None:
                         await trio.to_thread.run_sync(self._checkpoint, self._end, False)
                 self._recv.close()
 
-    async def _apply(self, batches: list[ViewBatch]) -> None:
+    async def _apply(self, batches: list[ViewBatch], ops: list[FileOp] | None = None) -> None:
+        """Write ``batches`` (``ops``: what is left of them to write, prepared). Once
+        stopping, the writing thread stops at the next file and the rest is kept in
+        ``_unwritten`` (written at close, or left to the journal)."""
         if self.error is None:
-            ops = coalesce([op for b in batches for op in b.ops])
             end = batches[-1].end
             new_segment = end[0] != self._segment
             try:
                 with trio.CancelScope(shield=True):
-                    for i in range(0, len(ops), _CHUNK):
-                        if self._closing and not self.catch_up:
-                            return  # left to the journal: replayed at the next start
-                        await trio.to_thread.run_sync(self.applier.apply, ops[i:i + _CHUNK])
+                    if ops is None:
+                        ops = await trio.to_thread.run_sync(
+                            self.applier.prepare, [op for b in batches for op in b.ops])
+                    pause = None if self._closing else self._held
+                    left = await trio.to_thread.run_sync(functools.partial(
+                        self.applier.write_prepared, ops, pause=pause))
+                    if left:
+                        self._unwritten = (batches, left)
+                        return
                     if new_segment:
                         await trio.to_thread.run_sync(self._checkpoint, (end[0], 0), True)
             except StorageError as exc:
@@ -298,6 +359,7 @@ class SessionView:
         self.stats.files_written = self.applier.files_written
         self._applied += len(batches)
         self._backlog -= sum(b.size for b in batches)
+        self._pending_ops -= sum(len(b.ops) for b in batches)
         self._progress.set()
         self._progress = trio.Event()
         if self._hurry.is_set():

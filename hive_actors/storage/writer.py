@@ -44,6 +44,7 @@ from hive_actors.storage.atomic import append_bytes, atomic_write_bytes
 from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode, skipped_error
 from hive_actors.storage.fs import REAL_FS, FileSystem
 
+from hive_actors.storage.checkpoint_delta import materialise_ops
 from hive_actors.storage.durable_log import DurableLog, SingleFileOps, serve_batches
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
@@ -110,6 +111,8 @@ class StorageWriter(SingleFileOps):
         """
         if not ops:
             return
+        if any(op.kind == "delta" for op in ops):  # normally not given: accepts_deltas
+            ops = materialise_ops(ops)
         first = Request.of(ops[0])
         reqs = [first, *(Request.of(op, first) for op in ops[1:])]
         if self._running:
@@ -217,6 +220,8 @@ async def commit_files(ops: Sequence[FileOp], writer: DurableLog | None = None, 
         return
     if not ops:
         return
+    if any(op.kind == "delta" for op in ops):  # a journal that stopped meanwhile
+        ops = materialise_ops(ops)
     first = Request.of(ops[0])
     reqs = [first, *(Request.of(op, first) for op in ops[1:])]
     await _apply_directly(reqs, fs)

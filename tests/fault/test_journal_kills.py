@@ -1,5 +1,6 @@
 """SIGKILL inside the journal engine: in the middle of a group commit's write, before its
-fdatasync returns, inside the view update and inside segment retirement, at every such call
+fdatasync returns, inside the view update (also half-way through a checkpoint it
+materialises from a delta record) and inside segment retirement, at every such call
 of one five-node run. After each kill ``hive-actors sessions`` lists the session with its true
 status and complete files, and ``hive-actors resume`` ends it with the output of an
 uninterrupted run without re-running a node whose checkpoint was durable."""
@@ -19,7 +20,7 @@ from fault.support import STATS, check_session_folder
 from hive_actors.storage.checkpoint_store import CheckpointStore
 
 CHILD = Path(__file__).parent / "children" / "kill_in_storage.py"
-OPS = ("segment_write", "fdatasync", "view_replace", "retire_unlink")
+OPS = ("segment_write", "fdatasync", "view_replace", "materialise_write", "retire_unlink")
 MAX_NTH = 40  # more calls than one run makes of any of them
 
 

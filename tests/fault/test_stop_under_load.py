@@ -14,6 +14,7 @@ from fault.runtime_support import (
     Work, all_tasks, expected_output, make_runtime, snapshot, use_fs,
 )
 from fault.support import STATS, check_session_folder
+from hive_actors.storage.engines import open_reader
 from hive_actors.storage.fs import FaultyFileSystem
 
 
@@ -48,7 +49,9 @@ async def stop_then_resume(tmp_path, monkeypatch, n: int) -> None:
     STATS.add("executions_stopped", n)
 
     sessions = tmp_path / "sessions"
+    reader = open_reader(tmp_path)  # the files the view left to the journal at stop
     for k, sid in ids.items():
+        assert reader.read_state(sid).status == "cancelled", k
         state = json.loads((sessions / sid / "state.json").read_bytes())
         assert state["status"] == "cancelled", (k, state["status"])
         check_session_folder(sessions / sid)

@@ -4,6 +4,8 @@ the NTH call of storage operation OP (through the fs seam), in the middle of it:
 - ``segment_write``: half of a group commit's bytes reach the segment, then the kill;
 - ``fdatasync``: the batch is written, the kill comes before its barrier returns;
 - ``view_replace``: the view has written some files of its batch, not this one;
+- ``materialise_write``: half of a checkpoint file the view materialises from a delta
+  record is written (to its temp file), then the kill;
 - ``retire_unlink``: the view synced and moved its mark, the old segment is not deleted yet.
 
 Segments are tiny here (every batch starts a new one), so every batch is followed by a
@@ -44,7 +46,9 @@ class KillingFileSystem(RealFileSystem):
         return fd
 
     def write(self, fd, data):
-        if "/journal/seg_" in self.paths.get(fd, "") and self._hit("segment_write"):
+        path = self.paths.get(fd, "")
+        if (("/journal/seg_" in path and self._hit("segment_write"))
+                or ("/journal/tmp/.cp_" in path and self._hit("materialise_write"))):
             os.write(fd, bytes(data[: max(1, len(data) // 2)]))
             os.kill(os.getpid(), signal.SIGKILL)
         return super().write(fd, data)
