@@ -53,7 +53,13 @@ class FakeExecutor:
         self.config = config
         self.inputs: list[tuple[str, Any]] = []
 
-    current_node_id: str | None = None  # the executor interface the streams use
+    current_node_id: str | None = None  # the run interface the streams use
+
+    def start(self, *, events: Any = None, storage_path: Any = None,
+              checkpoint_store: Any = None, scope: Any = None, step_log: Any = None
+              ) -> FakeExecutor:
+        """One execution (the streams make one executor per entry point)."""
+        return FakeExecutor(events=events, checkpoint_store=checkpoint_store, config=self.config)
 
     async def inject_input(self, node_id: str, content: Any) -> bool:
         self.inputs.append((node_id, content))

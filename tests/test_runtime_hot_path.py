@@ -248,3 +248,93 @@ async def test_only_the_execution_a_client_listens_for_waits_for_its_input():
         assert paused.status is ExecutionStatus.PAUSED and paused.paused_at == "ask"
         assert rt.decline_input("ask", watched)  # it was waiting in memory for its client
         assert (await rt.wait_for_result(watched)).status is ExecutionStatus.PAUSED
+
+
+async def test_a_stream_makes_one_executor_for_all_its_executions():
+    # issue 16: an executor (its services, tool registry) is made once per entry point, not
+    # per execution (30 were made for 30 executions before)
+    from hive_actors.graph.executor import GraphExecutor
+
+    made: list[GraphExecutor] = []
+
+    class Counted(GraphExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    rt = runtime(graphs.seq_graph(), graphs.seq_functions())
+    rt.executor_class = Counted
+    async with rt:
+        results: list[Any] = []
+
+        async def one(i: int) -> None:
+            results.append(await rt.trigger_and_wait("ep", {"k": i}))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(one, i)
+    assert len(results) == 30 and all(r.success for r in results)
+    assert len({r.session_id for r in results}) == 30
+    assert len(made) == 1
+
+
+async def test_concurrent_runs_of_one_executor_keep_their_state_and_input_apart():
+    from hive_actors.graph.executor import GraphExecutor
+    from hive_actors.llm.scripted import Reply
+    from hive_actors.status import ExecutionStatus
+
+    llm = ScriptedLLM({"ask": [Reply("What next?")]})  # played anew per session
+    executor = GraphExecutor(llm=llm, config=ExecutorConfig(input_timeout=None))
+    a, b = executor.start(), executor.start()
+    results: dict[str, Any] = {}
+
+    async def run(name: str, run: Any) -> None:
+        results[name] = await run.execute(graphs.waiting_graph(), graphs.GOAL, {"k": name},
+                                          session_id=name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "a", a)
+        nursery.start_soon(run, "b", b)
+        await trio.testing.wait_all_tasks_blocked()
+        assert a.current_node_id == b.current_node_id == "ask"
+        assert a.decline_input("ask")  # a stops waiting; b is not told
+        await trio.testing.wait_all_tasks_blocked()
+        assert "a" in results and "b" not in results and b.current_node_id == "ask"
+        assert not await a.inject_input("ask", "late")  # a has ended
+        assert b.decline_input("ask")
+    from hive_actors.errors import RuntimeStateError
+
+    with pytest.raises(RuntimeStateError, match="has run already"):
+        await a.execute(graphs.waiting_graph(), graphs.GOAL, {"k": "again"})
+    for name in "ab":
+        result = results[name]
+        assert result.status is ExecutionStatus.PAUSED and result.session_id == name
+        assert result.session_state["memory"]["k"] == name
+
+
+async def test_a_result_builds_its_session_state_only_when_read(monkeypatch):
+    # issue 16: every result built its session_state dict (13 keys, copies of the buffer,
+    # path and conversations) though most results are never resumed
+    from hive_actors.graph.result import ExecutionResult, SessionState
+    from hive_actors.serde import converter, to_data
+
+    built: list[SessionState] = []
+    to_dict = SessionState.to_dict
+
+    def counted(self: SessionState) -> dict[str, Any]:
+        built.append(self)
+        return to_dict(self)
+
+    monkeypatch.setattr(SessionState, "to_dict", counted)
+    async with runtime(graphs.seq_graph(), graphs.seq_functions()) as rt:
+        results = [await rt.trigger_and_wait("ep", {"k": i}) for i in range(5)]
+    assert all(r.success for r in results) and built == []
+    state = results[0].session_state
+    assert state is not None and state["memory"] == results[0].output
+    assert state["execution_path"] == list(results[0].path)
+    assert results[0].session_state is state and len(built) == 1  # built once, then kept
+    data = to_data(results[1])
+    assert data["session_state"] == results[1].session_state
+    assert converter.structure(data, ExecutionResult) == results[1]
+    results[2].output["extra"] = 1  # the output is the caller's; the state is not changed
+    assert "extra" not in (results[2].session_state or {})["memory"]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hive_actors.errors import RuntimeStateError
 from hive_actors.tools.context import ToolContext, use_tool_context
 from hive_actors.events import EventSink, EventType, NullSink
 from hive_actors.graph.checkpoint_config import CheckpointConfig
@@ -39,7 +40,7 @@ from hive_actors.tools.registry import ToolExecutor
 if TYPE_CHECKING:
     from hive_actors.storage.checkpoint_store import CheckpointStore
 
-__all__ = ["ExecutorConfig", "GraphExecutor"]
+__all__ = ["ExecutorConfig", "GraphExecutor", "GraphRun"]
 
 _CONDITION_NAMES = {c: c.value for c in EdgeCondition}
 
@@ -47,11 +48,15 @@ log = logging.getLogger(__name__)
 
 
 class GraphExecutor:
-    """Runs graphs. One execution at a time per instance (``inject_input`` and
-    ``current_node_id`` refer to the execution in progress); instances are cheap.
+    """Runs graphs. Its model, tools, config and resolved functions are made once and shared
+    by every run it starts; ``start()`` wires one execution (events, session folder,
+    checkpoint store, shared scope) into a `GraphRun`, and many runs may go at once.
+
+    ``execute``/``restore`` start a run with this executor's own wiring; ``inject_input``
+    and ``current_node_id`` then refer to the one of those in progress.
 
     ``resolved``: a dict in which executors with the same tools and config share the function
-    references they resolved (the runtime gives one per stream).
+    references they resolved (the runtime gives one per runtime).
     """
 
     def __init__(
@@ -72,35 +77,138 @@ class GraphExecutor:
         self.storage_path = Path(storage_path) if storage_path is not None else None
         self.scope = scope
         self._checkpoint_store = checkpoint_store
-        self._services = Services(
-            llm=llm,
-            tools=as_registry(tools, tool_executor),
-            config=self.config,
-            events=events if events is not None else NullSink(),
-            inputs=InputHub(),
-            step_log=step_log,
-        )
-        if resolved is not None:  # function references resolved by earlier executors
-            self._services.share_resolved(resolved)
-        self._run: _Execution | None = None
+        self._events = events if events is not None else NullSink()
+        self._llm = llm
+        self._tools = as_registry(tools, tool_executor)
+        self._resolved = resolved if resolved is not None else {}
+        self._step_log = step_log  # for this executor's own execute()
+        self._run: GraphRun | None = None
+
+    def start(
+        self,
+        *,
+        events: EventSink | None = None,
+        storage_path: str | Path | None = None,
+        checkpoint_store: CheckpointStore | None = None,
+        scope: SharedScope | None = None,
+        step_log: StepLog | None = None,
+    ) -> GraphRun:
+        """One execution, not started yet: ``await run.execute(...)`` runs it. What is not
+        given is this executor's own (its events, storage_path, checkpoint store, scope, step
+        journal)."""
+        if storage_path is None and checkpoint_store is None:
+            storage_path, checkpoint_store = self.storage_path, self._own_store()
+        services = Services(self._llm, self._tools, self.config,
+                            events if events is not None else self._events, InputHub(),
+                            self._resolved,
+                            step_log=step_log if step_log is not None else self._step_log)
+        return GraphRun(services, Path(storage_path) if storage_path is not None else None,
+                        checkpoint_store, scope if scope is not None else self.scope)
+
+    def _own_store(self) -> CheckpointStore | None:
+        if self._checkpoint_store is None and self.storage_path is not None:
+            from hive_actors.storage.checkpoint_store import CheckpointStore
+
+            self._checkpoint_store = CheckpointStore(self.storage_path)
+        return self._checkpoint_store
+
+    @property
+    def current_node_id(self) -> str | None:
+        """The node running now in this executor's own ``execute`` (see GraphRun)."""
+        return self._run.current_node_id if self._run is not None else None
+
+    async def inject_input(self, node_id: str, content: Any) -> bool:
+        """Give client input to ``node_id`` of this executor's own ``execute`` (see GraphRun)."""
+        return self._run is not None and await self._run.inject_input(node_id, content)
+
+    def decline_input(self, node_id: str) -> bool:
+        """Tell ``node_id`` of this executor's own ``execute`` that no input will come."""
+        return self._run is not None and self._run.decline_input(node_id)
+
+    async def execute(
+        self,
+        graph: GraphSpec,
+        goal: Goal,
+        input_data: dict[str, Any] | None = None,
+        session_state: dict[str, Any] | SessionState | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+        *,
+        session_id: str | None = None,
+        entry_node: str | None = None,
+    ) -> ExecutionResult:
+        """`GraphRun.execute` on a run of this executor's own wiring."""
+        run = self._run = self.start()
+        try:
+            return await run.execute(graph, goal, input_data, session_state, checkpoint_config,
+                                     session_id=session_id, entry_node=entry_node)
+        finally:
+            if self._run is run:
+                self._run = None
+
+    async def restore(
+        self,
+        graph: GraphSpec,
+        goal: Goal,
+        input_data: dict[str, Any] | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> ExecutionResult:
+        """Continue the execution whose checkpoints are in this executor's checkpoint store
+        (``storage_path`` or ``checkpoint_store``) from its latest intact checkpoint; run from
+        the start when there is none. Same as ``execute(..., session_state=latest.state)``."""
+        store = _store_for(self._own_store(), checkpoint_config or CheckpointConfig())
+        latest = store[0].latest(skip_damaged=True) if store is not None else None
+        state = latest.state if latest is not None else None
+        return await self.execute(graph, goal, input_data, state, checkpoint_config,
+                                  session_id=session_id)
+
+
+class GraphRun:
+    """One execution, in one record: what it was wired to (services with its events and
+    client-input mailbox, session folder, checkpoint store, shared scope) and, once its checks
+    passed, its walk of the graph. Node visits go through ``runner``, which owns nothing that
+    refers back here. Made by `GraphExecutor.start`; runs once."""
+
+    __slots__ = ("services", "events", "storage_path", "checkpoint_store", "scope", "_used",
+                 "_walking", "graph", "nodes", "table", "goal", "previous", "runner", "state",
+                 "input_data")
+    # set by execute() once its checks passed (then _walking is True)
+    graph: GraphSpec
+    nodes: Mapping[str, NodeSpec]
+    table: RoutingTable
+    goal: Goal
+    previous: SessionState | None
+    runner: NodeRunner
+    state: RunState
+    input_data: Mapping[str, Any]
+
+    def __init__(self, services: Services, storage_path: Path | None,
+                 checkpoint_store: CheckpointStore | None, scope: SharedScope | None) -> None:
+        self.services = services
+        self.events = services.events
+        self.storage_path = storage_path
+        self.checkpoint_store = checkpoint_store
+        self.scope = scope
+        self._used = False
+        self._walking = False
 
     @property
     def current_node_id(self) -> str | None:
         """The node running now (the first one, when branches run in parallel)."""
-        run = self._run
-        if run is None or not run.state.inflight:
+        if not self._walking or not self.state.inflight:
             return None
-        return next(iter(run.state.inflight.values()))
+        return next(iter(self.state.inflight.values()))
 
     async def inject_input(self, node_id: str, content: Any) -> bool:
         """Give client input to ``node_id``. True when that node is waiting for it or running
         (then it reads it at its next turn); False when no such node is running."""
-        return self._services.inputs.deliver(node_id, content)
+        return self.services.inputs.deliver(node_id, content)
 
     def decline_input(self, node_id: str) -> bool:
         """Tell ``node_id``, waiting for client input, that none will come: the execution pauses
         there as on an input timeout (its reply comes with the resume). False if not waiting."""
-        return self._services.inputs.decline(node_id)
+        return self.services.inputs.decline(node_id)
 
     async def execute(
         self,
@@ -121,87 +229,41 @@ class GraphExecutor:
         resuming a node that waited for client input it is that node's reply instead (its
         ``input`` value when present, else the whole dict as JSON).
         """
+        if self._used:
+            raise RuntimeStateError(f"this GraphRun of {graph.id!r} has run already: a GraphRun "
+                                    "runs once; start another from its GraphExecutor")
+        self._used = True
         previous = SessionState.from_dict(session_state) if session_state is not None else None
-        store = self._store_for(checkpoint_config)
+        store = _store_for(self.checkpoint_store, checkpoint_config)
         sid = session_id or (previous.session_id if previous else "") or (
             self.storage_path.name if self.storage_path is not None else ""
         )
         started = time.perf_counter()
         state = RunState(sid, previous)
         compiled = compile_graph(graph)
-        error = preflight_error(graph, compiled, self._services.tools, entry_node)
+        services = self.services
+        error = preflight_error(graph, compiled, services.tools, entry_node)
         if error is not None or compiled.routing is None:
             return _result(state, ExecutionStatus.FAILED, error, started)
-        runner = NodeRunner(graph, compiled, goal, state, self._services, dict(input_data or {}),
+        runner = NodeRunner(graph, compiled, goal, state, services, dict(input_data or {}),
                             self.scope, store)
-        run = _Execution(runner, compiled.routing, previous)
-        self._run = run
-        try:
-            with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
-                                              session_dir=self.storage_path)):
-                tracing = self.config.tracing
-                if tracing is None:
-                    return await run.run(entry_node, started)
-                with tracing.execution(graph.id, sid, entry_node) as span:
-                    result = await run.run(entry_node, started)
-                    span.set_attribute("hive.execution.status", result.status.value)
-                    if result.status is ExecutionStatus.FAILED:
-                        tracing.fail(span, "execution_failed", result.error or "failed")
-                    return result
-        finally:
-            if self._run is run:
-                self._run = None
+        self.graph, self.nodes, self.table = graph, compiled.index.nodes, compiled.routing
+        self.goal, self.previous, self.runner = goal, previous, runner
+        self.state, self.input_data = state, runner.input_data
+        self._walking = True
+        with use_tool_context(ToolContext(agent_id=graph.id, session_id=sid,
+                                          session_dir=self.storage_path)):
+            tracing = services.config.tracing
+            if tracing is None:
+                return await self._walk_from(entry_node, started)
+            with tracing.execution(graph.id, sid, entry_node) as span:
+                result = await self._walk_from(entry_node, started)
+                span.set_attribute("hive.execution.status", result.status.value)
+                if result.status is ExecutionStatus.FAILED:
+                    tracing.fail(span, "execution_failed", result.error or "failed")
+                return result
 
-    async def restore(
-        self,
-        graph: GraphSpec,
-        goal: Goal,
-        input_data: dict[str, Any] | None = None,
-        checkpoint_config: CheckpointConfig | None = None,
-        *,
-        session_id: str | None = None,
-    ) -> ExecutionResult:
-        """Continue the execution whose checkpoints are in this executor's checkpoint store
-        (``storage_path`` or ``checkpoint_store``) from its latest intact checkpoint; run from
-        the start when there is none. Same as ``execute(..., session_state=latest.state)``."""
-        store = self._store_for(checkpoint_config or CheckpointConfig())
-        latest = store[0].latest(skip_damaged=True) if store is not None else None
-        state = latest.state if latest is not None else None
-        return await self.execute(graph, goal, input_data, state, checkpoint_config,
-                                  session_id=session_id)
-
-    def _store_for(
-        self, cp: CheckpointConfig | None
-    ) -> tuple[CheckpointStore, CheckpointConfig] | None:
-        if cp is not None and not cp.enabled:
-            return None
-        if self._checkpoint_store is None and self.storage_path is not None:
-            from hive_actors.storage.checkpoint_store import CheckpointStore
-
-            self._checkpoint_store = CheckpointStore(self.storage_path)
-        if self._checkpoint_store is None:
-            return None
-        return (self._checkpoint_store, cp or CheckpointConfig())
-
-
-class _Execution:
-    """One call of ``execute``, after its checks passed: walks the graph and builds the
-    result. Node visits go through ``runner``, which owns nothing that refers back here."""
-
-    def __init__(self, runner: NodeRunner, table: RoutingTable,
-                 previous: SessionState | None) -> None:
-        self.graph = runner.graph
-        self.nodes = runner.compiled.index.nodes
-        self.table = table
-        self.goal = runner.goal
-        self.previous = previous
-        self.runner = runner
-        self.state = runner.state
-        self.services = runner.services
-        self.input_data = runner.input_data
-        self.events = runner.services.events
-
-    async def run(self, entry_node: str | None, started: float) -> ExecutionResult:
+    async def _walk_from(self, entry_node: str | None, started: float) -> ExecutionResult:
         state = self.state
         try:
             await self._start(entry_node)
@@ -227,24 +289,24 @@ class _Execution:
             state.memory.update(self.input_data)
         if entry_node is not None:
             start = graph.entry_points.get(entry_node, entry_node)
-            return await self.walk(root, start, None)
+            return await self._walk(root, start, None)
         if prev is not None and prev.resume_after:
             root.previous = prev.resume_after
-            return await self.walk(root, None, None, after=prev.resume_after)
+            return await self._walk(root, None, None, after=prev.resume_after)
         if prev is not None and prev.execution_path and not prev.next_nodes:
             return  # a checkpoint taken after the last node: the execution had finished
         if prev is not None and prev.next_nodes:
             nodes = tuple(prev.next_nodes)
             if len(nodes) == 1:
-                return await self.walk(root, nodes[0], None)
+                return await self._walk(root, nodes[0], None)
             join = self.table.join_of(nodes)
             await self._fan_out(root, nodes, join)
             if join is not None:
-                await self.walk(root, join, None)
+                await self._walk(root, join, None)
             return
-        await self.walk(root, graph.entry_node, None)
+        await self._walk(root, graph.entry_node, None)
 
-    async def walk(self, lane: Lane, current: str | None, stop_at: str | None,
+    async def _walk(self, lane: Lane, current: str | None, stop_at: str | None,
                    after: str | None = None) -> None:
         """Run nodes along ``lane`` from ``current`` (or route on from ``after``, a pause node
         already completed) until nothing follows or the lane reaches ``stop_at``. Raises
@@ -356,9 +418,9 @@ class _Execution:
             try:
                 if timeout:
                     with trio.fail_after(timeout):
-                        await self.walk(child, child.position, join)
+                        await self._walk(child, child.position, join)
                 else:  # no cancel scope per branch when branches are not timed
-                    await self.walk(child, child.position, join)
+                    await self._walk(child, child.position, join)
             except Paused as p:
                 paused.append(p)
             except Exception as exc:  # StopRun, trio.TooSlowError or a bug
@@ -381,24 +443,37 @@ class _Execution:
             raise paused[0]
 
 
+def _store_for(
+    store: CheckpointStore | None, cp: CheckpointConfig | None
+) -> tuple[CheckpointStore, CheckpointConfig] | None:
+    if store is None or (cp is not None and not cp.enabled):
+        return None
+    return (store, cp or CheckpointConfig())
+
+
 def _result(state: RunState, status: ExecutionStatus, error: str | None,
             started: float) -> ExecutionResult:
-    snap = state.snapshot()
     if status is ExecutionStatus.FAILED:
         quality = "failed"
     else:
         quality = "degraded" if state.failures else "clean"
+    if state.inflight:  # nodes in flight do not count: the snapshot leaves them out
+        snap = state.snapshot()
+        lazy: SessionState | RunState = snap
+        path, steps, visits = snap.execution_path, snap.steps_executed, snap.node_visit_counts
+    else:  # the execution is over and nothing changes state now: snapshot it when read
+        lazy, path, steps, visits = state, tuple(state.path), state.steps, state.visits
     return ExecutionResult(
         success=status is not ExecutionStatus.FAILED,
-        output=snap.memory,
+        output=dict(state.memory),  # the result's own: the session_state's stays as it was
         error=error,
         paused_at=state.paused_at,
-        session_state=snap.to_dict(),
-        path=snap.execution_path,
-        steps_executed=snap.steps_executed,
+        session_state=lazy,
+        path=path,
+        steps_executed=steps,
         total_tokens=state.tokens,
         total_latency_ms=(time.perf_counter() - started) * 1000.0,
-        node_visit_counts=snap.node_visit_counts,
+        node_visit_counts=dict(visits),
         total_retries=state.retries,
         execution_quality=quality,
         session_id=state.session_id,

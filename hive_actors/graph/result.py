@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from hive_actors.errors import SessionStateError
 from hive_actors.serde import converter
@@ -90,13 +91,36 @@ class SessionState:
             raise SessionStateError(f"malformed session_state: {msgs}") from None
 
 
+class StateSource(Protocol):
+    """What a finished execution's state can be read from later (graph/run_state.RunState)."""
+
+    def snapshot(self) -> SessionState: ...
+
+
+LazyState = dict[str, Any] | SessionState | StateSource | None
+
+
+def _state_dict(value: LazyState) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, SessionState):
+        return value.to_dict()
+    return value.snapshot().to_dict()
+
+
 @attrs.frozen
 class ExecutionResult:
     success: bool
     output: dict[str, Any] = attrs.field(factory=dict)
     error: str | None = None
     paused_at: str | None = None
-    session_state: dict[str, Any] | None = None
+    # given as ``session_state=``: a dict, or the SessionState (or the finished state it is
+    # read from) an executor ends with, made a dict only when someone reads ``session_state``
+    # (most results are never resumed)
+    _session_state: LazyState = attrs.field(
+        default=None, alias="session_state",
+        eq=attrs.cmp_using(eq=lambda a, b: _state_dict(a) == _state_dict(b)),
+        repr=lambda v: repr(_state_dict(v)))
     path: tuple[str, ...] = ()
     steps_executed: int = 0
     total_tokens: int = 0
@@ -108,3 +132,30 @@ class ExecutionResult:
     # completed, failed, paused or cancelled; the text of a status is accepted too
     status: ExecutionStatus = attrs.field(default=ExecutionStatus.COMPLETED,
                                           converter=ExecutionStatus)
+
+    @property
+    def session_state(self) -> dict[str, Any] | None:
+        """What resumes this execution (``SessionState.to_dict()``), built on first read."""
+        value = self._session_state
+        if value is None or isinstance(value, dict):
+            return value
+        made = _state_dict(value)
+        object.__setattr__(self, "_session_state", made)  # frozen: a cache, same value
+        return made
+
+
+def _structure_state(value: object, _: object) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise TypeError(f"session_state must be a dict or null, got {type(value).__name__}")
+
+
+# JSON data keeps the key "session_state"
+_unstructure_result = make_dict_unstructure_fn(ExecutionResult, converter,
+                                               _session_state=override(omit=True))
+converter.register_unstructure_hook(
+    ExecutionResult,
+    lambda r: {**_unstructure_result(r), "session_state": r.session_state})
+converter.register_structure_hook(ExecutionResult, make_dict_structure_fn(
+    ExecutionResult, converter, _cattrs_forbid_extra_keys=True,
+    _session_state=override(rename="session_state", struct_hook=_structure_state)))

@@ -1,4 +1,5 @@
-"""Services: what an executor lends its nodes (model, tools, config, events, client input)."""
+"""Services: what an execution lends its nodes: the executor's model, tools, config and
+resolved functions, and the execution's own events and client input."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ class Services:
     config: ExecutorConfig
     events: EventSink
     inputs: InputHub
+    # resolved function references, shared by every run of an executor (or of a runtime)
+    _functions: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict)
     # the execution's step journal (hive_actors/graph/steps.py); None: nothing recorded
     step_log: StepLog | None = None
-    _functions: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict)
     _tool_limiter: trio.CapacityLimiter | None = None
 
     @property
@@ -45,11 +47,6 @@ class Services:
         if self._tool_limiter is None:
             self._tool_limiter = trio.CapacityLimiter(max(1, self.config.max_concurrent_tools))
         return self._tool_limiter
-
-    def share_resolved(self, resolved: dict[str, tuple[Callable[..., Any], bool]]) -> None:
-        """Cache resolutions in ``resolved`` (shared by executors with the same tools and
-        config) instead of a dict of this Services' own."""
-        self._functions = resolved
 
     def resolve_function(self, ref: str, node_id: str) -> tuple[Callable[..., Any], bool]:
         """The callable a function node names and whether it is async (cached).

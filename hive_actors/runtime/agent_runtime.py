@@ -114,7 +114,8 @@ log = logging.getLogger(__name__)
 class AgentRuntime:
     """Runs one agent graph: routes triggers to entry-point streams, owns events and storage."""
 
-    # The executor class of every execution (None = GraphExecutor); a seam for tests.
+    # The executor class (None = GraphExecutor); a seam for tests. One instance per entry
+    # point; its start(events=, storage_path=, checkpoint_store=, scope=) makes each execution.
     executor_class: Callable[..., GraphExecutor] | None = None
 
     def __init__(

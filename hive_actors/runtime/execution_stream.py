@@ -23,7 +23,7 @@ import trio
 from hive_actors.errors import QueueFullError, RuntimeStateError
 from hive_actors.events import EventSink, EventType
 from hive_actors.graph.checkpoint_config import CheckpointConfig
-from hive_actors.graph.executor import GraphExecutor
+from hive_actors.graph.executor import GraphExecutor, GraphRun
 from hive_actors.graph.executor_config import ExecutorConfig
 from hive_actors.graph.result import ExecutionResult, SessionState
 from hive_actors.llm.provider import LLMProvider
@@ -31,7 +31,7 @@ from hive_actors.graph.spec import EntryPointSpec, Goal, GraphSpec
 from hive_actors.runtime.config import RuntimeConfig
 from hive_actors.runtime.event_bus import BusEmitter, EventBus
 from hive_actors.runtime.session_recorder import NullRecorder, RecordingSink, SessionRecorder
-from hive_actors.runtime.shared_state import BufferScope, SharedBufferManager
+from hive_actors.runtime.shared_state import SharedBufferManager
 from hive_actors.status import ExecutionStatus
 from hive_actors.storage.owner import OwnerInfo
 from hive_actors.storage.session_store import SessionStore, new_session_id
@@ -67,7 +67,7 @@ class Execution:
     idempotency_key: str | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     result: ExecutionResult | None = None
-    executor: GraphExecutor | None = None
+    executor: GraphRun | None = None  # while it runs
     cancel_scope: trio.CancelScope | None = None
     # set by ExecutionStream.submit right after construction
     recorder: SessionRecorder | NullRecorder = attrs.field(init=False)
@@ -156,32 +156,35 @@ class RuntimeServices:
     # function references resolved by the executors, shared: same tools and config for all
     _resolved: dict[str, tuple[Callable[..., Any], bool]] = attrs.field(factory=dict,
                                                                          init=False)
-    # entry point id -> the ExecutorConfig of all its executions (made once)
-    _configs: dict[str, ExecutorConfig] = attrs.field(factory=dict, init=False)
+    # entry point id -> (tools, tool_executor, the executor of its executions made with them)
+    _executors: dict[str, tuple[Any, Any, GraphExecutor]] = attrs.field(factory=dict,
+                                                                         init=False)
 
-    def make_executor(self, ex: Execution, spec: EntryPointSpec, sink: EventSink) -> GraphExecutor:
-        """A GraphExecutor for one execution, wired to its session folder, events and scope."""
-        executor_class = self.executor_class or GraphExecutor
-        session_dir = ex.recorder.session_dir
-        tools = self.tools
-        if tools is None and self.tool_executor is None:
-            tools = self._no_tools
-        return executor_class(
-            self.llm,
-            tools,
-            self.tool_executor,
-            storage_path=session_dir,
+    def start_run(self, ex: Execution, spec: EntryPointSpec, sink: EventSink) -> GraphRun:
+        """One execution of ``spec``'s executor, wired to its session folder, events and scope.
+        The executor is made once per entry point, again when the tools change (MCP)."""
+        made = self._executors.get(spec.id)
+        if made is not None and made[0] is self.tools and made[1] is self.tool_executor:
+            executor = made[2]
+        else:
+            executor = self._make_executor(spec)
+            self._executors[spec.id] = (self.tools, self.tool_executor, executor)
+        return executor.start(
             events=sink,
+            storage_path=ex.recorder.session_dir,
             checkpoint_store=ex.recorder.checkpoint_store,
-            scope=self._scope(ex, spec),
-            config=self._config_for(spec),
-            resolved=self._resolved,
+            scope=self.state_manager.scope_for(ex.id, spec.id, spec.isolation_level,
+                                               events=ex.recorder.sink),
             step_log=ex.recorder.step_log,
         )
 
-    def _scope(self, ex: Execution, spec: EntryPointSpec) -> BufferScope:
-        return self.state_manager.scope_for(ex.id, spec.id, spec.isolation_level,
-                                            events=ex.recorder.sink)
+    def _make_executor(self, spec: EntryPointSpec) -> GraphExecutor:
+        tools = self.tools
+        if tools is None and self.tool_executor is None:
+            tools = self._no_tools
+        return (self.executor_class or GraphExecutor)(
+            self.llm, tools, self.tool_executor, config=self._config_for(spec),
+            resolved=self._resolved)
 
     def release(self, ex: Execution) -> None:
         """Forget what the runtime kept for a finished execution."""
@@ -189,14 +192,10 @@ class RuntimeServices:
 
     def _config_for(self, spec: EntryPointSpec) -> ExecutorConfig:
         """The ExecutorConfig of every execution of ``spec``: the runtime's base with the
-        client input policy and tracing (made once per entry point, not per execution)."""
-        config = self._configs.get(spec.id)
-        if config is None:
-            base = self.config.executor_config or ExecutorConfig()
-            config = self._configs[spec.id] = attrs.evolve(
-                base, input_timeout=self._input_policy(spec),
-                tracing=self.tracing or base.tracing)
-        return config
+        client input policy and tracing."""
+        base = self.config.executor_config or ExecutorConfig()
+        return attrs.evolve(base, input_timeout=self._input_policy(spec),
+                            tracing=self.tracing or base.tracing)
 
     def _input_policy(self, spec: EntryPointSpec) -> Callable[[], float | None]:
         """SEMANTICS §2: wait for a live client that listens for the asking execution, else
@@ -460,7 +459,7 @@ class ExecutionStream:
         svc = self._svc
         sink = ex.recorder.sink
         try:
-            ex.executor = svc.make_executor(ex, self.spec, sink)
+            ex.executor = svc.start_run(ex, self.spec, sink)
             await sink.emit(
                 EventType.EXECUTION_RESUMED if ex.resumed else EventType.EXECUTION_STARTED,
                 self.spec.entry_node,
