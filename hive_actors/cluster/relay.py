@@ -125,6 +125,7 @@ class EventFollower:
         self._conn = PgConnection(url, application_name="hive-actors follow")
         self.last_id: int | None = None
         self.followed = 0
+        self.lost = 0  # events trimmed before this follower read them (an upper bound)
         self.follower_id = f"{agent_name}:{uuid.uuid4().hex}"
         self._renewed = 0.0
 
@@ -144,13 +145,20 @@ class EventFollower:
             renew(conn)  # from now on relays write this agent's events
             conn.execute("LISTEN hive_events")
             conn.commit()
-            row = conn.execute("SELECT coalesce(max(id), 0) FROM hive_events").fetchone()
+            # the newest id handed out (not 0 on an empty table: a gap check needs it)
+            row = conn.execute("SELECT coalesce((SELECT max(id) FROM hive_events), (SELECT "
+                               "CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+                               "FROM hive_events_id_seq))").fetchone()
             conn.commit()
             return int(cast(int, row[0])) if row else 0
 
         def fetch(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[Any, ...]]:
             if time.monotonic() - self._renewed > FOLLOW_RENEW:
                 renew(conn)
+            oldest = conn.execute("SELECT min(id) FROM hive_events").fetchone()
+            first = cast(int | None, oldest[0]) if oldest else None
+            if first is not None and first > cast(int, self.last_id) + 1:
+                self._gap(first)
             rows = conn.execute("SELECT id, event FROM hive_events WHERE id > %s AND "
                                 "agent_name = %s ORDER BY id LIMIT 5000",
                                 (self.last_id, agent)).fetchall()
@@ -187,6 +195,15 @@ class EventFollower:
                 except StorageError as exc:  # its row lapses by itself
                     log.warning("follow: %s", exc)
                 await self._conn.aclose()
+
+    def _gap(self, oldest: int) -> None:
+        """Rows after ``last_id`` were trimmed before being read: say so, never silently."""
+        missed = oldest - 1 - cast(int, self.last_id)
+        self.lost += missed
+        log.error("follow: agent %r: up to %d events lost (ids %d..%d trimmed from hive_events "
+                  "before this follower read them)", self.agent_name, missed,
+                  cast(int, self.last_id) + 1, oldest - 1)
+        self.last_id = oldest - 1
 
     def _leave(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         conn.rollback()
