@@ -224,12 +224,9 @@ def main() -> None:
     if args.worker:
         worker_main(args.worker, args.graph, args.concurrency, args.lease, args.delay)
         return
-    from tests.postgres.pg_server import find_bin_dir, make_template, start_server
+    from tests.postgres.pg_server import throwaway_server
 
-    bin_dir = find_bin_dir()
-    template = make_template(bin_dir)
-    server = start_server(bin_dir, template)
-    try:
+    with throwaway_server() as server:
         counts = [int(w) for w in args.workers.split(",")]
         for graph in args.graphs.split(","):
             n = args.executions if graph == "seq" else max(args.executions // 2, 1)
@@ -253,10 +250,6 @@ def main() -> None:
             print(f"failover, kill -9 of a worker owning 100 sessions, lease {lease:g} s: "
                   f"median {statistics.median(times):.2f} s (runs "
                   f"{[round(t, 2) for t in times]})", flush=True)
-    finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
-        shutil.rmtree(template.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

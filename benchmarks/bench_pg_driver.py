@@ -11,7 +11,6 @@ one-row INSERT + COMMIT. Medians of ``--reps``. Not a test: compare within one r
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -92,12 +91,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=2000)
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
-    from tests.postgres.pg_server import find_bin_dir, make_template, start_server
+    from tests.postgres.pg_server import throwaway_server
 
-    bin_dir = find_bin_dir()
-    template = make_template(bin_dir)
-    server = start_server(bin_dir, template)
-    try:
+    with throwaway_server() as server:
         with psycopg.connect(server.url) as conn:
             conn.execute("CREATE TABLE t (id bigserial PRIMARY KEY, v int)")
         for label, sql in (("select", SELECT), ("insert+commit", INSERT)):
@@ -123,10 +119,6 @@ def main() -> None:
                 if len(row) == 2:
                     print(f"{label}, {tasks} task(s): threads / trio-asyncio = "
                           f"{row[1] / row[0]:.2f}", flush=True)
-    finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
-        shutil.rmtree(template.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,15 @@ def running_server(template: Path, bin_dir: Path) -> Iterator[PgServer]:
     finally:
         server.stop()
         shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_server() -> Iterator[PgServer]:
+    """A server of its own template, for a script (the benchmarks): everything removed after."""
+    bin_dir = find_bin_dir()
+    template = make_template(bin_dir)
+    try:
+        with running_server(template, bin_dir) as server:
+            yield server
+    finally:
+        shutil.rmtree(template.parent, ignore_errors=True)
