@@ -109,3 +109,32 @@ async def test_resume_session_continues_a_paused_session_from_the_page_s_request
     assert resumed["result"] == {"execution_id": execution_id}
     assert asked["event"]["node_id"] == "intake"
     assert done["event"]["data"]["output"]["topic"] == "bees"
+
+
+async def test_get_session_reads_through_the_runtime_s_reader(tmp_path: Path) -> None:
+    """A runtime whose sessions live elsewhere (Postgres) is read through its own reader,
+    not the folder's files; the path still names the session's folder."""
+    from hive_actors.feed import inspection
+    from hive_actors.feed import protocol as p
+    from hive_actors.storage.session_store import SessionRecord
+
+    record = SessionRecord.new("s1", agent_name="g", input_data={})
+
+    class Reader:
+        def read_state(self, session_id: str) -> SessionRecord:
+            assert session_id == "s1"
+            return record
+
+        def checkpoints(self, session_id: str, *, skip_damaged: bool = False) -> list[Any]:
+            return []
+
+        def read_summary(self, session_id: str) -> None:
+            return None
+
+    class Runtime:
+        storage_path = tmp_path
+        sessions = Reader()
+
+    result = await inspection.get_session(Runtime(), p.GetSession(id=1, session_id="s1"))
+    assert result["session"]["session_id"] == "s1"
+    assert result["path"] == str(tmp_path / "sessions" / "s1")

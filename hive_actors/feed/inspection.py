@@ -33,18 +33,21 @@ async def get_graph(runtime: Any, request: p.GetGraph) -> dict[str, Any]:
     }
 
 
-def _store(runtime: Any) -> Any:
+def _store(runtime: Any) -> tuple[Any, Any]:
+    """The runtime's session reader (the storage seam: files or Postgres) while it runs, else
+    the folder's files; and the folder layout that names a session's path."""
     from hive_actors.storage.session_store import SessionStore
 
     storage_path = getattr(runtime, "storage_path", None)
     if storage_path is None:
         raise RuntimeStateError("this runtime keeps no sessions on disk (no storage_path)")
-    return SessionStore(storage_path)
+    folders = SessionStore(storage_path)
+    return getattr(runtime, "sessions", None) or folders, folders
 
 
-def _read_session(store: Any, session_id: str) -> dict[str, Any]:
+def _read_session(store: Any, folders: Any, session_id: str) -> dict[str, Any]:
     record = store.read_state(session_id)  # UnknownSessionError: not_found
-    folder = store.session_dir(session_id)
+    folder = folders.session_dir(session_id)
     checkpoints = store.checkpoints(session_id, skip_damaged=True)
     return {
         "session": to_data(record),
@@ -69,9 +72,9 @@ async def flush_view(runtime: Any) -> None:
 
 async def get_session(runtime: Any, request: p.GetSession) -> dict[str, Any]:
     """The stored record, folder, checkpoints (seq, kind, node, time), output and summary."""
-    store = _store(runtime)
+    store, folders = _store(runtime)
     await flush_view(runtime)
-    return await trio.to_thread.run_sync(_read_session, store, request.session_id)
+    return await trio.to_thread.run_sync(_read_session, store, folders, request.session_id)
 
 
 async def resume_session(runtime: Any, request: p.ResumeSession) -> dict[str, Any]:

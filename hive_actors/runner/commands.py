@@ -166,13 +166,11 @@ def replay_command(path: str, session_id: str, *, options: RunOptions = RunOptio
 def sessions_command(path: str, *, storage: str | None = None, out: TextIO | None = None) -> int:
     """Print a table of the agent's sessions: id, status, current node, updated time."""
     out = out or sys.stdout
-    from hive_actors.storage.engines import open_reader
-
-    runner = _load(path, storage)
-    if runner is None:
+    opened = _open_reader(path, storage)
+    if opened is None:
         return EXIT_FAILED
+    runner, store = opened
     try:
-        store = open_reader(runner.storage_path)  # a dead runtime's journal tail applied
         records, damaged = store.scan()
     except HiveActorsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -207,14 +205,13 @@ def session_show_command(path: str, session_id: str, *, storage: str | None = No
                          out: TextIO | None = None) -> int:
     """Print one session: its state, folder, checkpoints and files."""
     out = out or sys.stdout
-    from hive_actors.storage.engines import open_reader
     from hive_actors.storage.session_store import SessionStore
 
-    runner = _load(path, storage)
-    if runner is None:
+    opened = _open_reader(path, storage)
+    if opened is None:
         return EXIT_FAILED
+    runner, reader = opened
     try:
-        reader = open_reader(runner.storage_path)  # a dead runtime's journal tail applied
         record = reader.read_state(session_id)
     except UnknownSessionError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -281,6 +278,21 @@ def _load(path: str, storage: str | None) -> AgentRunner | None:
         return AgentRunner.load(path, storage_path=storage)
     except HiveActorsError as exc:
         print(str(exc), file=sys.stderr)
+        return None
+
+
+def _open_reader(path: str, storage: str | None) -> tuple[AgentRunner, SessionReader] | None:
+    """The agent and a reader of its sessions (a dead runtime's journal tail applied), or
+    None once the reason it cannot be opened is on stderr."""
+    from hive_actors.storage.engines import open_reader
+
+    runner = _load(path, storage)
+    if runner is None:
+        return None
+    try:
+        return runner, open_reader(runner.storage_path)
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return None
 
 
