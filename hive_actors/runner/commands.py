@@ -232,14 +232,23 @@ def session_show_command(path: str, session_id: str, *, storage: str | None = No
     if record.forked_from:
         out.write(f"forked from {record.forked_from}\n")
     out.write(f"input       {json.dumps(record.input_data, ensure_ascii=False, default=str)}\n")
-    checkpoints = reader.checkpoints(session_id, skip_damaged=True)
+    try:  # the checkpoints and files can fail after the state could be read
+        checkpoints = reader.checkpoints(session_id, skip_damaged=True)
+        files = sorted((p.relative_to(folder), p.stat().st_size)
+                       for p in folder.rglob("*") if p.is_file())
+    except HiveActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"error: cannot list {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     out.write(f"checkpoints ({len(checkpoints)}):\n")
     for cp in checkpoints:
         out.write(f"  {cp.seq:>4}  {cp.kind:<14} {cp.node_id or '-':<20} "
                   f"{cp.created_at.isoformat(timespec='seconds')}\n")
     out.write("files:\n")
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        out.write(f"  {file.relative_to(folder)}  ({file.stat().st_size} bytes)\n")
+    for name, size in files:
+        out.write(f"  {name}  ({size} bytes)\n")
     return EXIT_OK
 
 
@@ -277,7 +286,7 @@ def _load(path: str, storage: str | None) -> AgentRunner | None:
     try:
         return AgentRunner.load(path, storage_path=storage)
     except HiveActorsError as exc:
-        print(str(exc), file=sys.stderr)
+        print(str(exc), file=sys.stderr)  # the loader's messages say "error:" themselves
         return None
 
 
