@@ -164,18 +164,22 @@ class SessionRecorder:
         """The state.json write of ``record`` (a patch of what changed, when the engine
         takes one), encoded in a worker thread when its input or output is large (a
         bounded walk decides), so the event loop never stalls on it."""
-        on_disk = self._on_disk
-        big: list[object] = [record.input_data, record.output]
-        if on_disk is not None and self.store.accepts_deltas:
-            encode = functools.partial(self.store.state_patch_op, on_disk, record)
-            big = [new for new, old in zip(big, (on_disk.input_data, on_disk.output))
-                   if new is not old]  # only what the patch encodes
-        else:
-            encode = functools.partial(self.store.state_op, record)
+        encode, big = self._state_encoder(record)
         if big and is_large(big, max_items=ENCODE_IN_THREAD_ITEMS,
                             max_bytes=ENCODE_IN_THREAD_BYTES):
             return await trio.to_thread.run_sync(encode)
         return encode()
+
+    def _state_encoder(self, record: SessionRecord) -> tuple[Callable[[], FileOp], list[object]]:
+        """(what encodes ``record``'s state.json write, the large values it would encode): a
+        patch against the file as last written when the engine takes one, else the whole."""
+        on_disk = self._on_disk
+        if on_disk is not None and self.store.accepts_deltas:
+            pairs = zip((record.input_data, record.output), (on_disk.input_data, on_disk.output))
+            changed: list[object] = [new for new, old in pairs if new is not old]  # patched
+            return functools.partial(self.store.state_patch_op, on_disk, record), changed
+        whole: list[object] = [record.input_data, record.output]
+        return functools.partial(self.store.state_op, record), whole
 
     async def accepted(self) -> None:
         """state.json says ``running`` (owned by this process) once this returns. Raises
@@ -231,11 +235,7 @@ class SessionRecorder:
             assert self.record is not None
             record = self.record.evolve(current_node=cp.node_id, checkpoint_seq=cp.seq)
             self._with_cp[cp.seq] = record
-            on_disk = self._on_disk
-            if on_disk is not None and self.store.accepts_deltas:
-                ops.append(self.store.state_patch_op(on_disk, record))
-            else:
-                ops.append(functools.partial(self.store.state_op, record))
+            ops.append(self._state_encoder(record)[0])  # encoded with ``cp``
         return ops
 
     async def checkpoint_saved(self, node_id: str | None, data: dict[str, Any]) -> None:
