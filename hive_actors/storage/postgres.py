@@ -50,8 +50,7 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import Checkpoint, decode_checkpoint
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.pg_conn import PgConnection, pg_error, redact
-from hive_actors.storage.durable_log import BatchStats
-from hive_actors.storage.seam import SingleFileOps, serve_batches
+from hive_actors.storage.durable_log import BatchStats, SingleFileOps, serve_batches
 from hive_actors.storage.owner import OwnerInfo, owner_is_alive
 from hive_actors.storage.session_store import DamagedSession, SessionRecord, decode_record
 
