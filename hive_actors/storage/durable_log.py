@@ -7,13 +7,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import attrs
 import trio
 
 from hive_actors.storage.commit import FileOp
 
-__all__ = ["DurableLog", "SingleFileOps", "drain", "serve_batches"]
+__all__ = ["BatchStats", "DurableLog", "SingleFileOps", "drain", "serve_batches"]
 
 T = TypeVar("T")
+
+
+@attrs.define
+class BatchStats:
+    """The counters every engine's actor keeps (for tests and benchmarks)."""
+
+    batches: int = 0
+    requests: int = 0
+    largest_batch: int = 0
+
+    def record_batch(self, size: int) -> None:
+        """One batch of ``size`` groups committed."""
+        self.batches += 1
+        self.requests += size
+        self.largest_batch = max(self.largest_batch, size)
 
 
 class DurableLog(Protocol):

@@ -57,7 +57,7 @@ from hive_actors.storage.journal_format import (
     scan_segment,
     segment_name,
 )
-from hive_actors.storage.durable_log import SingleFileOps, serve_batches
+from hive_actors.storage.durable_log import BatchStats, SingleFileOps, serve_batches
 from hive_actors.storage.view import SessionView, ViewApplier, ViewBatch, read_mark
 from hive_actors.storage.writer import commit_files
 
@@ -69,12 +69,8 @@ _SEG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0
 
 
 @attrs.define
-class JournalStats:
+class JournalStats(BatchStats):
     """Counters for tests and benchmarks."""
-
-    batches: int = 0
-    requests: int = 0
-    largest_batch: int = 0
     bytes: int = 0
     segments: int = 0
 
@@ -279,9 +275,7 @@ class Journal(SingleFileOps):
 
     async def _commit(self, batch: list[_Group]) -> None:
         st = self.stats
-        st.batches += 1
-        st.requests += len(batch)
-        st.largest_batch = max(st.largest_batch, len(batch))
+        st.record_batch(len(batch))
         data = b"".join(g.frame for g in batch)
         error: StorageError | None = None
         try:

@@ -50,7 +50,7 @@ from hive_actors.status import ExecutionStatus
 from hive_actors.storage.checkpoint_store import Checkpoint, decode_checkpoint
 from hive_actors.storage.commit import FileOp
 from hive_actors.storage.pg_conn import PgConnection, pg_error, redact
-from hive_actors.storage.seam import SingleFileOps, serve_batches
+from hive_actors.storage.durable_log import BatchStats, SingleFileOps, serve_batches
 from hive_actors.storage.owner import OwnerInfo, owner_is_alive
 from hive_actors.storage.session_store import DamagedSession, SessionRecord, decode_record
 
@@ -152,12 +152,8 @@ class StaleOwnerError(StorageError):
 
 
 @attrs.define
-class PgLogStats:
+class PgLogStats(BatchStats):
     """Counters for tests and benchmarks."""
-
-    batches: int = 0
-    requests: int = 0
-    largest_batch: int = 0
     bytes: int = 0
     refused: int = 0
 
@@ -341,9 +337,7 @@ class PgLog(SingleFileOps):
             if conn.broken:
                 conn.close()
             return
-        self.stats.batches += 1
-        self.stats.requests += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self.stats.record_batch(len(batch))
 
     def _refusal(self, targets: list[tuple[_Target, FileOp]],
                  owners: dict[str, tuple[Any, int]]) -> StaleOwnerError | None:

@@ -45,19 +45,15 @@ from hive_actors.storage.commit import BatchCommitter, FileOp, Request, SyncMode
 from hive_actors.storage.fs import REAL_FS, FileSystem
 
 from hive_actors.storage.checkpoint_delta import materialise_ops
-from hive_actors.storage.durable_log import DurableLog, SingleFileOps, serve_batches
+from hive_actors.storage.durable_log import BatchStats, DurableLog, SingleFileOps, serve_batches
 
 __all__ = ["FileOp", "StorageWriter", "SyncMode", "WriterStats", "commit_files",
            "open_storage_writer"]
 
 
 @attrs.define
-class WriterStats:
+class WriterStats(BatchStats):
     """Counters for tests and benchmarks."""
-
-    batches: int = 0
-    requests: int = 0
-    largest_batch: int = 0
     direct: int = 0  # requests done without the actor (not running)
 
 
@@ -176,9 +172,7 @@ class StorageWriter(SingleFileOps):
             await self._stopped.wait()
 
     async def _commit(self, batch: list[Request]) -> None:
-        self.stats.batches += 1
-        self.stats.requests += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self.stats.record_batch(len(batch))
         try:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._committer.commit, batch)
