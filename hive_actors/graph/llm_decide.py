@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from hive_actors.graph.spec import EdgeCondition, Goal, GraphIndex
+from hive_actors.graph.steps import decision_key
 from hive_actors.llm.provider import LLMProvider, LLMRequest, TextDelta, TurnEnd, model_of
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ async def decide_edges(llm: LLMProvider | None, index: GraphIndex, goal: Goal, s
     for edge in index.outgoing.get(source, ()):
         if edge.condition != EdgeCondition.LLM_DECIDE:
             continue
-        key = (source, visit, 0, 0, 0, f"edge:{edge.id}")
+        key = decision_key(source, visit, edge.id)
         recorded = steps.lookup(key) if steps is not None else None
         if recorded is not None:
             verdicts[edge.id] = bool(recorded.get("proceed", True))

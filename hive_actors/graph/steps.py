@@ -22,6 +22,11 @@ from typing import Any, Protocol
 from hive_actors.errors import NodeError
 
 StepKey = tuple[str, int, int, int, int, str]
+
+
+def decision_key(source: str, visit: int, edge_id: str) -> StepKey:
+    """The key of an ``llm_decide`` verdict on ``edge_id`` after visit ``visit`` of ``source``."""
+    return (source, visit, 0, 0, 0, f"edge:{edge_id}")
 Turn = tuple[int, int]  # a turn's step number and the conversation length before it
 
 
